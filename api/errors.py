@@ -1,0 +1,255 @@
+"""Errors in each contract's own format, whatever layer refuses the call.
+
+France Travail's APIs do not share one error shape, so Relais answers in the shape of
+the API that was called:
+
+- the token endpoint: OAuth2 ``{error, error_description}``;
+- Rechercher usager: its ``ResultatDTO`` with a ``codeRetour`` (R997, R001, R998...);
+- the per-usager APIs: ``{codeHttp, codeErreur, message}``, the platform's shape seen on
+  Rendez-vous partenaire (a Relais choice where the public contract is silent).
+
+Messages name the offending header or field, never its value: values may be a NIR.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from relais.context import current_request
+from relais.observability import safe_exception_fields
+
+log = structlog.get_logger("relais.errors")
+
+JSON = "application/json"
+AGENT_HEADERS = ("pa-nom-agent", "pa-prenom-agent", "pa-identifiant-agent")
+JETON_HEADER = "ft-jeton-usager"
+RECHERCHE_PREFIX = "/partenaire/rechercher-usager/"
+OAUTH_PREFIX = "/connexion/"
+PARTNER_PREFIX = "/partenaire/"
+# APIs whose calls are about one usager and so carry ``ft-jeton-usager``.
+PER_USAGER_PREFIXES = (
+    "/partenaire/informations-administratives/",
+    "/partenaire/contrat-usager/",
+    "/partenaire/orientationusager/",
+    "/partenaire/rendez-vous-partenaire/",
+    "/partenaire/contrat-engagement/",
+    "/partenaire/gestion-sanctions-rsa/",
+)
+ACTIVITES_PREFIX = "/partenaire/activites-operationnelles/"
+
+
+class Family(enum.Enum):
+    OAUTH = "oauth"
+    RECHERCHE = "recherche"
+    ACTIVITES = "activites"
+    PARTENAIRE = "partenaire"
+    OTHER = "other"
+
+
+def family_of(path: str) -> Family:
+    if path.startswith(OAUTH_PREFIX):
+        return Family.OAUTH
+    if path.startswith(RECHERCHE_PREFIX):
+        return Family.RECHERCHE
+    if path.startswith(ACTIVITES_PREFIX):
+        return Family.ACTIVITES
+    if path.startswith(PARTNER_PREFIX):
+        return Family.PARTENAIRE
+    return Family.OTHER
+
+
+# Rechercher usager's code table (contract §1).
+R997 = ("R997", "Une erreur de validation s'est produite")
+R001 = ("R001", "Accès non autorisé")
+R002 = ("R002", "L'usager n'est pas rattaché à la structure de l'accédant")
+R998 = ("R998", "Un service a répondu en erreur")
+R999 = ("R999", "Service indisponible, veuillez réessayer ultérieurement")
+
+
+def resultat(code: tuple[str, str], detail: str | None = None, *, jeton: str = "null") -> dict[str, str]:
+    code_retour, message = code
+    return {
+        "codeRetour": code_retour,
+        "message": f"{message} : {detail}" if detail else message,
+        "topIdentiteCertifiee": "null",
+        "jetonUsager": jeton,
+    }
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> ConnexionResponse:
+    # connexion reads ``mimetype`` in error handlers and ``content_type`` from handlers.
+    return ConnexionResponse(
+        status_code=status,
+        mimetype=JSON,
+        content_type=JSON,
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        headers=dict(headers or {}),
+    )
+
+
+def erreur_partenaire(status: int, code: str, message: str) -> ConnexionResponse:
+    return json_response(status, {"codeHttp": status, "codeErreur": code, "message": message})
+
+
+def erreurs_activites(status: int, code: str, message: str, details: str | None = None) -> ConnexionResponse:
+    """Activités opérationnelles answers its 400s as an array of ``{code, message, details}``."""
+    return json_response(status, [{"code": code, "message": message, "details": details}])
+
+
+def note_refusal(reason: str) -> None:
+    """Record why the call was refused in its audit event (codes only, no values).
+
+    The first reason noted wins: it is the root cause, later layers only translate it.
+    """
+    try:
+        draft = current_request().audit
+    except LookupError:
+        return
+    if draft.reason is None:
+        draft.reason = reason[:255]
+
+
+# Bad requests -----------------------------------------------------------------------
+
+_FIELD = re.compile(r" - '([A-Za-z0-9_.\-\[\]]{1,64})'\s*$")
+_REQUIRED = re.compile(r"^'([A-Za-z0-9_\-]{1,64})' is a required property")
+_EXTRA = re.compile(r"\('([A-Za-z0-9_\-]{1,64})' (?:was|were) unexpected\)")
+
+
+def describe_bad_request(headers: Mapping[str, str], path: str, detail: str) -> tuple[str, str]:
+    """(reason code, French message) for a request the spec rejected, free of its values."""
+    if path.startswith(PARTNER_PREFIX):
+        for name in AGENT_HEADERS:
+            value = headers.get(name)
+            if value is None:
+                return f"agent_header_missing:{name}", f"en-tête {name} absent"
+            if not value.strip():
+                return f"agent_header_empty:{name}", f"en-tête {name} vide"
+            if "|" in value:
+                return f"agent_header_pipe:{name}", f"en-tête {name} invalide : le caractère | est interdit"
+            if len(value) > 100:
+                return f"agent_header_too_long:{name}", f"en-tête {name} trop long (100 caractères au plus)"
+    first_line = detail.splitlines()[0] if detail else ""
+    if match := _REQUIRED.match(first_line):
+        return f"field_missing:{match[1]}", f"champ {match[1]} obligatoire"
+    if match := _EXTRA.search(first_line):
+        return f"field_unexpected:{match[1]}", f"champ {match[1]} non prévu par le contrat"
+    if match := _FIELD.search(first_line):
+        return f"field_invalid:{match[1]}", f"champ {match[1]} invalide"
+    if "JSON" in first_line:
+        return "body_not_json", "corps de requête JSON invalide"
+    return "bad_request", "requête invalide"
+
+
+def bad_request(path: str, reason: str, message: str) -> ConnexionResponse:
+    note_refusal(reason)
+    family = family_of(path)
+    if family is Family.RECHERCHE:
+        return json_response(400, resultat(R997, message))
+    if family is Family.OAUTH:
+        return json_response(400, {"error": "invalid_request", "error_description": message})
+    if family is Family.ACTIVITES:
+        return erreurs_activites(400, "REQUETE_INVALIDE", "Requête invalide", message)
+    return erreur_partenaire(400, "REQUETE_INVALIDE", f"Requête invalide : {message}")
+
+
+# Authentication and authorisation ---------------------------------------------------
+
+
+def unauthorized(reason: str) -> ConnexionResponse:
+    note_refusal(f"invalid_token:{reason}")
+    return json_response(
+        401,
+        {"error": "invalid_token", "error_description": "Jeton d'accès absent, invalide ou expiré"},
+        {"WWW-Authenticate": 'Bearer realm="/agent", error="invalid_token"'},
+    )
+
+
+def forbidden_scope(path: str) -> ConnexionResponse:
+    note_refusal("insufficient_scope")
+    headers = {"WWW-Authenticate": 'Bearer realm="/agent", error="insufficient_scope"'}
+    if family_of(path) is Family.RECHERCHE:
+        return json_response(403, resultat(R001), headers)
+    return json_response(
+        403,
+        {
+            "codeHttp": 403,
+            "codeErreur": "ACCES_NON_AUTORISE",
+            "message": "Accès non autorisé : les scopes du jeton d'accès ne couvrent pas cette opération",
+        },
+        headers,
+    )
+
+
+def server_error(path: str) -> tuple[int, dict[str, Any]]:
+    family = family_of(path)
+    if family is Family.RECHERCHE:
+        return 500, resultat(R998)
+    if family is Family.OAUTH:
+        return 500, {"error": "server_error", "error_description": "Erreur interne, réessayez plus tard"}
+    return 500, {"codeHttp": 500, "codeErreur": "ERREUR_INTERNE", "message": "Erreur interne du service"}
+
+
+def audit_failure_response(path: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The answer when a call's audit event cannot be written (see relais.pipeline)."""
+    status, body = server_error(path)
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    return status, [(b"content-type", JSON.encode()), (b"content-length", str(len(payload)).encode())], payload
+
+
+# Connexion error handlers -------------------------------------------------------------
+
+
+async def handle_problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    path = request.url.path
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if family_of(path) is Family.OTHER and isinstance(exc, ProblemException):
+        return json_response(status, {"title": exc.title, "detail": exc.detail, "status": status})
+    if status == 401:
+        return unauthorized("rejected")
+    if status == 403:
+        return forbidden_scope(path)
+    if status in (400, 415):
+        detail = str(getattr(exc, "detail", "") or "")
+        if path.startswith(PER_USAGER_PREFIXES) and not _agent_header_problem(request.headers, path):
+            if not request.headers.get(JETON_HEADER):
+                return jeton_refused("jeton_missing", 401, "JETON_USAGER_ABSENT", "En-tête ft-jeton-usager absent")
+        reason, message = describe_bad_request(request.headers, path, detail)
+        if status == 415:
+            reason, message = "unsupported_media_type", "type de contenu non pris en charge"
+        response = bad_request(path, reason, message)
+        response.status_code = status
+        return response
+    if status in (404, 405):
+        note_refusal("no_such_operation")
+        return erreur_partenaire(status, "RESSOURCE_INCONNUE", "Ressource ou méthode inconnue")
+    return handle_unexpected_for(path, exc)
+
+
+async def handle_unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    return handle_unexpected_for(request.url.path, exc)
+
+
+def handle_unexpected_for(path: str, exc: Exception) -> ConnexionResponse:
+    log.error("unexpected_error", **safe_exception_fields(exc))
+    note_refusal("internal_error")
+    status, body = server_error(path)
+    return json_response(status, body)
+
+
+def _agent_header_problem(headers: Mapping[str, str], path: str) -> bool:
+    return describe_bad_request(headers, path, "")[0].startswith("agent_header")
+
+
+def jeton_refused(reason: str, status: int, code: str, message: str) -> ConnexionResponse:
+    note_refusal(reason)
+    return erreur_partenaire(status, code, message)

@@ -1,0 +1,635 @@
+"""Relais versus a bare Starlette JSON endpoint, on the same machine.
+
+Starts ``relais serve`` (embedded SQLite, demo dataset) and ``bench/bare_app.py`` under uvicorn,
+drives each in turn with the same asyncio + httpx load generator over loopback, and reports
+requests/s, p50 and p99 latency, and the Relais / bare ratio. Absolute figures depend on the
+machine; only the ratio is meant to be compared from one run to the next.
+
+    python bench/run.py [--seconds 10] [--concurrency 16] [--requests-max 20000]
+
+See bench/README.md for how to read the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_FILE = REPO_ROOT / "bench" / "results" / "latest.json"
+LOOPBACK = "127.0.0.1"
+SEARCH_PATH = "/rechercher-usager/v2/usagers/par-numero-francetravail"
+SEARCH_SCOPE = "api_rechercher-usagerv2 rechercheusager profil_accedant"
+AGENT_HEADERS = {"pa-nom-agent": "Bench", "pa-prenom-agent": "Charge", "pa-identifiant-agent": "BENCH-0001"}
+HEALTH_TIMEOUT_S = 60.0
+# An access token lives 1499 s: a longer run would end on 401s.
+MAX_SECONDS = 1200.0
+# Expected codeRetour values, checked with a byte search: parsing every answer would load the
+# load generator's CPU (the two servers do not space their JSON the same way either).
+RELAIS_MARKER = b'"S001"'
+BARE_MARKER = b'"S002"'
+
+
+# Processes ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    # The OS picks an unused port; the tiny race until the server binds it is acceptable here.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def pick_cpus() -> tuple[int, int] | None:
+    """Two CPUs this process may use: one for the server under test, one for the load generator.
+
+    Pinning keeps the server and the load generator from migrating onto each other's core,
+    which otherwise makes the ratio swing from run to run on a 2-core machine.
+    """
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return cpus[0], cpus[1]
+
+
+def pin_to(cpu: int | None) -> Callable[[], None] | None:
+    if cpu is None:
+        return None
+
+    def pin() -> None:
+        # Runs in the child between fork and exec, so the server and all its threads stay on `cpu`.
+        os.sched_setaffinity(0, {cpu})
+
+    return pin
+
+
+def clean_env(data_dir: Path, public_url: str) -> dict[str, str]:
+    # Drop any inherited RELAIS_* setting (a PostgreSQL URL, a keys file...) so the run is
+    # always the documented one: embedded SQLite in a fresh temporary directory.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RELAIS_")}
+    env.update(
+        RELAIS_DATA_DIR=str(data_dir),
+        RELAIS_LOG_LEVEL="WARNING",
+        # The token issuer and the URLs printed by `relais demo` must name the port we serve on.
+        RELAIS_PUBLIC_URL=public_url,
+        # The per-client limiter (20 calls/s by default) would answer 429 to a load test. It still
+        # runs on every call; it just never refuses.
+        RELAIS_RATE_LIMIT_PER_SECOND=str(10**9),
+    )
+    return env
+
+
+class Server:
+    """A server subprocess whose output goes to a log file (a full pipe would stall it)."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log: Path, cpu: int | None):
+        self.name = name
+        self.log = log
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pin_to(cpu),
+            # Its own session: Ctrl-C reaches only run.py, which then stops the server in order.
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log_file.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the server process (all its threads), from /proc."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" that ends the name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_healthy(self, base_url: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise BenchError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{base_url}/healthz").status_code == 200:
+                        return
+                time.sleep(0.2)
+        raise BenchError(f"{self.name} not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+
+class BenchError(Exception):
+    pass
+
+
+# Relais setup ---------------------------------------------------------------------------------
+
+
+def relais_command() -> Path:
+    # The console script of the interpreter running this file, so both use the same install.
+    return Path(sys.executable).parent / "relais"
+
+
+def load_demo(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(relais_command()), "demo", "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"relais demo --json failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    facts: dict[str, Any] = json.loads(done.stdout)
+    return facts
+
+
+def require_loopback(url: str) -> str:
+    # The benchmark must never send load anywhere but this machine.
+    if urlsplit(url).hostname != LOOPBACK:
+        raise BenchError(f"refusing to load a non-loopback URL: {url}")
+    return url
+
+
+def access_token(token_url: str, client: dict[str, Any]) -> str:
+    # The only argon2 verification of the run; it happens before, and outside, the measurement.
+    with httpx.Client(trust_env=False, timeout=30.0) as http:
+        response = http.post(
+            require_loopback(token_url),
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client["client_id"],
+                "client_secret": client["client_secret"],
+                "scope": SEARCH_SCOPE,
+            },
+        )
+    if response.status_code != 200:
+        raise BenchError(f"token request answered {response.status_code}: {response.text[:500]}")
+    return str(response.json()["access_token"])
+
+
+def pick_usager(search_url: str, headers: dict[str, str], facts: dict[str, Any], organisation: str) -> str:
+    """A numéro France Travail that the client may see, checked by one real call answering S001.
+
+    Usagers of the client's own organisation are tried first: another organisation's usager
+    answers 403 (R002), which would benchmark a refusal instead of the nominal path.
+    """
+    usagers = sorted(facts["usagers"], key=lambda usager: usager.get("organisation") != organisation)
+    answers: list[str] = []
+    with httpx.Client(trust_env=False, timeout=30.0) as http:
+        for usager in usagers:
+            numero = str(usager["numeroFranceTravail"])
+            response = http.post(search_url, json={"numeroFranceTravail": numero}, headers=headers)
+            code = response.json().get("codeRetour") if response.content else None
+            if response.status_code == 200 and code == "S001":
+                return numero
+            answers.append(f"{numero}: HTTP {response.status_code} {code}")
+    raise BenchError("no demo usager answers S001 for the bench client:\n" + "\n".join(answers))
+
+
+# Load generator -------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    target: str
+    requests: int = 0
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    server_cpu_pct: float | None = None
+    # Server CPU time per good answer: unlike req/s, it does not depend on how fast the load
+    # generator is, as long as the server is not starved of CPU.
+    server_cpu_ms_per_request: float | None = None
+    loadgen_cpu_pct: float = 0.0
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    # Nearest-rank percentile: always a latency that was actually observed.
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def drive(
+    clients: list[httpx.AsyncClient],
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    marker: bytes,
+    *,
+    seconds: float,
+    requests_max: int | None,
+) -> tuple[list[float], Counter[str], float]:
+    """Keep one request in flight per client until `seconds` pass or `requests_max` are sent.
+
+    Returns the latencies of good answers, the count of bad ones by kind, and the wall time.
+    """
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    budget = requests_max if requests_max is not None else math.inf
+    sent = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < budget and time.perf_counter() < deadline:
+            # One event loop thread: taking a ticket needs no lock.
+            sent += 1
+            began = time.perf_counter()
+            try:
+                response = await client.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] += 1
+                continue
+            latency = time.perf_counter() - began
+            if not 200 <= response.status_code < 300:
+                errors[f"HTTP {response.status_code}"] += 1
+            elif marker not in response.content:
+                # A 200 with the wrong answer would measure a different code path.
+                errors["unexpected body"] += 1
+            else:
+                latencies.append(latency)
+
+    await asyncio.gather(*(worker(client) for client in clients))
+    return latencies, errors, time.perf_counter() - start
+
+
+async def measure(
+    target: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    marker: bytes,
+    server: Server,
+    args: argparse.Namespace,
+) -> Phase:
+    # One client with one keep-alive connection per worker: the same `concurrency` HTTP/1.1
+    # connections as one shared pool, but httpcore's pool checks every pooled connection (a poll()
+    # syscall each) on every request, which made a shared 16-connection pool spend 2.7 times more
+    # client CPU per request and capped the bare target at the client's speed.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            # trust_env=False: no proxy from the environment may divert loopback traffic.
+            await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=30.0, trust_env=False))
+            for _ in range(args.concurrency)
+        ]
+        # Warm-up: open the keep-alive connections and let first-call costs (lazy imports,
+        # compiled validators, SQLite page cache) settle. Not recorded.
+        await drive(clients, url, body, headers, marker, seconds=args.warmup, requests_max=None)
+        server_cpu = server.cpu_seconds()
+        own_cpu = time.process_time()
+        latencies, errors, elapsed = await drive(
+            clients, url, body, headers, marker, seconds=args.seconds, requests_max=args.requests_max
+        )
+        own_cpu = time.process_time() - own_cpu
+        server_cpu_after = server.cpu_seconds()
+    latencies.sort()
+    phase = Phase(
+        target=target,
+        requests=len(latencies) + sum(errors.values()),
+        errors=sum(errors.values()),
+        error_kinds=dict(errors),
+        elapsed_s=round(elapsed, 3),
+        # Throughput and latency count good answers only: a fast 429 or 401 is not a served request.
+        rps=round(len(latencies) / elapsed, 1),
+        p50_ms=round(percentile(latencies, 50) * 1000, 2),
+        p99_ms=round(percentile(latencies, 99) * 1000, 2),
+        loadgen_cpu_pct=round(100 * own_cpu / elapsed, 1),
+    )
+    if server_cpu is not None and server_cpu_after is not None:
+        phase.server_cpu_pct = round(100 * (server_cpu_after - server_cpu) / elapsed, 1)
+        if latencies:
+            phase.server_cpu_ms_per_request = round(1000 * (server_cpu_after - server_cpu) / len(latencies), 3)
+    return phase
+
+
+def skip_missing_sniffio() -> None:
+    """Make httpcore's per-request ``import sniffio`` fail at once when sniffio is not installed.
+
+    httpcore imports sniffio inside every request; anyio 4 no longer depends on it, and a failed
+    import is not cached, so each request walks sys.path again (a quarter of the load generator's
+    CPU per request on a slow machine). A None entry in sys.modules raises ImportError at once,
+    and httpcore takes the same fallback it takes today ("asyncio").
+    """
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+def run_loop(coro: Any) -> Any:
+    skip_missing_sniffio()
+    # uvloop, when installed (uvicorn[standard] brings it), cuts the load generator's own overhead.
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+# Report ---------------------------------------------------------------------------------------
+
+
+def ratio(relais: Phase, bare: Phase) -> dict[str, float]:
+    def safe(numerator: float, denominator: float) -> float:
+        return numerator / denominator if denominator else math.nan
+
+    result = {
+        "throughput_pct": round(100 * safe(relais.rps, bare.rps), 1),
+        "p50_factor": round(safe(relais.p50_ms, bare.p50_ms), 1),
+        "p99_factor": round(safe(relais.p99_ms, bare.p99_ms), 1),
+    }
+    if relais.server_cpu_ms_per_request and bare.server_cpu_ms_per_request:
+        result["server_cpu_per_request_factor"] = round(
+            relais.server_cpu_ms_per_request / bare.server_cpu_ms_per_request, 1
+        )
+    return result
+
+
+def markdown(phases: list[Phase], ratios: dict[str, float], notes: list[str]) -> str:
+    def cpu(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f} %"
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    lines = [
+        "| target | requests | errors | req/s | p50 ms | p99 ms | server CPU | server CPU ms/req | load gen CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for phase in phases:
+        lines.append(
+            f"| {phase.target} | {phase.requests} | {phase.errors} | {phase.rps:.1f} | {phase.p50_ms:.2f} "
+            f"| {phase.p99_ms:.2f} | {cpu(phase.server_cpu_pct)} | {ms(phase.server_cpu_ms_per_request)} "
+            f"| {cpu(phase.loadgen_cpu_pct)} |"
+        )
+    lines += [
+        "",
+        f"Relais / bare Starlette: {ratios['throughput_pct']:.1f} % of throughput, "
+        f"p50 ×{ratios['p50_factor']:.1f}, p99 ×{ratios['p99_factor']:.1f}",
+    ]
+    if "server_cpu_per_request_factor" in ratios:
+        lines.append(f"Server CPU per request: Relais ×{ratios['server_cpu_per_request_factor']:.1f} of bare Starlette")
+    lines += ["", *(f"- {note}" for note in notes)]
+    return "\n".join(lines)
+
+
+def build_notes(
+    phases: list[Phase], cpus: tuple[int, int] | None, args: argparse.Namespace, load_before: float | None
+) -> list[str]:
+    notes = [
+        f"{args.seconds:g} s measured per target after {args.warmup:g} s warm-up, {args.concurrency} "
+        f"concurrent keep-alive connections, at most {args.requests_max} requests; loopback only.",
+        f"Load generator (httpx, Python) and servers share this machine's {os.cpu_count()} CPUs: "
+        "absolute figures are machine-bound, compare ratios only.",
+    ]
+    if cpus is None:
+        notes.append("Not pinned (fewer than 2 usable CPUs or no sched_setaffinity): expect noisier ratios.")
+    else:
+        notes.append(f"Servers pinned to CPU {cpus[0]}, load generator to CPU {cpus[1]}.")
+    for phase in phases:
+        if phase.errors:
+            notes.append(f"FLAGGED: {phase.target} had {phase.errors} errors {phase.error_kinds}.")
+        if phase.loadgen_cpu_pct >= 90:
+            # The client, not the server, set the pace: that server could go faster.
+            notes.append(
+                f"{phase.target}: load generator at {phase.loadgen_cpu_pct:.0f} % CPU, so its req/s is a "
+                "floor bounded by the client and the throughput ratio flatters Relais; the server CPU "
+                "per request ratio does not depend on the client."
+            )
+    if load_before is not None and load_before >= 0.5:
+        notes.append(f"Load average was {load_before:.2f} before the run: other processes competed for the CPUs.")
+    return notes
+
+
+# Main -----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per target")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (and connections)")
+    parser.add_argument("--requests-max", type=int, default=20000, help="request cap per target")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unrecorded seconds before each target")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load generator to CPUs")
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= MAX_SECONDS:
+        parser.error(f"--seconds must be in (0, {MAX_SECONDS:g}] (the access token lives 1499 s)")
+    if args.concurrency < 1 or args.requests_max < 1 or args.warmup < 0:
+        parser.error("--concurrency and --requests-max must be >= 1, --warmup >= 0")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM takes the same path as Ctrl-C, so the finally blocks stop the servers.
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def servers_stopped(servers: list[Server]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Taken before we start anything: a busy machine makes every figure, ratios included, noisier.
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    cpus = None if args.no_pin else pick_cpus()
+    server_cpu = cpus[0] if cpus else None
+    servers: list[Server] = []
+    with tempfile.TemporaryDirectory(prefix="relais-bench-") as tmp, servers_stopped(servers):
+        data_dir = Path(tmp) / "data"
+        relais_port, bare_port = free_port(), free_port()
+        relais_base = f"http://{LOOPBACK}:{relais_port}"
+        bare_base = f"http://{LOOPBACK}:{bare_port}"
+        env = clean_env(data_dir, relais_base)
+
+        print("Loading the demo dataset (relais demo --json)...", file=sys.stderr)
+        facts = load_demo(env)
+        relais = Server(
+            "relais serve",
+            [str(relais_command()), "serve", "--host", LOOPBACK, "--port", str(relais_port)],
+            env=env,
+            log=Path(tmp) / "relais.log",
+            cpu=server_cpu,
+        )
+        servers.append(relais)
+        # Same uvicorn defaults as `relais serve` (one process, loop and http "auto").
+        bare = Server(
+            "bare Starlette",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.bare_app:app",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            log=Path(tmp) / "bare.log",
+            cpu=server_cpu,
+        )
+        servers.append(bare)
+        relais.wait_healthy(relais_base)
+        bare.wait_healthy(bare_base)
+        if cpus is not None:
+            # Pinned only now, so the demo load and server start-up above could use both CPUs.
+            os.sched_setaffinity(0, {cpus[1]})
+
+        client = facts["clients"][0]
+        token = access_token(facts["token_url"], client)
+        relais_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **AGENT_HEADERS}
+        search_url = require_loopback(facts["api_base_url"].rstrip("/") + SEARCH_PATH)
+        numero = pick_usager(search_url, relais_headers, facts, str(client.get("organisation", "")))
+        body = json.dumps({"numeroFranceTravail": numero}).encode()
+        bare_url = require_loopback(f"{bare_base}/partenaire{SEARCH_PATH}")
+        bare_headers = {"Content-Type": "application/json", **AGENT_HEADERS}
+
+        print(
+            f"Measuring {args.seconds:g} s per target, concurrency {args.concurrency} "
+            f"(client {client['client_id']}, usager {numero})...",
+            file=sys.stderr,
+        )
+        phases = [
+            run_loop(
+                measure(
+                    "Relais — Rechercher usager (token + audit)",
+                    search_url,
+                    body,
+                    relais_headers,
+                    RELAIS_MARKER,
+                    relais,
+                    args,
+                )
+            ),
+            run_loop(measure("bare Starlette", bare_url, body, bare_headers, BARE_MARKER, bare, args)),
+        ]
+        for server in servers:
+            if server.process.poll() is not None:
+                raise BenchError(f"{server.name} died during the run:\n{server.log_tail()}")
+
+    ratios = ratio(phases[0], phases[1])
+    notes = build_notes(phases, cpus, args, load_before)
+    print(markdown(phases, ratios, notes))
+    flagged = any(phase.errors for phase in phases)
+    write_json(args, phases, ratios, notes, cpus, flagged, load_before)
+    return 1 if flagged else 0
+
+
+def write_json(
+    args: argparse.Namespace,
+    phases: list[Phase],
+    ratios: dict[str, float],
+    notes: list[str],
+    cpus: tuple[int, int] | None,
+    flagged: bool,
+    load_before: float | None,
+) -> None:
+    result = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "parameters": {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "concurrency": args.concurrency,
+            "requests_max": args.requests_max,
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "pinned": None if cpus is None else {"servers": cpus[0], "load_generator": cpus[1]},
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_before": load_before,
+        },
+        "targets": [asdict(phase) for phase in phases],
+        "ratio": ratios,
+        "flagged": flagged,
+        "notes": notes,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(_json_safe(result), indent=2, ensure_ascii=False) + "\n")
+    print(f"\nJSON written to {args.output}", file=sys.stderr)
+
+
+def _json_safe(value: Any) -> Any:
+    # A target with no good answer has NaN percentiles; JSON has no NaN, so write null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)

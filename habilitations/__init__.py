@@ -1,0 +1,1 @@
+"""Who may call what: the client registry now; agents and RGC habilitations later."""

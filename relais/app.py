@@ -1,0 +1,116 @@
+"""The app factory: one connexion AsyncApp serving every spec in ``specs/``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from sqlmodel import Session
+from starlette.exceptions import HTTPException
+
+from adapters.ports import Backends
+from adapters.reference_store import ReferenceStore
+from adapters.reference_store.activites import ActivitesStore
+from adapters.reference_store.contrat_engagement import ContratEngagementStore
+from adapters.reference_store.orientation import OrientationStore
+from adapters.reference_store.rendez_vous import RendezVousStore
+from adapters.reference_store.sanctions import SanctionsStore
+from api.errors import audit_failure_response, handle_problem, handle_unexpected
+from api.security import RateLimited, handle_rate_limited
+from relais.config import Settings, get_settings
+from relais.context import current_request
+from relais.db import Database
+from relais.keys import load_or_create_keyset
+from relais.observability import Metrics, configure_logging
+from relais.pipeline import RequestPipeline
+from relais.ratelimit import RateLimiter
+from relais.resolver import ContractResolver
+from relais.services import Services
+from specs import SPECS_DIR
+
+# Mounted at the root: connexion's docs router for a root API would shadow every other
+# API, so this one is served without Swagger UI (its spec file is in ``specs/``).
+OPS_SPEC = "relais-ops-v1.yaml"
+# Shared components, referenced by the others; it declares no route.
+COMMON_SPEC = "common.yaml"
+
+
+def api_specs() -> list[str]:
+    """Every API document in ``specs/``: each is served under its own base path, with its
+    Swagger UI at ``<base path>/ui/``. Adding a contract is adding its file."""
+    return sorted(p.name for p in SPECS_DIR.glob("*.yaml") if p.name not in (OPS_SPEC, COMMON_SPEC))
+
+
+def build_services(settings: Settings) -> Services:
+    keys = load_or_create_keyset(settings)
+
+    # Backends read through the request's own session, so reads, writes and the audit
+    # event of one call share one transaction.
+    def session() -> Session:
+        return current_request().session()
+
+    def clock() -> datetime:
+        return current_request().services.clock()
+
+    store = ReferenceStore(session, keys)
+    backends = Backends(
+        rechercher_usager=store,
+        informations_administratives=store,
+        statut_usager=store,
+        activites=ActivitesStore(session, keys, clock),
+        orientation=OrientationStore(session, keys, clock),
+        rendez_vous=RendezVousStore(session, keys, clock),
+        contrat_engagement=ContratEngagementStore(session, keys, clock),
+        sanctions=SanctionsStore(session, keys, clock),
+    )
+    return Services(
+        settings=settings,
+        database=Database(settings.resolved_database_url),
+        keys=keys,
+        backends=backends,
+        metrics=Metrics(),
+        rate_limiter=RateLimiter(),
+    )
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> AsyncApp:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    services = services or build_services(settings)
+    app = AsyncApp(
+        __name__,
+        specification_dir=SPECS_DIR,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+    )
+    # Added first on purpose: connexion's reordering of APIs by base path puts a root API
+    # ahead of the APIs added before it, where its catch-all mount would answer 404 for
+    # every other path. Added first, it ends up last.
+    app.add_api(
+        OPS_SPEC,
+        resolver=ContractResolver(),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),
+    )
+    for spec in api_specs():
+        app.add_api(
+            spec,
+            resolver=ContractResolver(),
+            # RFC 6749 has token endpoints ignore unknown form parameters.
+            strict_validation=spec != "auth.yaml",
+            validate_responses=settings.validate_responses,
+        )
+    app.add_middleware(
+        RequestPipeline,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        services=services,
+        failure_response=audit_failure_response,
+    )
+    app.add_error_handler(RateLimited, handle_rate_limited)
+    app.add_error_handler(ProblemException, handle_problem)
+    app.add_error_handler(HTTPException, handle_problem)
+    app.add_error_handler(Exception, handle_unexpected)
+    return app

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Relais database (run with ``relais db upgrade``)."""

@@ -1,0 +1,251 @@
+"""An app on a real, migrated database (SQLite, or PostgreSQL in CI) with a small dataset.
+
+Nothing of Relais is mocked: requests go through the ASGI app, the connexion middleware,
+the security check, the handlers, the reference store and the audit journal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from relais.app import build_services, create_app
+from relais.config import Settings
+from relais.importer import import_file
+from relais.nir import nir_key
+from relais.services import Services
+
+ALL_SCOPES = [
+    "api_rechercher-usagerv2",
+    "rechercheusager",
+    "profil_accedant",
+    "api_informations-administrativesv1",
+    "informationsadministrativesusager",
+    "api_contrat-usagerv2",
+    "statutcontratusager",
+]
+RECHERCHE_SCOPES = "api_rechercher-usagerv2 rechercheusager profil_accedant"
+INFOS_SCOPES = "api_informations-administrativesv1 informationsadministrativesusager profil_accedant"
+STATUT_SCOPES = "api_contrat-usagerv2 statutcontratusager profil_accedant"
+SECRET = "s3cret-for-tests-only-0123456789"
+AGENT = {"pa-nom-agent": "Martin", "pa-prenom-agent": "Claire", "pa-identifiant-agent": "AGT-0042"}
+TOKEN_URL = "/connexion/oauth2/access_token?realm=/agent"
+RECHERCHE = "/partenaire/rechercher-usager/v2/usagers"
+INFOS = "/partenaire/informations-administratives/v1/usager"
+STATUT = "/partenaire/contrat-usager/v2/contrat"
+
+
+def nir15(nir13: str) -> str:
+    return nir13 + nir_key(nir13)
+
+
+@dataclass(frozen=True)
+class Person:
+    numero: str
+    nir13: str
+    naissance: str
+    departement: str
+    certifie: str = "O"
+    contrat: bool = True
+    organisations: tuple[str, ...] = ()
+
+    @property
+    def nir(self) -> str:
+        return nir15(self.nir13)
+
+
+GIRONDE = Person("10000000001", "1850733063001", "1985-07-14", "33")
+GIRONDE_SANS_CONTRAT = Person("10000000002", "2920133063002", "1992-01-02", "33", certifie="N", contrat=False)
+SEINE_SAINT_DENIS = Person("10000000003", "1780593066003", "1978-05-30", "93")
+RATTACHE_EXPLICITE = Person("10000000004", "2010193066004", "2001-01-20", "93", organisations=("CD33",))
+CORSE = Person("10000000005", "190022A004005", "1990-02-11", "2A")
+DOUBLON_A = Person("10000000006", "1880633063006", "1988-06-06", "33")
+DOUBLON_B = Person("10000000007", "1880633063006", "1988-06-06", "33")
+PEOPLE = (GIRONDE, GIRONDE_SANS_CONTRAT, SEINE_SAINT_DENIS, RATTACHE_EXPLICITE, CORSE, DOUBLON_A, DOUBLON_B)
+
+
+def _usager_record(person: Person, index: int) -> dict[str, Any]:
+    insee = {"33": "33063", "93": "93066", "2A": "2A004"}[person.departement]
+    postcode = {"33": "33000", "93": "93200", "2A": "20000"}[person.departement]
+    data: dict[str, Any] = {
+        "numeroFranceTravail": person.numero,
+        "etatCivil": {
+            "civilite": "M." if person.nir13[0] == "1" else "Mme",
+            "nom": f"NOM{index}",
+            "prenom": f"PRENOM{index}",
+            "nomCorrespondance": f"NOM{index}",
+            "prenomCorrespondance": f"PRENOM{index}",
+            "dateNaissance": person.naissance,
+            "nir": person.nir,
+        },
+        "adresses": [
+            {
+                "codeInseeCommune": insee,
+                "codePostal": postcode,
+                "complementAdresse": None,
+                "complementDestinataire": None,
+                "complementDistribution": None,
+                "libelleCommune": "COMMUNE",
+                "libellePays": "FRANCE",
+                "numeroTypeLibelleVoie": f"{index} RUE DES TESTS",
+                "indicateurResidentQPV": "NQ",
+            }
+        ],
+        "emails": [{"adresseEmail": f"usager{index}@example.org"}],
+        "telephones": [{"numeroTelephone": "0600000000"}],
+        "topIdentiteCertifiee": person.certifie,
+        "organisations": list(person.organisations),
+    }
+    if person.contrat:
+        data["contrat"] = {
+            "m_statut": "Inscrit",
+            "m_date_effet_statut": "2025-06-28",
+            "m_duree_inscription_12": 9,
+            "m_duree_inscription_24": 16,
+            "m_duree_inscription_36": 28,
+            "m_motif_inscription_code": "11",
+            "m_motif_inscription_lib": "LICENCIEMENT ECONOMIQUE",
+            "m_categ_inscription_code": "1",
+            "m_categ_inscription_lib": "PERSONNE SANS EMPLOI DISPONIBLE DUREE INDETERMINEE PLEIN TPS",
+            "m_situation_reg_emp_code": "ADR",
+            "m_situation_reg_emp_lib": "AIDE DIFFERENTIELLE AU RECLASSEMENT",
+            "m_motif_cloture_code": None,
+            "m_motif_cloture_lib": None,
+        }
+    return {"type": "usager", "data": data}
+
+
+def dataset() -> list[dict[str, Any]]:
+    organisations = [
+        {
+            "type": "organisation",
+            "data": {"code": code, "type": "CD", "libelle": f"Département {dep}", "territoire": [dep]},
+        }
+        for code, dep in (("CD33", "33"), ("CD93", "93"), ("CD2A", "2A"))
+    ]
+    clients = [
+        {
+            "type": "client",
+            "data": {
+                "client_id": "cd33",
+                "client_secret": SECRET,
+                "organisation": "CD33",
+                "scopes": ALL_SCOPES,
+            },
+        },
+        {
+            "type": "client",
+            "data": {
+                "client_id": "cd33-recherche",
+                "client_secret": SECRET,
+                "organisation": "CD33",
+                "scopes": RECHERCHE_SCOPES.split(),
+            },
+        },
+        {
+            "type": "client",
+            "data": {
+                "client_id": "cd93",
+                "client_secret": SECRET,
+                "organisation": "CD93",
+                "scopes": ALL_SCOPES,
+            },
+        },
+        {
+            "type": "client",
+            "data": {
+                "client_id": "cd33-off",
+                "client_secret": SECRET,
+                "organisation": "CD33",
+                "scopes": ALL_SCOPES,
+                "enabled": False,
+            },
+        },
+        {
+            "type": "client",
+            "data": {
+                "client_id": "cd33-slow",
+                "client_secret": SECRET,
+                "organisation": "CD33",
+                "scopes": ALL_SCOPES,
+                "rate_limit_per_second": 2,
+            },
+        },
+    ]
+    usagers = [_usager_record(person, index) for index, person in enumerate(PEOPLE, start=1)]
+    return organisations + clients + usagers
+
+
+class Clock:
+    """The app's clock, moved by tests that need tokens or jetons to expire."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Hub:
+    client: TestClient
+    services: Services
+    clock: Clock
+
+    def token(
+        self,
+        client_id: str = "cd33",
+        scope: str = f"{RECHERCHE_SCOPES} {INFOS_SCOPES} {STATUT_SCOPES}",
+    ) -> str:
+        response = self.client.post(
+            TOKEN_URL,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": SECRET,
+                "scope": scope,
+            },
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def headers(self, token: str, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", **AGENT, **extra}
+
+    def jeton(self, person: Person, client_id: str = "cd33") -> str:
+        token = self.token(client_id)
+        response = self.client.post(
+            f"{RECHERCHE}/par-numero-francetravail",
+            json={"numeroFranceTravail": person.numero},
+            headers=self.headers(token),
+        )
+        assert response.json()["codeRetour"] == "S001", response.text
+        return str(response.json()["jetonUsager"])
+
+
+@pytest.fixture
+def hub(database_url: str, tmp_path: Path) -> Iterator[Hub]:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        generate_dev_keys=True,
+        validate_responses=True,
+        rate_limit_per_second=1000,
+    )
+    path = tmp_path / "dataset.jsonl"
+    path.write_text("\n".join(json.dumps(record) for record in dataset()) + "\n")
+    services = build_services(settings)
+    import_file(services.database, services.keys, path)
+    clock = Clock()
+    services.clock = clock
+    app = create_app(settings, services)
+    with TestClient(app) as client:
+        yield Hub(client, services, clock)
+    services.database.dispose()

@@ -1,0 +1,124 @@
+"""The demonstration dataset: valid, realistic, deterministic, with its deliberate special cases."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from relais.demo.dataset import (
+    DEMO_CLIENTS,
+    FOUNDATION_SCOPES,
+    RECHERCHE_SCOPES,
+    build_demo_records,
+    demo_samples,
+)
+from relais.nir import is_valid_numero_france_travail, normalize_nir
+from specs import SPECS_DIR
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict[str, Any]]:
+    return build_demo_records()
+
+
+@pytest.fixture(scope="module")
+def usagers(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [record["data"] for record in records if record["type"] == "usager"]
+
+
+def test_every_record_follows_the_import_schema(records: list[dict[str, Any]]) -> None:
+    schema = json.loads((SPECS_DIR / "import-v1.schema.json").read_text(encoding="utf-8"))
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    assert [record for record in records if not validator.is_valid(record)] == []
+
+
+def test_the_dataset_is_deterministic(records: list[dict[str, Any]]) -> None:
+    assert build_demo_records() == records
+    assert build_demo_records(seed=1) != records
+
+
+def test_organisations_and_clients(records: list[dict[str, Any]]) -> None:
+    organisations = {r["data"]["code"]: r["data"] for r in records if r["type"] == "organisation"}
+    clients = {r["data"]["client_id"]: r["data"] for r in records if r["type"] == "client"}
+
+    assert set(organisations) == {"CD33", "CD2A", "CD93", "FT-NAQ", "ML-BDX", "CE33"}
+    assert organisations["CD2A"]["territoire"] == ["2A"]
+    assert organisations["FT-NAQ"]["territoire"] == ["24", "33", "40", "47", "64"]
+    assert {c.client_id for c in DEMO_CLIENTS} == set(clients)
+    assert all(c["client_secret"].startswith("demo-") for c in clients.values())
+    per_cd = [c for c in clients.values() if c["scopes"] == list(FOUNDATION_SCOPES)]
+    assert sorted(c["organisation"] for c in per_cd) == ["CD2A", "CD33", "CD93"]
+    limited = [c for c in clients.values() if c["scopes"] == list(RECHERCHE_SCOPES)]
+    assert [c["organisation"] for c in limited] == ["CD33"]
+
+
+def test_every_nir_is_valid_and_consistent_with_the_person(usagers: list[dict[str, Any]]) -> None:
+    for usager in usagers:
+        etat_civil = usager["etatCivil"]
+        nir, naissance = etat_civil["nir"], date.fromisoformat(etat_civil["dateNaissance"])
+        assert len(nir) == 15
+        assert normalize_nir(nir) == nir[:13]
+        assert nir[0] == ("1" if etat_civil["civilite"] == "M." else "2")
+        assert nir[1:5] == f"{naissance.year % 100:02d}{naissance.month:02d}"
+        assert date(1960, 1, 1) <= naissance <= date(2005, 12, 31)
+
+
+def test_corsican_nirs_are_present_and_only_after_1976(usagers: list[dict[str, Any]]) -> None:
+    corsican = [u for u in usagers if u["etatCivil"]["nir"][5:7] in ("2A", "2B")]
+
+    assert any(u["etatCivil"]["nir"][5:7] == "2A" for u in corsican)
+    assert all(u["etatCivil"]["dateNaissance"] >= "1976" for u in corsican)
+
+
+def test_numeros_are_unique_and_there_is_exactly_one_duplicate_nir(usagers: list[dict[str, Any]]) -> None:
+    numeros = [u["numeroFranceTravail"] for u in usagers]
+    identities = Counter((u["etatCivil"]["nir"], u["etatCivil"]["dateNaissance"]) for u in usagers)
+
+    assert 250 <= len(usagers) <= 350
+    assert len(set(numeros)) == len(numeros)
+    assert all(is_valid_numero_france_travail(numero) for numero in numeros)
+    assert sorted(identities.values(), reverse=True)[:2] == [2, 1]
+    assert Counter(u["etatCivil"]["nir"] for u in usagers).most_common(2)[1][1] == 1
+
+
+def test_addresses_match_their_departement(usagers: list[dict[str, Any]]) -> None:
+    departements: Counter[str] = Counter()
+    for usager in usagers:
+        adresse = usager["adresses"][0]
+        insee, postcode = adresse["codeInseeCommune"], adresse["codePostal"]
+        departement = insee[:2]
+        departements[departement] += 1
+        assert postcode[:2] == ("20" if departement == "2A" else departement)
+        assert adresse["indicateurResidentQPV"] in ("QP", "NQ")
+
+    assert set(departements) == {"33", "2A", "93"}
+    assert departements["33"] > len(usagers) / 2
+
+
+def test_contracts_certification_and_attachments(usagers: list[dict[str, Any]]) -> None:
+    with_contrat = [u for u in usagers if u.get("contrat")]
+    statuts = Counter(u["contrat"]["m_statut"] for u in with_contrat)
+    attachments = Counter(code for u in usagers for code in u["organisations"])
+
+    assert 0.7 <= len(with_contrat) / len(usagers) <= 0.9
+    assert set(statuts) == {"Inscrit", "Cessé", "Radié", "Identifié"}
+    assert sum(u["topIdentiteCertifiee"] == "O" for u in usagers) > len(usagers) * 0.75
+    assert attachments["ML-BDX"] >= 2
+    for contrat in (u["contrat"] for u in with_contrat):
+        durations = [contrat[f"m_duree_inscription_{n}"] for n in (12, 24, 36)]
+        assert durations == sorted(durations)
+
+
+def test_samples_show_the_interesting_cases(records: list[dict[str, Any]], usagers: list[dict[str, Any]]) -> None:
+    samples = demo_samples(records)
+    by_nir = Counter(u["etatCivil"]["nir"] for u in usagers)
+
+    assert [s["organisation"] for s in samples] == ["CD33", "CD2A", "CD33"]
+    assert all(len(s["nir"]) == 15 for s in samples)
+    assert by_nir[samples[2]["nir"]] == 2
