@@ -35,6 +35,8 @@ JETON_HEADER = "ft-jeton-usager"
 RECHERCHE_PREFIX = "/partenaire/rechercher-usager/"
 OAUTH_PREFIX = "/connexion/"
 PARTNER_PREFIX = "/partenaire/"
+# Relais' producer feed answers in the partner APIs' error shape too.
+ALIMENTATION_PREFIX = "/relais/alimentation/"
 # APIs whose calls are about one usager and so carry ``ft-jeton-usager``.
 PER_USAGER_PREFIXES = (
     "/partenaire/informations-administratives/",
@@ -62,7 +64,7 @@ def family_of(path: str) -> Family:
         return Family.RECHERCHE
     if path.startswith(ACTIVITES_PREFIX):
         return Family.ACTIVITES
-    if path.startswith(PARTNER_PREFIX):
+    if path.startswith((PARTNER_PREFIX, ALIMENTATION_PREFIX)):
         return Family.PARTENAIRE
     return Family.OTHER
 
@@ -127,7 +129,7 @@ _EXTRA = re.compile(r"\('([A-Za-z0-9_\-]{1,64})' (?:was|were) unexpected\)")
 
 def describe_bad_request(headers: Mapping[str, str], path: str, detail: str) -> tuple[str, str]:
     """(reason code, French message) for a request the spec rejected, free of its values."""
-    if path.startswith(PARTNER_PREFIX):
+    if path.startswith((PARTNER_PREFIX, ALIMENTATION_PREFIX)):
         for name in AGENT_HEADERS:
             value = headers.get(name)
             if value is None:

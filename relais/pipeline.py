@@ -25,7 +25,7 @@ from relais.services import Services
 
 log = structlog.get_logger("relais.request")
 
-AUDITED_PREFIXES = ("/partenaire/", "/connexion/")
+AUDITED_PREFIXES = ("/partenaire/", "/connexion/", "/relais/alimentation/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _AGENT_HEADERS = {
     b"pa-nom-agent": "agent_nom",
@@ -162,7 +162,11 @@ def _request_id(headers: dict[bytes, bytes]) -> str:
 
 
 def _channel(path: str) -> str:
-    return "oauth" if path.startswith("/connexion/") else "partner-api"
+    if path.startswith("/connexion/"):
+        return "oauth"
+    if path.startswith("/relais/alimentation/"):
+        return "producer-feed"
+    return "partner-api"
 
 
 def _record_agent_headers(draft: AuditDraft, headers: dict[bytes, bytes]) -> None:
