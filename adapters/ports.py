@@ -45,7 +45,8 @@ class UsagerData:
     """Per-usager data as the contract shapes it, with the usager's NIR index for the audit."""
 
     nir_index: str | None
-    payload: dict[str, Any] | None
+    # A JSON object, or an array where the contract answers one (lectureOrientation).
+    payload: dict[str, Any] | list[Any] | None
 
 
 class UsagerNotAttached(Exception):
@@ -142,6 +143,8 @@ class ContratEngagementBackend(Protocol):
     def lire(self, caller: Caller, ref: str) -> UsagerData: ...
 
     def signer_premier(self, caller: Caller, ref: str, body: dict[str, Any]) -> UsagerData: ...
+
+    def refuser_premier(self, caller: Caller, ref: str, body: dict[str, Any]) -> UsagerData: ...
 
     def refuser(self, caller: Caller, ref: str, body: dict[str, Any]) -> UsagerData: ...
 

@@ -24,6 +24,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from api.validation import UNSTORABLE_DETAIL
 from relais.context import current_request
 from relais.observability import safe_exception_fields
 
@@ -146,22 +147,24 @@ def describe_bad_request(headers: Mapping[str, str], path: str, detail: str) -> 
     if match := _EXTRA.search(first_line):
         return f"field_unexpected:{match[1]}", f"champ {match[1]} non prévu par le contrat"
     if match := _FIELD.search(first_line):
+        if first_line.startswith(UNSTORABLE_DETAIL):
+            return f"field_invalid:{match[1]}", f"champ {match[1]} invalide : caractère non autorisé"
         return f"field_invalid:{match[1]}", f"champ {match[1]} invalide"
     if "JSON" in first_line:
         return "body_not_json", "corps de requête JSON invalide"
     return "bad_request", "requête invalide"
 
 
-def bad_request(path: str, reason: str, message: str) -> ConnexionResponse:
+def bad_request(path: str, reason: str, message: str, status: int = 400) -> ConnexionResponse:
     note_refusal(reason)
     family = family_of(path)
     if family is Family.RECHERCHE:
-        return json_response(400, resultat(R997, message))
+        return json_response(status, resultat(R997, message))
     if family is Family.OAUTH:
-        return json_response(400, {"error": "invalid_request", "error_description": message})
+        return json_response(status, {"error": "invalid_request", "error_description": message})
     if family is Family.ACTIVITES:
-        return erreurs_activites(400, "REQUETE_INVALIDE", "Requête invalide", message)
-    return erreur_partenaire(400, "REQUETE_INVALIDE", f"Requête invalide : {message}")
+        return erreurs_activites(status, "REQUETE_INVALIDE", "Requête invalide", message)
+    return erreur_partenaire(status, "REQUETE_INVALIDE", f"Requête invalide : {message}")
 
 
 # Authentication and authorisation ---------------------------------------------------
@@ -228,9 +231,7 @@ async def handle_problem(request: ConnexionRequest, exc: Exception) -> Connexion
         reason, message = describe_bad_request(request.headers, path, detail)
         if status == 415:
             reason, message = "unsupported_media_type", "type de contenu non pris en charge"
-        response = bad_request(path, reason, message)
-        response.status_code = status
-        return response
+        return bad_request(path, reason, message, status)
     if status in (404, 405):
         note_refusal("no_such_operation")
         return erreur_partenaire(status, "RESSOURCE_INCONNUE", "Ressource ou méthode inconnue")

@@ -16,10 +16,12 @@ from adapters.reference_store import ReferenceStore
 from adapters.reference_store.activites import ActivitesStore
 from adapters.reference_store.contrat_engagement import ContratEngagementStore
 from adapters.reference_store.orientation import OrientationStore
+from adapters.reference_store.orientation_rules import load_rules
 from adapters.reference_store.rendez_vous import RendezVousStore
 from adapters.reference_store.sanctions import SanctionsStore
 from api.errors import audit_failure_response, handle_problem, handle_unexpected
 from api.security import RateLimited, handle_rate_limited
+from api.validation import validator_map
 from relais.config import Settings, get_settings
 from relais.context import current_request
 from relais.db import Database
@@ -29,22 +31,12 @@ from relais.pipeline import RequestPipeline
 from relais.ratelimit import RateLimiter
 from relais.resolver import ContractResolver
 from relais.services import Services
-from specs import SPECS_DIR
-
-# Mounted at the root: connexion's docs router for a root API would shadow every other
-# API, so this one is served without Swagger UI (its spec file is in ``specs/``).
-OPS_SPEC = "relais-ops-v1.yaml"
-# Shared components, referenced by the others; it declares no route.
-COMMON_SPEC = "common.yaml"
-
-
-def api_specs() -> list[str]:
-    """Every API document in ``specs/``: each is served under its own base path, with its
-    Swagger UI at ``<base path>/ui/``. Adding a contract is adding its file."""
-    return sorted(p.name for p in SPECS_DIR.glob("*.yaml") if p.name not in (OPS_SPEC, COMMON_SPEC))
+from specs import OPS_SPEC, SPECS_DIR, api_specs
 
 
 def build_services(settings: Settings) -> Services:
+    # A département's own orientation rule table is checked now, not on the first calcul.
+    load_rules(settings.orientation_rules_file)
     keys = load_or_create_keyset(settings)
 
     # Backends read through the request's own session, so reads, writes and the audit
@@ -83,6 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = AsyncApp(
         __name__,
         specification_dir=SPECS_DIR,
+        validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
     )
     # Added first on purpose: connexion's reordering of APIs by base path puts a root API

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,12 +21,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+from adapters.reference_store.contrat_domain import cloturer_suspensions_echues
+from audit.journal import append_event
 from habilitations.clients import ClientRegistryError, create_client
 from relais.config import Settings, get_settings
+from relais.context import AuditDraft
 from relais.db import Database
 from relais.demo.dataset import DEMO_CLIENTS, FOUNDATION_SCOPES, build_demo_records, demo_samples
 from relais.keys import KeySet, KeySetError, load_or_create_keyset, rotate_signing_key
 from relais.migrate import upgrade
+from specs import served_documents
 
 OAUTH2_ENDPOINT = "/connexion/oauth2/access_token?realm=/agent"
 API_PATH = "/partenaire"
@@ -33,12 +38,6 @@ RECHERCHE_PAR_NUMERO_PATH = "/partenaire/rechercher-usager/v2/usagers/par-numero
 INFORMATIONS_PATH = "/partenaire/informations-administratives/v1/usager"
 CONTRAT_PATH = "/partenaire/contrat-usager/v2/contrat"
 # Each API serves its Swagger UI at ``<base path>/ui/``.
-SWAGGER_UI_PATHS = (
-    ("Jeton d'accès", "/connexion/ui/"),
-    ("Rechercher usager v2", "/partenaire/rechercher-usager/v2/ui/"),
-    ("Informations administratives v1", "/partenaire/informations-administratives/v1/ui/"),
-    ("Statut usager (contrat-usager) v2", "/partenaire/contrat-usager/v2/ui/"),
-)
 # Beyond this many lines an import shows a progress bar.
 PROGRESS_THRESHOLD = 1000
 EXIT_DATASET_ERROR = 2
@@ -104,6 +103,32 @@ def db_upgrade() -> None:
     click.echo(f"Base de données à jour : {target}")
 
 
+# relais parcours sweep ---------------------------------------------------------------------
+
+
+@main.group("parcours")
+def parcours_group() -> None:
+    """Règles du parcours qui dépendent du temps."""
+
+
+@parcours_group.command("sweep")
+def parcours_sweep() -> None:
+    """Clôt les contrats d'engagement suspendus depuis 12 mois (idempotent, à planifier chaque jour).
+
+    Reads apply the same rule, so a late or missed sweep lets nothing stale through; the
+    sweep makes the closures visible to whoever does not read the contract.
+    """
+    settings = get_settings()
+    _migrate(settings)
+    now = datetime.now(UTC)
+    with _database(settings) as database, database.session() as session:
+        closed = cloturer_suspensions_echues(session, now=now)
+        draft = AuditDraft(channel="cli", operation="parcours.sweep", reason=f"contrats_clotures:{closed}")
+        append_event(session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=now)
+        session.commit()
+    click.echo(f"Contrats d'engagement clôturés : {closed}")
+
+
 # relais serve ------------------------------------------------------------------------------
 
 
@@ -136,7 +161,7 @@ def _banner(host: str, port: int) -> str:
         f"  Jeton d'accès    POST {base}{OAUTH2_ENDPOINT}",
         f"  API partenaires  {base}{API_PATH}",
         "Documentation interactive (Swagger UI) :",
-        *(f"  {label:<34} {base}{path}" for label, path in SWAGGER_UI_PATHS),
+        *(f"  {title:<44} {base}{path}/ui/" for _, title, path in served_documents()),
         "Identifiants et usagers de démonstration : relais demo",
     ]
     return "\n".join(lines)
@@ -217,7 +242,7 @@ def demo_facts(public_url: str, records: list[dict[str, Any]]) -> dict[str, Any]
             for client in DEMO_CLIENTS
         ],
         "usagers": demo_samples(records),
-        "docs": [f"{base}{path}" for _, path in SWAGGER_UI_PATHS],
+        "docs": [f"{base}{path}/ui/" for _, _, path in served_documents()],
     }
 
 

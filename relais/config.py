@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Default rate limit per client and per API, in calls per second (burst capacity).
     rate_limit_per_second: int = Field(default=20, ge=1)
 
+    # A département's own orientation rule table for calculOrientation (format: see
+    # adapters/reference_store/orientation_rules.json); empty means the shipped default.
+    orientation_rules_file: Path | None = None
+
     # Check responses against the specs (costly; on in tests).
     validate_responses: bool = False
     log_level: str = "INFO"

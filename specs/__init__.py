@@ -4,6 +4,38 @@ The YAML documents mirror France Travail's partner API contracts; ``common.yaml`
 components they share (referenced as ``common.yaml#/components/...``).
 """
 
+import re
 from pathlib import Path
 
+import yaml
+
 SPECS_DIR = Path(__file__).parent
+# Shared components, referenced by the others; it declares no route.
+COMMON_SPEC = "common.yaml"
+# Mounted at the root: connexion's docs router for a root API would shadow every other
+# API, so this one is served without Swagger UI (its spec file is here all the same).
+OPS_SPEC = "relais-ops-v1.yaml"
+_VERSION = re.compile(r"/(v\d+)$")
+
+
+def api_specs() -> list[str]:
+    """Every API document served by the app, each under its own base path."""
+    return [name for name, _, _ in served_documents()]
+
+
+def served_documents() -> list[tuple[str, str, str]]:
+    """(file name, title with version, base path) of every API document Relais serves.
+
+    Every ``*.yaml`` here but the shared components and the root ops API (served without
+    Swagger UI) is an API of its own, mounted at its ``servers[0].url``.
+    """
+    found = []
+    for path in sorted(SPECS_DIR.glob("*.yaml")):
+        if path.name in (COMMON_SPEC, OPS_SPEC):
+            continue
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        base = document["servers"][0]["url"]
+        version = _VERSION.search(base)
+        title = f"{document['info']['title']} {version[1]}" if version else document["info"]["title"]
+        found.append((path.name, title, base))
+    return found

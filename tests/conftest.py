@@ -39,16 +39,20 @@ def cheap_secret_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(habilitations.clients, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """URL of an empty database migrated to the latest revision."""
+def fresh_database_url(directory: Path) -> str:
+    """URL of an empty database migrated to the latest revision (SQLite in ``directory``)."""
     url = os.environ.get(TEST_DATABASE_URL_VARIABLE)
     if url:
         _reset_schema(url)
     else:
-        url = f"sqlite:///{(tmp_path / 'relais.db').as_posix()}"
+        url = f"sqlite:///{(directory / 'relais.db').as_posix()}"
     upgrade(url)
     return url
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return fresh_database_url(tmp_path)
 
 
 @pytest.fixture

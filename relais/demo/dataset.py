@@ -6,6 +6,13 @@ on reserved example domains and ARCEP fiction numbers, and a France Travail regi
 (``m_contrat``) for about four in five. Some records exist to demonstrate specific answers:
 usagers without registration (204), explicit attachments to the mission locale and Cap
 emploi, and one duplicate pair sharing NIR and birth date (S003 « Plusieurs usagers »).
+
+Registered Gironde usagers also have a parcours, so that the whole journey runs on demo
+data (see ``demo_parcours``): preconisations waiting for the Gironde's decision (ACT382),
+one of them indeterminate (IND, to complete with calculOrientation), decided orientations
+with their first appointments and contrats d'engagement (one first appointment still to
+take: ACT380), and sanction proposals to instruct (ACT366) or to process (ACT370). The
+import runs them through the domain rules, which open those activities.
 """
 
 from __future__ import annotations
@@ -29,6 +36,32 @@ FOUNDATION_SCOPES = (
     "api_contrat-usagerv2",
     "statutcontratusager",
 )
+ORIENTATION_SCOPES = ("api_orientationusagerv1", "orientationusager")
+ACTIVITES_SCOPES = (
+    "api_activites-operationnellesv1",
+    "api_activites-operationnellesv2",
+    "activitesCD",
+    "referentielCD",
+)
+RDV_SCOPES = ("api_rendez-vous-partenairev1", "gererRDV")
+CONTRAT_ENGAGEMENT_SCOPES = ("api_contrat-engagementv1", "contratengagement")
+SANCTIONS_SCOPES = (
+    "api_gestion-sanctions-rsav1",
+    "gestiondesmanquements",
+    "decisionSanctionPartenaire",
+    "demandeRadiation",
+)
+# Every partner API: what a département's software calls along the parcours.
+PARTENAIRE_SCOPES = (
+    *FOUNDATION_SCOPES,
+    *ORIENTATION_SCOPES,
+    *ACTIVITES_SCOPES,
+    *RDV_SCOPES,
+    *CONTRAT_ENGAGEMENT_SCOPES,
+    *SANCTIONS_SCOPES,
+)
+# Relais' producer feed: France Travail's, never a département's.
+ALIMENTATION_SCOPES = ("api_alimentationv1", "alimentationusager", "alimentationorientation", "alimentationmanquement")
 
 
 @dataclass(frozen=True)
@@ -37,6 +70,9 @@ class DemoOrganisation:
     type: str
     libelle: str
     territoire: tuple[str, ...]
+    # Structure codes in France Travail's referentials (fictitious values).
+    code_aurore: str | None = None
+    code_safir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,12 +86,14 @@ class DemoClient:
 
 
 DEMO_ORGANISATIONS: tuple[DemoOrganisation, ...] = (
-    DemoOrganisation("CD33", "CD", "Département de la Gironde", ("33",)),
-    DemoOrganisation("CD2A", "CD", "Collectivité de Corse — Corse-du-Sud", ("2A",)),
-    DemoOrganisation("CD93", "CD", "Département de la Seine-Saint-Denis", ("93",)),
-    DemoOrganisation("FT-NAQ", "FT", "France Travail Nouvelle-Aquitaine", ("24", "33", "40", "47", "64")),
-    DemoOrganisation("ML-BDX", "ML", "Mission locale de Bordeaux", ()),
-    DemoOrganisation("CE33", "CE", "Cap emploi Gironde", ()),
+    DemoOrganisation("CD33", "CD", "Département de la Gironde", ("33",), "NAQ0405", "33014"),
+    DemoOrganisation("CD2A", "CD", "Collectivité de Corse — Corse-du-Sud", ("2A",), "COR0201", "20004"),
+    DemoOrganisation("CD93", "CD", "Département de la Seine-Saint-Denis", ("93",), "IDF0930", "93008"),
+    DemoOrganisation(
+        "FT-NAQ", "FT", "France Travail Nouvelle-Aquitaine", ("24", "33", "40", "47", "64"), "NAQ0057", "33063"
+    ),
+    DemoOrganisation("ML-BDX", "ML", "Mission locale de Bordeaux", (), "NAQ0612", "33101"),
+    DemoOrganisation("CE33", "CE", "Cap emploi Gironde", (), "NAQ0733", "33102"),
 )
 
 DEMO_CLIENTS: tuple[DemoClient, ...] = (
@@ -63,22 +101,22 @@ DEMO_CLIENTS: tuple[DemoClient, ...] = (
         "demo-cd33",
         "demo-cd33-secret-change-me-0001",
         "CD33",
-        FOUNDATION_SCOPES,
-        "Département de la Gironde : les trois API",
+        PARTENAIRE_SCOPES,
+        "Département de la Gironde : toutes les API partenaires",
     ),
     DemoClient(
         "demo-cd2a",
         "demo-cd2a-secret-change-me-0002",
         "CD2A",
-        FOUNDATION_SCOPES,
-        "Corse-du-Sud : les trois API",
+        PARTENAIRE_SCOPES,
+        "Corse-du-Sud : toutes les API partenaires",
     ),
     DemoClient(
         "demo-cd93",
         "demo-cd93-secret-change-me-0003",
         "CD93",
-        FOUNDATION_SCOPES,
-        "Seine-Saint-Denis : les trois API",
+        PARTENAIRE_SCOPES,
+        "Seine-Saint-Denis : toutes les API partenaires",
     ),
     DemoClient(
         "demo-cd33-limite",
@@ -86,6 +124,13 @@ DEMO_CLIENTS: tuple[DemoClient, ...] = (
         "CD33",
         RECHERCHE_SCOPES,
         "Gironde, Rechercher usager seulement : les autres API répondent 403",
+    ),
+    DemoClient(
+        "demo-ft-naq",
+        "demo-ft-naq-secret-change-me-0005",
+        "FT-NAQ",
+        ALIMENTATION_SCOPES,
+        "France Travail Nouvelle-Aquitaine : l'alimentation de Relais (producteur)",
     ),
 )
 
@@ -254,11 +299,14 @@ _CORSICA_SPLIT_YEAR = 1976
 
 
 def build_demo_records(seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
-    """Organisations, then clients, then usagers, as ``relais import`` records."""
+    """Organisations, clients, usagers, then their parcours, as ``relais import`` records."""
     rng = random.Random(seed)
     records: list[dict[str, Any]] = [_organisation_record(organisation) for organisation in DEMO_ORGANISATIONS]
     records += [_client_record(client) for client in DEMO_CLIENTS]
-    records += [{"type": "usager", "data": usager} for usager in _build_usagers(rng)]
+    usagers = _build_usagers(rng)
+    records += [{"type": "usager", "data": usager} for usager in usagers]
+    # A generator of its own: the parcours never shift the usagers drawn above.
+    records += _parcours_records(random.Random(f"{seed}-parcours"), usagers)
     return records
 
 
@@ -316,6 +364,8 @@ def _organisation_record(organisation: DemoOrganisation) -> dict[str, Any]:
             "type": organisation.type,
             "libelle": organisation.libelle,
             "territoire": list(organisation.territoire),
+            "code_aurore": organisation.code_aurore,
+            "code_safir": organisation.code_safir,
         },
     }
 
@@ -532,3 +582,281 @@ def _duplicate_of(rng: random.Random, registry: _Registry, original: dict[str, A
     }
     duplicate.pop("contrat", None)
     return duplicate
+
+
+# Parcours -----------------------------------------------------------------------------------
+#
+# Dates are fixed (the dataset is deterministic) and in the past of any demo run: a decision
+# or a manquement dated in the future would be refused.
+
+_DEMO_AGENT = {"nom": "Martin", "prenom": "Claire", "identifiant": "AGT-0042"}
+_ORIGINES = ("INSCRIPTION_VOLONTAIRE", "INSCRIPTION_AUTO_CAF", "INSCRIPTION_CONSEILLER_CD")
+# (parcours, organisme, constraint that explains it) of France Travail's preconisations.
+_Profile = tuple[str, str, dict[str, Any]]
+_PRECONISATIONS: tuple[_Profile, ...] = (
+    ("PSO", "CD", {"contrainte_mobilite": "AUCUN_MOYEN_DE_TRANSPORT"}),
+    ("PSP", "CD", {"capacite_a_travailler": False}),
+    ("PED", "FT", {}),
+    ("PSO", "CD", {"contrainte_numerique": "NON_ACCES_INTERNET"}),
+    ("PSP", "CD", {"contrainte_logement": "SANS_LOGEMENT"}),
+    ("PED", "FT", {"projet_pro": "FORMATION"}),
+)
+_DECISIONS: tuple[tuple[_Profile, dict[str, Any]], ...] = (
+    # Accepted as preconised.
+    (
+        ("PSO", "CD", {"contrainte_familiale": "AIDANT_FAMILIAL"}),
+        {"etat_decision": "ACCEPTEE", "date_decision": "2026-01-08"},
+    ),
+    # Refused, with the département's counter-proposal.
+    (
+        ("PED", "FT", {}),
+        {
+            "etat_decision": "REFUSEE",
+            "date_decision": "2026-01-14",
+            "motif_refus": "APPRECIATION_DIFFERENTE",
+            "commentaire_refus": "Freins périphériques à lever avant une recherche d'emploi",
+            "parcours": "PSO",
+            "organisme": "CD",
+        },
+    ),
+    (("PSP", "CD", {"capacite_a_travailler": False}), {"etat_decision": "ACCEPTEE", "date_decision": "2026-01-21"}),
+)
+_SANCTIONS = (
+    ("SUSP_RSA", "P", 50, 2, "R1", "2026-01-05"),
+    ("SUSP_RSA", "P", 100, 1, "R2", "2026-01-09"),
+    ("SUSP_RSA", "M", 150, 3, "R1", "2026-01-12"),
+    ("SUPP_RSA", None, None, None, "R3", "2026-01-16"),
+)
+_NATURES_MANQUEMENT = ("N65", "N66", "N67")
+
+
+def demo_parcours(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Numéros France Travail of the usagers whose parcours shows each case, for the walkthrough.
+
+    ``preconisations`` wait for the département's decision (ACT382), ``a_completer`` has an IND
+    preconisation (calculOrientation), ``premier_rdv_a_prendre`` has a decided orientation and
+    no appointment yet (ACT380), ``contrats`` have a contrat d'engagement, ``sanctions`` a
+    proposal to instruct or process (ACT366, ACT370).
+    """
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_type.setdefault(record["type"], []).append(record["data"])
+    orientations = by_type.get("orientation", [])
+    with_rdv = {rdv["numeroFranceTravail"] for rdv in by_type.get("rendez-vous", []) if rdv["motif"] == "ACC"}
+    return {
+        "preconisations": [
+            o["numeroFranceTravail"] for o in orientations if o.get("etat") == "EN_ATTENTE" and o["parcours"] != "IND"
+        ],
+        "a_completer": [o["numeroFranceTravail"] for o in orientations if o["parcours"] == "IND"],
+        "premier_rdv_a_prendre": [
+            o["numeroFranceTravail"]
+            for o in orientations
+            if o.get("etat") == "OUVERT" and o["numeroFranceTravail"] not in with_rdv
+        ],
+        "contrats": [c["numeroFranceTravail"] for c in by_type.get("contrat-engagement", [])],
+        "sanctions": [m["numeroFranceTravail"] for m in by_type.get("manquement", [])],
+    }
+
+
+def _parcours_records(rng: random.Random, usagers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Orientations, then appointments and contracts, then manquements of registered Gironde usagers."""
+    candidates = [
+        usager
+        for usager in usagers
+        if _departement(usager) == "33"
+        and _statut(usager) == "Inscrit"
+        and _certified(usager)
+        and not usager["organisations"]
+    ]
+    preconises = candidates[: len(_PRECONISATIONS)]
+    a_completer = candidates[len(_PRECONISATIONS)]
+    decides = candidates[len(_PRECONISATIONS) + 1 : len(_PRECONISATIONS) + 1 + len(_DECISIONS)]
+    sanctionnes = candidates[len(_PRECONISATIONS) + 1 + len(_DECISIONS) :][: len(_SANCTIONS)]
+
+    records = [
+        _orientation(rng, usager, profile, etat="EN_ATTENTE")
+        for usager, profile in zip(preconises, _PRECONISATIONS, strict=True)
+    ]
+    records.append(
+        {
+            "type": "orientation",
+            "data": {
+                "numeroFranceTravail": a_completer["numeroFranceTravail"],
+                "parcours": "IND",
+                "organisme": "IND",
+                "structure": None,
+                "origine": "INSCRIPTION_AUTO_CAF",
+                # The CAF knows little: the département completes the criteria (calculOrientation).
+                "criteres_orientation": {"brsa": True, **_criteres_identite(a_completer)},
+                "etat": "EN_ATTENTE",
+            },
+        }
+    )
+    for usager, (profile, decision) in zip(decides, _DECISIONS, strict=True):
+        record = _orientation(rng, usager, profile, etat="OUVERT")
+        structure = _structure("CD33")
+        record["data"]["decision"] = {
+            **decision,
+            "organisme_decision": "CD",
+            "structure_decision": structure,
+            "agent_decision": _DEMO_AGENT["identifiant"],
+        }
+        records.append(record)
+    records += _rendez_vous_records(decides)
+    records += _contrat_records(decides)
+    records += [_manquement_record(rng, usager, index) for index, usager in enumerate(sanctionnes, start=1)]
+    return records
+
+
+def _structure(code: str) -> dict[str, Any]:
+    organisation = next(o for o in DEMO_ORGANISATIONS if o.code == code)
+    return {
+        "code_aurore": organisation.code_aurore,
+        "code_safir": organisation.code_safir,
+        "libelle_structure": organisation.libelle,
+    }
+
+
+def _orientation(rng: random.Random, usager: dict[str, Any], profile: _Profile, *, etat: str) -> dict[str, Any]:
+    parcours, organisme, contrainte = profile
+    return {
+        "type": "orientation",
+        "data": {
+            "numeroFranceTravail": usager["numeroFranceTravail"],
+            "parcours": parcours,
+            "organisme": organisme,
+            "structure": _structure("CD33" if organisme == "CD" else "FT-NAQ"),
+            "origine": rng.choice(_ORIGINES),
+            "criteres_orientation": _criteres(rng, usager, contrainte),
+            "etat": etat,
+        },
+    }
+
+
+def _criteres_identite(usager: dict[str, Any]) -> dict[str, Any]:
+    adresse = usager["adresses"][0]
+    return {
+        "date_naissance": usager["etatCivil"]["dateNaissance"],
+        "adresse": {
+            "code_commune": adresse["codeInseeCommune"],
+            "libelle_commune": adresse["libelleCommune"],
+            "code_postal": adresse["codePostal"],
+            "numero_type_libelle_voie": adresse["numeroTypeLibelleVoie"],
+        },
+    }
+
+
+def _criteres(rng: random.Random, usager: dict[str, Any], contrainte: dict[str, Any]) -> dict[str, Any]:
+    """A complete set of criteria, without obstacle except the one that explains the parcours."""
+    criteres: dict[str, Any] = {
+        "brsa": True,
+        **_criteres_identite(usager),
+        "situation_professionnelle": rng.choice(("JAMAIS", "EN_ACTIVITE")),
+        "type_emploi": rng.choice(("AUTRE", "SAISONNIER")),
+        "niveau_etude": "AFS",
+        "capacite_a_travailler": True,
+        "projet_pro": rng.choice(("SALARIAT", "FORMATION")),
+        "boe": False,
+    }
+    for name in (
+        "contrainte_sante",
+        "contrainte_logement",
+        "contrainte_mobilite",
+        "contrainte_familiale",
+        "contrainte_financiere",
+        "contrainte_administrative_juridique",
+        "contrainte_francais_calcul",
+        "contrainte_numerique",
+    ):
+        criteres[name] = "AUCUNE"
+    criteres.update(contrainte)
+    return criteres
+
+
+def _rendez_vous_records(decides: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first two decided usagers have had or booked their first appointment; the third has not."""
+    organisme = {
+        "code": "CD",
+        "emailContact": "accompagnement-rsa@example.org",
+        "idStructure": _structure("CD33")["code_safir"],
+        "libelleStructure": "Département de la Gironde",
+        "telephoneContact": "0536490000",
+    }
+    rendez_vous = (
+        (decides[0], "DEMO-RDV-0001", "2026-01-20T09:30:00.000+01:00", "ACC", "EFFECTUE"),
+        (decides[0], "DEMO-RDV-0002", "2026-12-08T14:00:00.000+01:00", "AUT", "PRIS"),
+        (decides[1], "DEMO-RDV-0003", "2026-12-03T10:00:00.000+01:00", "ACC", "PRIS"),
+    )
+    return [
+        {
+            "type": "rendez-vous",
+            "data": {
+                "numeroFranceTravail": usager["numeroFranceTravail"],
+                "id": identifiant,
+                "organisation": "CD33",
+                "date": date_rdv,
+                "duree": 45,
+                "motif": motif,
+                "statut": statut,
+                "modaliteContact": "PHYSIQUE",
+                "typeReception": "IND",
+                "initiateur": "PARTENAIRE",
+                "organisme": organisme,
+                "interlocuteur": {"email": "c.martin@example.org", "nom": "MARTIN", "prenom": "CLAIRE"},
+                "adresse": "1 ESPLANADE CHARLES DE GAULLE 33000 BORDEAUX",
+                "libelleAdresse": "Maison départementale des solidarités de Bordeaux",
+                "information": None,
+                "telephoneContactUsager": None,
+                "theme": "Premier rendez-vous d'accompagnement" if motif == "ACC" else "Suivi du contrat d'engagement",
+            },
+        }
+        for usager, identifiant, date_rdv, motif, statut in rendez_vous
+    ]
+
+
+def _contrat_records(decides: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """After the orientations: deciding one returns a signed contract to A_SIGNER."""
+    return [
+        {
+            "type": "contrat-engagement",
+            "data": {
+                "numeroFranceTravail": decides[0]["numeroFranceTravail"],
+                "etat": "SIGNE",
+                "dateSignature": "2026-01-20T10:15:00+01:00",
+                "organisme": "CD",
+                "engagements": [
+                    {"libelle": "Participer aux rendez-vous d'accompagnement"},
+                    {"libelle": "Rechercher une solution de mobilité"},
+                ],
+                "planAction": [{"libelle": "Atelier mobilité"}, {"libelle": "Passage du permis de conduire"}],
+                "intensiteHebdomadaire": 15,
+                "agentSignature": dict(_DEMO_AGENT),
+            },
+        },
+        {
+            "type": "contrat-engagement",
+            "data": {"numeroFranceTravail": decides[1]["numeroFranceTravail"], "etat": "A_SIGNER", "organisme": "CD"},
+        },
+    ]
+
+
+def _manquement_record(rng: random.Random, usager: dict[str, Any], index: int) -> dict[str, Any]:
+    type_, modalite, montant, duree, rang, date_manquement = _SANCTIONS[index - 1]
+    return {
+        "type": "manquement",
+        "data": {
+            "numeroFranceTravail": usager["numeroFranceTravail"],
+            "natureManquement": rng.choice(_NATURES_MANQUEMENT),
+            "rangManquement": rang,
+            "dateManquement": date_manquement,
+            "consequences": [
+                {
+                    "identifiantConsequenceSanction": f"DEMO-SANCTION-{index:04d}",
+                    "typeConsequenceSanction": type_,
+                    "modaliteProposee": modalite,
+                    "montantPropose": montant,
+                    "dureeProposee": duree,
+                }
+            ],
+        },
+    }

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from relais.app import api_specs
-from specs import SPECS_DIR
-from tests.e2e.conftest import Hub
+from specs import OPS_SPEC, SPECS_DIR, served_documents
+from tests.e2e.conftest import ALIMENTATION_SCOPES, ALL_SCOPES, Hub
 
-
-def _served_spec(name: str) -> str:
-    """Where the app serves a spec: ``openapi.json`` under the document's base path."""
-    document = yaml.safe_load((SPECS_DIR / name).read_text(encoding="utf-8"))
-    return f"{document['servers'][0]['url']}/openapi.json"
-
-
-# Every contract in specs/, as the app serves them (see relais.app.api_specs).
-SERVED_SPECS = [_served_spec(name) for name in api_specs()]
-# The root API's spec is not served (see relais/app.py): load it from its file.
-OPS_SPEC = "relais-ops-v1.yaml"
+# Every contract in specs/, as the app serves them: ``openapi.json`` under its base path.
+SERVED_SPECS = [f"{base}/openapi.json" for _, _, base in served_documents()]
+FEED_SPEC = "/relais/alimentation/v1/openapi.json"
+# The root API's spec is not served (see relais/app.py): it is loaded from its file.
 MAX_EXAMPLES = 40
 
 
 @pytest.mark.parametrize("spec", [*SERVED_SPECS, OPS_SPEC])
 def test_every_operation_conforms(hub: Hub, spec: str) -> None:
-    token = hub.token()
+    # Every scope the contracts declare, so that generated calls reach the handlers; the
+    # producer feed's scopes belong to a producer's client.
+    if spec == FEED_SPEC:
+        token = hub.token("ft-naq", ALIMENTATION_SCOPES)
+    else:
+        token = hub.token(scope=" ".join(ALL_SCOPES))
     if spec == OPS_SPEC:
         schema = schemathesis.openapi.from_path(SPECS_DIR / OPS_SPEC)
         schema.app = hub.client.app

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from starlette.testclient import TestClient
 
+import habilitations.clients
 from relais.app import build_services, create_app
 from relais.config import Settings
+from relais.db import Database
 from relais.importer import import_file
 from relais.nir import nir_key
+from relais.observability import Metrics
+from relais.ratelimit import RateLimiter
 from relais.services import Services
+from tests.conftest import fresh_database_url
 
 RECHERCHE_SCOPES = "api_rechercher-usagerv2 rechercheusager profil_accedant"
 INFOS_SCOPES = "api_informations-administrativesv1 informationsadministrativesusager profil_accedant"
@@ -259,22 +266,60 @@ class Hub:
         return str(response.json()["jetonUsager"])
 
 
-@pytest.fixture
-def hub(database_url: str, tmp_path: Path) -> Iterator[Hub]:
+@pytest.fixture(scope="session")
+def hub_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Services]]:
+    """One app for the whole run: loading every spec takes seconds, a database takes little.
+
+    Each test swaps a fresh database, clock, rate limiter and metrics into its ``Services``
+    (see ``hub``): the app reads them from there on every request.
+    """
+    data_dir = tmp_path_factory.mktemp("hub")
     settings = Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
+        data_dir=data_dir,
+        database_url=f"sqlite:///{(data_dir / 'placeholder.db').as_posix()}",
         generate_dev_keys=True,
         validate_responses=True,
         rate_limit_per_second=1000,
     )
-    path = tmp_path / "dataset.jsonl"
-    path.write_text("\n".join(json.dumps(record) for record in dataset()) + "\n")
     services = build_services(settings)
-    import_file(services.database, services.keys, path)
+    services.database.dispose()
+    with TestClient(create_app(settings, services)) as client:
+        yield client, services
+
+
+@contextmanager
+def hub_on(hub_app: tuple[TestClient, Services], database_url: str, data_dir: Path) -> Iterator[Hub]:
+    """The shared app on ``database_url`` with the dataset imported, a new clock, limiter and metrics."""
+    client, services = hub_app
+    keys = services.keys
+    services.database = Database(database_url)
+    services.rate_limiter = RateLimiter()
+    services.metrics = Metrics()
     clock = Clock()
     services.clock = clock
-    app = create_app(settings, services)
-    with TestClient(app) as client:
+    path = data_dir / "dataset.jsonl"
+    path.write_text("\n".join(json.dumps(record) for record in dataset()) + "\n")
+    # The cheapest argon2 parameters, as tests/conftest.py sets them for each test.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(habilitations.clients, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        import_file(services.database, services.keys, path)
+    try:
         yield Hub(client, services, clock)
-    services.database.dispose()
+    finally:
+        services.database.dispose()
+        services.keys = keys
+
+
+@pytest.fixture
+def hub(hub_app: tuple[TestClient, Services], database_url: str, tmp_path: Path) -> Iterator[Hub]:
+    """A fresh database for each test."""
+    with hub_on(hub_app, database_url, tmp_path) as fresh:
+        yield fresh
+
+
+@pytest.fixture(scope="module")
+def module_hub(hub_app: tuple[TestClient, Services], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One database for a whole module, for modules whose tests reset what they touch."""
+    directory = tmp_path_factory.mktemp("module")
+    with hub_on(hub_app, fresh_database_url(directory), directory) as shared:
+        yield shared

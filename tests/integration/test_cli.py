@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,13 @@ import uvicorn
 from click.testing import CliRunner, Result
 from sqlmodel import select
 
+from adapters.reference_store import contrat_domain
 from habilitations.clients import authenticate_client
 from relais.cli import main, redact_database_url
 from relais.config import get_settings
 from relais.db import Database
-from relais.demo.dataset import FOUNDATION_SCOPES
-from relais.models import Organisation
+from relais.demo.dataset import PARTENAIRE_SCOPES
+from relais.models import AuditEvent, ContratEngagement, Organisation, Usager
 from relais.nir import nir_key
 
 ORGANISATION = {
@@ -148,7 +150,7 @@ def test_demo_json_gives_working_credentials(env: dict[str, str], database: Data
     assert len(facts["usagers"]) == 3
     assert all(len(usager["nir"]) == 15 for usager in facts["usagers"])
     first = facts["clients"][0]
-    assert first["scopes"] == list(FOUNDATION_SCOPES)
+    assert first["scopes"] == list(PARTENAIRE_SCOPES)
     with database.session() as session:
         assert authenticate_client(session, first["client_id"], first["client_secret"]) is not None
 
@@ -219,3 +221,39 @@ def test_serve_migrates_prints_the_banner_and_runs_uvicorn(
     assert "relais demo" in result.stdout
     assert len(calls) == 1
     assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8123 and calls[0]["log_config"] is None
+
+
+def test_parcours_sweep_closes_contracts_suspended_for_a_year_once(
+    env: dict[str, str], database: Database, tmp_path: Path
+) -> None:
+    assert (
+        run("import", str(write_jsonl(tmp_path / "d.jsonl", [ORGANISATION, usager_line("1850733063001")]))).exit_code
+        == 0
+    )
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    with database.session() as session:
+        usager = session.exec(select(Usager)).one()
+        contrat_domain.signer_premier(
+            session,
+            usager.id,
+            date_signature=long_ago,
+            agent={"nom": "Martin", "prenom": "Claire", "identifiant": "AGT-1"},
+            organisme="CD",
+            contenu={},
+            now=long_ago,
+        )
+        contrat_domain.suspendre_sur_cessation(session, usager.id, now=long_ago)
+        session.commit()
+
+    first = run("parcours", "sweep")
+    second = run("parcours", "sweep")
+
+    assert first.stdout.strip() == "Contrats d'engagement clôturés : 1"
+    assert second.stdout.strip() == "Contrats d'engagement clôturés : 0"
+    with database.session() as session:
+        assert session.exec(select(ContratEngagement)).one().etat == "CLOTURE"
+        sweeps = session.exec(select(AuditEvent).where(AuditEvent.operation == "parcours.sweep")).all()
+    assert [(event.channel, event.reason) for event in sweeps] == [
+        ("cli", "contrats_clotures:1"),
+        ("cli", "contrats_clotures:0"),
+    ]

@@ -135,15 +135,19 @@ def test_import_creates_then_a_second_import_changes_nothing(database: Database,
     first = import_file(database, keys, path)
     second = import_file(database, keys, path)
 
+    nothing = {"created": 0, "updated": 0, "unchanged": 0}
+    parcours = dict.fromkeys(("orientations", "rendez_vous", "contrats_engagement", "manquements"), nothing)
     assert counts(first) == {
         "organisations": {"created": 2, "updated": 0, "unchanged": 0},
         "clients": {"created": 1, "updated": 0, "unchanged": 0},
         "usagers": {"created": 3, "updated": 0, "unchanged": 0},
+        **parcours,
     }
     assert counts(second) == {
         "organisations": {"created": 0, "updated": 0, "unchanged": 2},
         "clients": {"created": 0, "updated": 0, "unchanged": 1},
         "usagers": {"created": 0, "updated": 0, "unchanged": 3},
+        **parcours,
     }
     assert not second.changed
     assert "usagers : 0 créés, 0 modifiés, 3 inchangés" in second.summary_lines()

@@ -8,13 +8,16 @@ from datetime import date
 from typing import Any
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from relais.demo.dataset import (
+    ALIMENTATION_SCOPES,
     DEMO_CLIENTS,
-    FOUNDATION_SCOPES,
+    PARTENAIRE_SCOPES,
     RECHERCHE_SCOPES,
     build_demo_records,
+    demo_parcours,
     demo_samples,
 )
 from relais.nir import is_valid_numero_france_travail, normalize_nir
@@ -50,12 +53,40 @@ def test_organisations_and_clients(records: list[dict[str, Any]]) -> None:
     assert set(organisations) == {"CD33", "CD2A", "CD93", "FT-NAQ", "ML-BDX", "CE33"}
     assert organisations["CD2A"]["territoire"] == ["2A"]
     assert organisations["FT-NAQ"]["territoire"] == ["24", "33", "40", "47", "64"]
+    aurore = [o["code_aurore"] for o in organisations.values()]
+    assert all(aurore) and len(set(aurore)) == len(aurore)
     assert {c.client_id for c in DEMO_CLIENTS} == set(clients)
     assert all(c["client_secret"].startswith("demo-") for c in clients.values())
-    per_cd = [c for c in clients.values() if c["scopes"] == list(FOUNDATION_SCOPES)]
+    per_cd = [c for c in clients.values() if c["scopes"] == list(PARTENAIRE_SCOPES)]
     assert sorted(c["organisation"] for c in per_cd) == ["CD2A", "CD33", "CD93"]
     limited = [c for c in clients.values() if c["scopes"] == list(RECHERCHE_SCOPES)]
     assert [c["organisation"] for c in limited] == ["CD33"]
+    producers = [c for c in clients.values() if c["scopes"] == list(ALIMENTATION_SCOPES)]
+    assert [c["organisation"] for c in producers] == ["FT-NAQ"]
+
+
+def _declared_scopes(spec: str) -> set[str]:
+    document = yaml.safe_load((SPECS_DIR / spec).read_text(encoding="utf-8"))
+    flows = document["components"]["securitySchemes"]["oauth2"]["flows"]
+    return set(flows["clientCredentials"]["scopes"])
+
+
+def test_the_gironde_client_may_call_every_partner_api_and_france_travail_the_feed(
+    records: list[dict[str, Any]],
+) -> None:
+    clients = {r["data"]["client_id"]: set(r["data"]["scopes"]) for r in records if r["type"] == "client"}
+    partner_specs = [
+        path.name
+        for path in SPECS_DIR.glob("*.yaml")
+        if path.name not in ("alimentation-v1.yaml", "auth.yaml", "common.yaml", "relais-ops-v1.yaml")
+    ]
+    feed = _declared_scopes("alimentation-v1.yaml")
+
+    assert len(partner_specs) >= 9
+    for spec in partner_specs:
+        assert _declared_scopes(spec) <= clients["demo-cd33"], spec
+    assert clients["demo-ft-naq"] == feed
+    assert not any(feed & scopes for client, scopes in clients.items() if client != "demo-ft-naq")
 
 
 def test_every_nir_is_valid_and_consistent_with_the_person(usagers: list[dict[str, Any]]) -> None:
@@ -122,3 +153,52 @@ def test_samples_show_the_interesting_cases(records: list[dict[str, Any]], usage
     assert [s["organisation"] for s in samples] == ["CD33", "CD2A", "CD33"]
     assert all(len(s["nir"]) == 15 for s in samples)
     assert by_nir[samples[2]["nir"]] == 2
+
+
+def test_gironde_usagers_have_a_parcours_to_work_on(
+    records: list[dict[str, Any]], usagers: list[dict[str, Any]]
+) -> None:
+    parcours = demo_parcours(records)
+    by_numero = {u["numeroFranceTravail"]: u for u in usagers}
+    involved = {numero for numeros in parcours.values() for numero in numeros}
+    kinds = Counter(record["type"] for record in records)
+
+    assert len(parcours["preconisations"]) >= 5
+    assert len(parcours["a_completer"]) == 1
+    assert len(parcours["premier_rdv_a_prendre"]) >= 1
+    assert len(parcours["contrats"]) >= 2
+    assert len(parcours["sanctions"]) >= 3
+    assert kinds["rendez-vous"] >= 2
+    for numero in involved:
+        usager = by_numero[numero]
+        assert usager["adresses"][0]["codeInseeCommune"].startswith("33")
+        assert usager["contrat"]["m_statut"] == "Inscrit"
+    # The first usager of the curl walkthrough has a preconisation to look at.
+    assert demo_samples(records)[0]["numeroFranceTravail"] in parcours["preconisations"]
+
+
+def test_parcours_records_come_after_the_usagers_and_contracts_after_orientations(
+    records: list[dict[str, Any]],
+) -> None:
+    order = [record["type"] for record in records]
+    last_usager = max(i for i, kind in enumerate(order) if kind == "usager")
+    first_parcours = min(i for i, kind in enumerate(order) if kind not in ("organisation", "client", "usager"))
+    last_orientation = max(i for i, kind in enumerate(order) if kind == "orientation")
+    first_contract = min(i for i, kind in enumerate(order) if kind == "contrat-engagement")
+
+    assert last_usager < first_parcours
+    assert last_orientation < first_contract
+
+
+def test_identifiers_are_stable_and_unique(records: list[dict[str, Any]]) -> None:
+    rdv_ids = [r["data"]["id"] for r in records if r["type"] == "rendez-vous"]
+    consequence_ids = [
+        c["identifiantConsequenceSanction"]
+        for r in records
+        if r["type"] == "manquement"
+        for c in r["data"]["consequences"]
+    ]
+
+    assert rdv_ids == sorted(set(rdv_ids)) and all(i.startswith("DEMO-RDV-") for i in rdv_ids)
+    assert consequence_ids == sorted(set(consequence_ids))
+    assert all(i.startswith("DEMO-SANCTION-") for i in consequence_ids)
