@@ -149,7 +149,11 @@ class TestSignerEtLire:
             ({"dateSignature": "1850-01-01T00:00:00Z"}, "REQUETE_INVALIDE", "dateSignature"),
             ({"dateSignature": "2026-01-01T00:00:00Z", "intensiteHebdomadaire": 200}, "REQUETE_INVALIDE", "intensite"),
             ({"dateSignature": "2026-01-01T00:00:00Z", "engagements": [{"code": "X"}]}, "REQUETE_INVALIDE", "libelle"),
-            ({"dateSignature": "2026-01-01T00:00:00Z", "engagements": [{"libelle": "a\x00"}]}, "CONTRAT_INVALIDE", "x"),
+            (
+                {"dateSignature": "2026-01-01T00:00:00Z", "engagements": [{"libelle": "a\x00"}]},
+                "REQUETE_INVALIDE",
+                "engagements[0].libelle",
+            ),
         ],
     )
     def test_bad_bodies_are_400_and_nothing_is_written(

@@ -304,7 +304,9 @@ class TestCreerEtConsulter:
     def test_nul_characters_are_refused(self, api: Api) -> None:
         response = api.creer(GIRONDE, theme="a\x00b")
         assert response.status_code == 400
-        assert response.json()["codeErreur"] == "RDV_INVALIDE"
+        assert response.json()["codeErreur"] == "REQUETE_INVALIDE"
+        assert response.json()["message"] == "Requête invalide : champ theme invalide : caractère non autorisé"
+        assert api.liste(GIRONDE) == []
 
 
 class TestModifier:
