@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     Hub,
     Person,
 )
+from tests.orientation_criteria import CRITERES_COMPLETS as CRITERES_DE_BASE
 
 BASE = "/partenaire/orientationusager/v1"
 LECTURE = f"{BASE}/lectureOrientation"
@@ -46,23 +47,9 @@ ACTIVITES_V2 = "/partenaire/activites-operationnelles/v2/activites/chercher"
 
 # Complete criteria with no barrier: the default rule (PED / FT).
 CRITERES_COMPLETS: dict[str, Any] = {
-    "brsa": True,
-    "date_naissance": "1985-07-14",
+    **CRITERES_DE_BASE,
     "adresse": {"code_commune": "33063", "libelle_commune": "BORDEAUX", "code_postal": "33000"},
-    "situation_professionnelle": "JAMAIS",
     "type_emploi": "AUTRE",
-    "niveau_etude": "AFS",
-    "capacite_a_travailler": True,
-    "projet_pro": "SALARIAT",
-    "contrainte_sante": "AUCUNE",
-    "contrainte_logement": "AUCUNE",
-    "contrainte_mobilite": "AUCUNE",
-    "contrainte_familiale": "AUCUNE",
-    "contrainte_financiere": "AUCUNE",
-    "contrainte_administrative_juridique": "AUCUNE",
-    "contrainte_francais_calcul": "AUCUNE",
-    "contrainte_numerique": "AUCUNE",
-    "boe": False,
 }
 ACCEPTEE = {"etat_decision": "ACCEPTEE", "agent_decision": "AGT-0042"}
 

@@ -59,6 +59,16 @@ PRECONISATION = {
 }
 
 
+def acceptation(hub: Hub) -> dict[str, Any]:
+    """A decisionOrientation body accepting France Travail's preconisation today."""
+    return {
+        "etat_decision": "ACCEPTEE",
+        "date_decision": hub.clock.now.date().isoformat(),
+        "organisme_decision": "CD",
+        "agent_decision": "Claire Martin",
+    }
+
+
 def activities(hub: Hub, token: str, code: str) -> list[dict[str, Any]]:
     response = hub.client.get(ACTIVITES_V2, params={"codeActivite": code}, headers=hub.headers(token))
     if response.status_code == 204:
@@ -115,12 +125,7 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
     # 3. Decide: accepted. ACT382 disappears, ACT380 appears for the accompanying structure.
     decision = hub.client.post(
         f"{ORIENTATION}/decisionOrientation",
-        json={
-            "etat_decision": "ACCEPTEE",
-            "date_decision": hub.clock.now.date().isoformat(),
-            "organisme_decision": "CD",
-            "agent_decision": "Claire Martin",
-        },
+        json=acceptation(hub),
         headers=headers,
     )
     assert decision.status_code == 201, decision.text
@@ -135,12 +140,7 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
     # A second decision on the same orientation is refused, not applied twice.
     again = hub.client.post(
         f"{ORIENTATION}/decisionOrientation",
-        json={
-            "etat_decision": "ACCEPTEE",
-            "date_decision": hub.clock.now.date().isoformat(),
-            "organisme_decision": "CD",
-            "agent_decision": "Claire Martin",
-        },
+        json=acceptation(hub),
         headers=headers,
     )
     assert 400 <= again.status_code < 500 and again.json()["codeHttp"] == again.status_code
@@ -279,12 +279,7 @@ def test_two_agents_deciding_at_once_make_one_decision(hub: Hub) -> None:
     publish_preconisation(hub, GIRONDE.numero)
     cd33 = hub.token("cd33", CD33_SCOPES)
     headers = hub.headers(cd33, **{"ft-jeton-usager": jeton(hub, cd33, GIRONDE.numero)})
-    body = {
-        "etat_decision": "ACCEPTEE",
-        "date_decision": hub.clock.now.date().isoformat(),
-        "organisme_decision": "CD",
-        "agent_decision": "Claire Martin",
-    }
+    body = acceptation(hub)
     statuses: list[int] = []
     barrier = threading.Barrier(2)
 
@@ -326,14 +321,7 @@ def test_text_no_database_stores_is_a_400_naming_the_field(hub: Hub) -> None:
     for agent in ("Claire\u0000Martin", "Claire\ud800Martin"):
         response = hub.client.post(
             f"{ORIENTATION}/decisionOrientation",
-            content=json.dumps(
-                {
-                    "etat_decision": "ACCEPTEE",
-                    "date_decision": hub.clock.now.date().isoformat(),
-                    "organisme_decision": "CD",
-                    "agent_decision": agent,
-                }
-            ),
+            content=json.dumps({**acceptation(hub), "agent_decision": agent}),
             headers={**headers, "Content-Type": "application/json"},
         )
         assert response.status_code == 400, response.text

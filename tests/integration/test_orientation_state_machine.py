@@ -27,25 +27,8 @@ from adapters.ports import Refusal, Refused
 from adapters.reference_store import orientation_domain
 from relais.db import Database
 from relais.models import Activite, ContratEngagement, Organisation, Orientation, Usager
+from tests.orientation_criteria import CRITERES_COMPLETS
 
-REQUIRED = {
-    "brsa": True,
-    "date_naissance": "1985-07-14",
-    "adresse": {"code_commune": "33063"},
-    "situation_professionnelle": "JAMAIS",
-    "niveau_etude": "AFS",
-    "capacite_a_travailler": True,
-    "projet_pro": "SALARIAT",
-    "contrainte_sante": "AUCUNE",
-    "contrainte_logement": "AUCUNE",
-    "contrainte_mobilite": "AUCUNE",
-    "contrainte_familiale": "AUCUNE",
-    "contrainte_financiere": "AUCUNE",
-    "contrainte_administrative_juridique": "AUCUNE",
-    "contrainte_francais_calcul": "AUCUNE",
-    "contrainte_numerique": "AUCUNE",
-    "boe": False,
-}
 # Organisations covering the usager's département (33), by organisme.
 ACCOMPAGNANTS = {"CD": "CD33", "FT": "FT-NAQ"}
 
@@ -120,14 +103,14 @@ def make_machine(database: Database, usager_id: str) -> type[RuleBasedStateMachi
 
         @rule(complete=st.booleans())
         def calculer(self, complete: bool) -> None:
-            criteres = REQUIRED if complete else {"brsa": True}
+            criteres = CRITERES_COMPLETS if complete else {"brsa": True}
             refused = self.run(lambda s, u: orientation_domain.calculer(s, u, criteres, now=self.now, agent="A"))
             assert refused is None
             if self.model.pending is None:
                 self.model.pending_criteria = set()
             self.model.pending = "EN_ATTENTE"
             self.model.pending_criteria |= set(criteres)
-            self.model.pending_ind = not set(REQUIRED) <= self.model.pending_criteria
+            self.model.pending_ind = not set(CRITERES_COMPLETS) <= self.model.pending_criteria
             # The default rule: PED / FT for the complete criteria used here.
             self.model.pending_organisme = "IND" if self.model.pending_ind else "FT"
 

@@ -17,30 +17,13 @@ from adapters.reference_store.orientation_rules import (
     load_rules,
     parse_rules,
 )
+from tests.orientation_criteria import CRITERES_COMPLETS
 
 TODAY = date(2026, 11, 23)
-COMPLETS: dict[str, Any] = {
-    "brsa": True,
-    "date_naissance": "1985-07-14",
-    "adresse": {"code_commune": "33063"},
-    "situation_professionnelle": "JAMAIS",
-    "niveau_etude": "AFS",
-    "capacite_a_travailler": True,
-    "projet_pro": "SALARIAT",
-    "contrainte_sante": "AUCUNE",
-    "contrainte_logement": "AUCUNE",
-    "contrainte_mobilite": "AUCUNE",
-    "contrainte_familiale": "AUCUNE",
-    "contrainte_financiere": "AUCUNE",
-    "contrainte_administrative_juridique": "AUCUNE",
-    "contrainte_francais_calcul": "AUCUNE",
-    "contrainte_numerique": "AUCUNE",
-    "boe": False,
-}
 
 
 def evaluate(**changes: Any) -> tuple[str, str, str, list[str]]:
-    verdict = default_rules().evaluate({**COMPLETS, **changes}, today=TODAY)
+    verdict = default_rules().evaluate({**CRITERES_COMPLETS, **changes}, today=TODAY)
     [why] = verdict.justification
     return verdict.parcours, verdict.organisme, why["regle"], why["criteres"]
 
@@ -85,14 +68,14 @@ class TestDefaultTable:
         [("capacite_a_travailler", None), ("boe", None), ("projet_pro", ""), ("adresse", {}), ("adresse", None)],
     )
     def test_missing_criteria_give_ind(self, missing: str, absent: Any) -> None:
-        verdict = default_rules().evaluate({**COMPLETS, missing: absent}, today=TODAY)
+        verdict = default_rules().evaluate({**CRITERES_COMPLETS, missing: absent}, today=TODAY)
         assert (verdict.parcours, verdict.organisme) == ("IND", "IND")
         assert verdict.criteres_manquants == [missing]
         assert verdict.justification[0]["regle"] == "criteres_manquants"
         assert missing in verdict.justification[0]["libelle"]
 
     def test_structure_note_is_added_for_a_computed_organisme(self) -> None:
-        verdict = default_rules().evaluate(COMPLETS, today=TODAY)
+        verdict = default_rules().evaluate(CRITERES_COMPLETS, today=TODAY)
         with_structure = verdict.with_structure({"code_aurore": "NAQ0405"})
         assert with_structure.structure == {"code_aurore": "NAQ0405"}
         assert with_structure.justification[-1]["regle"] == "structure"
