@@ -38,6 +38,8 @@ OAUTH_PREFIX = "/connexion/"
 PARTNER_PREFIX = "/partenaire/"
 # Relais' producer feed answers in the partner APIs' error shape too.
 ALIMENTATION_PREFIX = "/relais/alimentation/"
+# So do Relais' own APIs (habilitations, audit, connectors, agent login).
+RELAIS_PREFIX = "/relais/"
 # APIs whose calls are about one usager and so carry ``ft-jeton-usager``.
 PER_USAGER_PREFIXES = (
     "/partenaire/informations-administratives/",
@@ -65,7 +67,7 @@ def family_of(path: str) -> Family:
         return Family.RECHERCHE
     if path.startswith(ACTIVITES_PREFIX):
         return Family.ACTIVITES
-    if path.startswith((PARTNER_PREFIX, ALIMENTATION_PREFIX)):
+    if path.startswith((PARTNER_PREFIX, RELAIS_PREFIX)):
         return Family.PARTENAIRE
     return Family.OTHER
 

@@ -39,11 +39,26 @@ _HASHED_FIELDS = (
     "reason",
     "http_status",
 )
+# Added with the habilitations (issue #4): hashed only when one is set, so that events
+# written before them keep their hash.
+_EXTENDED_FIELDS = (
+    "agent_id",
+    "habilitation_id",
+    "acr",
+    "scopes",
+    "purpose",
+    "data_origin",
+    "upstream_request_id",
+    "target",
+    "details",
+)
 
 
 def event_hash(event: AuditEvent, prev_hash: str) -> str:
     content = {name: getattr(event, name) for name in _HASHED_FIELDS}
     content["occurred_at"] = event.occurred_at.isoformat(timespec="microseconds")
+    if any(getattr(event, name) is not None for name in _EXTENDED_FIELDS):
+        content.update({name: getattr(event, name) for name in _EXTENDED_FIELDS})
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
@@ -82,6 +97,7 @@ def append_event(
         decision=decision_for(http_status),
         reason=draft.reason,
         http_status=http_status,
+        **{name: getattr(draft, name) for name in _EXTENDED_FIELDS},
         prev_hash=head.hash,
         hash="",
     )

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = 1499
     # France Travail's jeton usager lives 24 hours.
     jeton_ttl_seconds: int = 86400
+    # The admin APIs (habilitations, audit, connectors) take tokens of their own audience,
+    # issued to an agent after a ProConnect login.
+    admin_audience: str = "relais-admin"
+    admin_token_ttl_seconds: int = Field(default=3600, ge=60)
+    # Sensitive RGC actions (closing a review campaign...) need a login this recent.
+    fresh_auth_seconds: int = Field(default=600, ge=60)
     # Allowed clock skew when checking access tokens.
     token_leeway_seconds: int = 30
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -33,6 +33,15 @@ class AuditDraft:
     usager_nir_index: str | None = None
     # Set when the request is refused for a reason the status alone does not tell.
     reason: str | None = None
+    agent_id: int | None = None
+    habilitation_id: str | None = None
+    acr: str | None = None
+    scopes: str | None = None
+    purpose: str | None = None
+    data_origin: str | None = None
+    upstream_request_id: str | None = None
+    target: str | None = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass
@@ -40,6 +49,8 @@ class RequestState:
     request_id: str
     services: Services
     audit: AuditDraft
+    # The authenticated agent of an admin API call (habilitations.roles.Principal).
+    principal: Any = None
     _session: Session | None = field(default=None, repr=False)
 
     def session(self) -> Session:

@@ -114,7 +114,7 @@ class AuditEvent(SQLModel, table=True):
     seq: int
     occurred_at: datetime
     request_id: str = Field(max_length=64)
-    channel: str = Field(max_length=16)  # partner-api, ops, cli
+    channel: str = Field(max_length=16)  # partner-api, producer-feed, oauth, admin-api, cli, adapter
     operation: str = Field(max_length=128, index=True)
     client_id: str | None = Field(default=None, max_length=64, index=True)
     organisation: str | None = Field(default=None, max_length=32, index=True)
@@ -126,6 +126,21 @@ class AuditEvent(SQLModel, table=True):
     decision: str = Field(max_length=16)  # allowed, denied, error
     reason: str | None = Field(default=None, max_length=255)
     http_status: int
+    # Who, beyond the headers: the agent record and the habilitation the call was made under,
+    # and the ProConnect ``acr`` of a human login.
+    agent_id: int | None = Field(default=None, index=True)
+    habilitation_id: str | None = Field(default=None, max_length=32, index=True)
+    acr: str | None = Field(default=None, max_length=128)
+    # Scopes the operation used, space-separated.
+    scopes: str | None = Field(default=None, max_length=1024)
+    purpose: str | None = Field(default=None, max_length=255)
+    # Where the data came from: "reference-store", "france-travail", "connecteur:<name>", "fichier:<sha256>".
+    data_origin: str | None = Field(default=None, max_length=128)
+    upstream_request_id: str | None = Field(default=None, max_length=128)
+    # What an admin action or a lifecycle transition acted upon, e.g. "habilitation:<id>".
+    target: str | None = Field(default=None, max_length=128, index=True)
+    # Structured, value-free details of an admin action (states before/after, counts).
+    details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
 

@@ -25,7 +25,9 @@ from relais.services import Services
 
 log = structlog.get_logger("relais.request")
 
-AUDITED_PREFIXES = ("/partenaire/", "/connexion/", "/relais/alimentation/")
+# The admin APIs: every call, reads included, is audited like a partner call.
+ADMIN_PREFIXES = ("/relais/habilitations/", "/relais/audit/", "/relais/connecteurs/", "/relais/connexion/")
+AUDITED_PREFIXES = ("/partenaire/", "/connexion/", "/relais/alimentation/", *ADMIN_PREFIXES)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _AGENT_HEADERS = {
     b"pa-nom-agent": "agent_nom",
@@ -166,6 +168,8 @@ def _channel(path: str) -> str:
         return "oauth"
     if path.startswith("/relais/alimentation/"):
         return "producer-feed"
+    if path.startswith(ADMIN_PREFIXES):
+        return "admin-api"
     return "partner-api"
 
 

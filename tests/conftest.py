@@ -17,7 +17,7 @@ from sqlalchemy import text
 import habilitations.clients
 from relais.db import Database, create_db_engine
 from relais.migrate import upgrade
-from relais.models import metadata
+from relais.schema import metadata
 
 TEST_DATABASE_URL_VARIABLE = "RELAIS_TEST_DATABASE_URL"
 

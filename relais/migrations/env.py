@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import relais.models  # noqa: F401  (registers every table on the metadata)
 from relais.db import create_db_engine
-from relais.models import metadata
+from relais.schema import metadata  # registers every table
 
 config = context.config
 

@@ -19,10 +19,13 @@ from argon2 import PasswordHasher, profiles
 from starlette.testclient import TestClient
 
 import habilitations.clients
+from habilitations.models import Agent
+from relais.admin_tokens import issue_admin_token
 from relais.app import build_services, create_app
 from relais.config import Settings
 from relais.db import Database
 from relais.importer import import_file
+from relais.models import Organisation
 from relais.nir import nir_key
 from relais.observability import Metrics
 from relais.ratelimit import RateLimiter
@@ -251,6 +254,21 @@ class Hub:
         )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
+
+    def admin_token(self, agent_id: int, *, acr: str = "eidas2", auth_time: datetime | None = None) -> str:
+        """An admin API token for an agent, as the ProConnect login issues it."""
+        with self.services.database.session() as session:
+            agent = session.get(Agent, agent_id)
+            assert agent is not None, f"no agent {agent_id}"
+            organisation = session.get(Organisation, agent.organisation_id)
+            assert organisation is not None
+        return issue_admin_token(
+            self.services,
+            agent_id=agent_id,
+            organisation=organisation.code,
+            acr=acr,
+            auth_time=auth_time or self.clock.now,
+        )
 
     def headers(self, token: str, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", **AGENT, **extra}

@@ -1,0 +1,20 @@
+"""audit detection (reserved: filled in by its workstream, or removed before release)
+
+Revision ID: c0ffee000002
+Revises: c0ffee000001
+"""
+
+from collections.abc import Sequence
+
+revision: str = "c0ffee000002"
+down_revision: str | None = "c0ffee000001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,14 @@
+"""Every table of Relais on one metadata, for Alembic and for the tests' schema resets.
+
+Tables are declared next to the code that owns them; importing this module registers them
+all. A new table module is added here.
+"""
+
+from __future__ import annotations
+
+import habilitations.models  # noqa: F401
+import relais.models
+import relais.outbox  # noqa: F401
+from relais.models import metadata
+
+__all__ = ["metadata"]
