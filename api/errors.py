@@ -197,6 +197,37 @@ def forbidden_scope(path: str) -> ConnexionResponse:
     )
 
 
+class AgentForbidden(ProblemException):
+    """The agent named by ``pa-identifiant-agent`` may not make this call (habilitations.policy)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(status=403, title="Forbidden", detail="agent non habilité")
+        self.reason = reason
+
+
+# What a refused agent is told, by reason family: enough to know whom to ask, never a value.
+_AGENT_MESSAGES = {
+    "agent_inconnu": "l'agent désigné par l'en-tête pa-identifiant-agent n'est pas connu de votre organisation",
+    "agent_absent": "en-tête pa-identifiant-agent absent ou invalide",
+    "agent_": "le compte de l'agent n'est pas actif (suspendu, bloqué ou révoqué) : contactez votre RGC",
+    "habilitation_": "l'agent n'est pas habilité pour cette opération : contactez votre RGC",
+    "hors_souscription": "votre organisation n'a pas souscrit à cette opération",
+    "client_": "l'application appelante ne détient pas les scopes de cette opération",
+}
+
+
+def forbidden_agent(path: str, reason: str) -> ConnexionResponse:
+    """403 for an agent without the right habilitation, in the called API's own format."""
+    note_refusal(reason)
+    if family_of(path) is Family.RECHERCHE:
+        return json_response(403, resultat(R001, "agent non habilité"))
+    detail = next(
+        (message for prefix, message in _AGENT_MESSAGES.items() if reason == prefix or reason.startswith(prefix)),
+        "agent non habilité",
+    )
+    return erreur_partenaire(403, "ACCES_NON_AUTORISE", f"Accès non autorisé : {detail}")
+
+
 def server_error(path: str) -> tuple[int, dict[str, Any]]:
     family = family_of(path)
     if family is Family.RECHERCHE:
@@ -221,6 +252,8 @@ async def handle_problem(request: ConnexionRequest, exc: Exception) -> Connexion
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if family_of(path) is Family.OTHER and isinstance(exc, ProblemException):
         return json_response(status, {"title": exc.title, "detail": exc.detail, "status": status})
+    if isinstance(exc, AgentForbidden):
+        return forbidden_agent(path, exc.reason)
     if status == 401:
         return unauthorized("rejected")
     if status == 403:

@@ -3,23 +3,35 @@
 connexion then compares the scopes returned here with those the operation declares and
 answers 403 when one is missing. The client is re-read on every call so that disabling a
 client or withdrawing a scope applies to the very next request, not when tokens expire.
+
+When the token covers the operation, the agent named by ``pa-identifiant-agent`` must hold
+a habilitation for it (``habilitations.policy``): otherwise a 403 in the API's own format,
+audited with the reason. The audit event records the agent and the habilitation used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 import anyio
+import yaml
+from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
-from api.errors import note_refusal
+from api.errors import AgentForbidden, note_refusal
 from habilitations.clients import get_active_client
+from habilitations.policy import Decision, decide
 from relais.access_tokens import InvalidAccessToken, verify_access_token
 from relais.context import RequestState, current_request
 from relais.models import Organisation
 from relais.ratelimit import RateDecision
+from relais.resolver import contract_operation_id
+from specs import SPECS_DIR, served_documents
+
+AGENT_HEADER = "pa-identifiant-agent"
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,9 @@ class RateLimited(Exception):
         self.decision = decision
 
 
-async def token_info(token: str, request: ConnexionRequest) -> dict[str, Any] | None:
+async def token_info(
+    token: str, request: ConnexionRequest, required_scopes: list[str] | None = None
+) -> dict[str, Any] | None:
     state = current_request()
     services = state.services
     try:
@@ -64,7 +78,89 @@ async def token_info(token: str, request: ConnexionRequest) -> dict[str, Any] | 
     if not decision.allowed:
         raise RateLimited(decision)
     scopes = [scope for scope in str(claims.get("scope", "")).split() if scope in rights.scopes]
+    required = sorted(set(required_scopes or ()))
+    # A token that does not cover the operation is refused by connexion right after us.
+    if set(required) <= set(scopes):
+        await _check_agent(state, request, routing, client_id, required)
     return {"sub": client_id, "scope": scopes, "client_id": client_id, "org": rights.organisation}
+
+
+async def _check_agent(
+    state: RequestState, request: ConnexionRequest, routing: dict[str, Any], client_id: str, required: list[str]
+) -> None:
+    base_path = str(routing.get("api_base_path", ""))
+    operation = contract_operation_id(str(routing.get("operation_id", "")))
+    identifiant = request.headers.get(AGENT_HEADER)
+    declared = (base_path, operation) in _operations_with_agent_header()
+    if identifiant is None and declared:
+        return  # the spec requires the header: its validation answers 400 naming it
+    if not _usable(identifiant):
+        # Never leave without a decision: a value the schema lets through (only blanks such as
+        # U+00A0) would otherwise reach the data with no agent at all.
+        if declared:
+            raise BadRequestProblem(detail=f"{AGENT_HEADER} invalide")
+        note_refusal("agent_absent")
+        raise AgentForbidden("agent_absent")
+    assert identifiant is not None
+    api = _api_names().get(base_path)
+    if api is None:
+        raise AgentForbidden("api_inconnue")
+    decision = await anyio.to_thread.run_sync(_decide, state, client_id, identifiant, api, required)
+    if not decision.allowed:
+        raise AgentForbidden(decision.reason or "agent_non_habilite")
+    draft = state.audit
+    draft.agent_id = decision.agent_id
+    draft.habilitation_id = decision.habilitation_id
+    draft.scopes = " ".join(decision.scopes)
+    draft.purpose = decision.finalite
+
+
+def _decide(state: RequestState, client_id: str, identifiant: str, api: str, required: list[str]) -> Decision:
+    session = state.session()
+    client = get_active_client(session, client_id)
+    if client is None:
+        return Decision.deny("client_inconnu")
+    decision = decide(
+        session, client=client, identifiant=identifiant, api=api, required_scopes=required, now=state.services.clock()
+    )
+    if decision.suspended_now:
+        # The suspension stands although this call is refused (a refused call's own work is
+        # rolled back by the pipeline): nothing else was written in this transaction yet.
+        session.commit()
+    return decision
+
+
+def _usable(identifiant: str | None) -> bool:
+    return identifiant is not None and bool(identifiant.strip()) and len(identifiant) <= 100 and "|" not in identifiant
+
+
+@cache
+def _api_names() -> dict[str, str]:
+    """Base path → the API's name in habilitations and subscriptions (its spec file's stem)."""
+    return {base: name.removesuffix(".yaml") for name, _, base in served_documents()}
+
+
+@cache
+def _operations_with_agent_header() -> frozenset[tuple[str, str]]:
+    """(base path, operationId) of the operations whose spec requires ``pa-identifiant-agent``."""
+    found: set[tuple[str, str]] = set()
+    for name, _, base in served_documents():
+        document = yaml.safe_load((SPECS_DIR / name).read_text(encoding="utf-8"))
+        for item in (document.get("paths") or {}).values():
+            shared = item.get("parameters") or []
+            for method, operation in item.items():
+                if method == "parameters" or not isinstance(operation, dict) or "operationId" not in operation:
+                    continue
+                if any(_is_agent_header(p) for p in [*shared, *(operation.get("parameters") or [])]):
+                    found.add((base, str(operation["operationId"])))
+    return frozenset(found)
+
+
+def _is_agent_header(parameter: Any) -> bool:
+    if not isinstance(parameter, dict):
+        return False
+    reference = str(parameter.get("$ref", ""))
+    return reference.endswith("/PaIdentifiantAgent") or str(parameter.get("name", "")).lower() == AGENT_HEADER
 
 
 def _client_rights(state: RequestState, client_id: str) -> ClientRights | None:

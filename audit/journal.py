@@ -1,28 +1,58 @@
-"""Append-only, hash-chained journal of API calls.
+"""The audit journal: every call's event, appended in the request's transaction, then made a
+leaf of an RFC 6962 Merkle tree by a sequencer.
 
-Each event's hash covers its own canonical content and the previous event's hash, so
-altering, removing or reordering an event breaks every hash after it. The chain tip lives
-in a single ``audit_chain_head`` row: locking it orders concurrent appends on PostgreSQL
-(SQLite already serialises writers).
+Two steps, so that requests never queue on one lock:
+
+1. ``append_event`` (the request, the CLI, lifecycle transitions) only inserts the event row,
+   in the caller's transaction: if it cannot be written, the caller's work fails with it
+   (fail closed). Its ``seq`` comes from a PostgreSQL sequence (SQLite serialises writers
+   anyway and uses ``max(seq) + 1``), and its ``hash`` column receives the RFC 6962 leaf hash
+   of its canonical content, so an edit made before sequencing is still caught.
+2. ``sequence_pending`` (run before each checkpoint, by ``relais audit checkpoint`` and on
+   demand — Certificate Transparency's "merge delay") gives committed events gap-free leaf
+   indices in ``seq`` order and advances the tree head. Only sequencers lock the head row.
+
+PostgreSQL commits out of ``seq`` order: event 10 may commit after event 11. Each append holds
+a *shared* transaction-level advisory lock from before it draws its ``seq`` until it commits;
+the sequencer takes the same lock *exclusively* for an instant, which waits for the appends in
+flight, reads the highest ``seq`` drawn so far, and lets go. Every event at or below that
+``seq`` is then committed or never will be, so the sequencer can take them all in order and
+none is ever skipped. Appends do not wait for each other, only (briefly) for a sequencer.
+
+What a leaf covers: every field of the event (``event_content``), as canonical JSON.
+Free text is escaped against log injection before it is written: control characters (and
+the Unicode line separators) become visible ``\\uXXXX`` escapes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+import structlog
+from sqlalchemy import Table, func, insert, select, text
+from sqlmodel import Session
 
+from audit import merkle
+from audit.models import AUDIT_EVENT_SEQ, AuditLeaf, AuditTreeHead
 from relais.context import AuditDraft
-from relais.models import AuditChainHead, AuditEvent
+from relais.models import AuditEvent
 
-GENESIS_HASH = "0" * 64
+if TYPE_CHECKING:
+    from audit.verify import VerifyReport
+    from relais.db import Database
 
-# The fields a hash covers, in a fixed order: adding a field later means a new version.
-_HASHED_FIELDS = (
+log = structlog.get_logger("relais.audit")
+
+# Events written before the Merkle tree carried a hash chain; new ones carry no link.
+UNCHAINED = ""
+CONTENT_VERSION = 1
+# The fields a leaf covers, in this order (the JSON is key-sorted anyway).
+CONTENT_FIELDS = (
     "seq",
     "occurred_at",
     "request_id",
@@ -38,10 +68,6 @@ _HASHED_FIELDS = (
     "decision",
     "reason",
     "http_status",
-)
-# Added with the habilitations (issue #4): hashed only when one is set, so that events
-# written before them keep their hash.
-_EXTENDED_FIELDS = (
     "agent_id",
     "habilitation_id",
     "acr",
@@ -52,15 +78,94 @@ _EXTENDED_FIELDS = (
     "target",
     "details",
 )
+_DRAFT_TEXT_FIELDS = (
+    "channel",
+    "operation",
+    "client_id",
+    "organisation",
+    "agent_nom",
+    "agent_prenom",
+    "agent_identifiant",
+    "usager_id",
+    "usager_nir_index",
+    "reason",
+    "habilitation_id",
+    "acr",
+    "scopes",
+    "purpose",
+    "data_origin",
+    "upstream_request_id",
+    "target",
+)
+# Key of the advisory lock that orders appends against the sequencer ("RELAISAU").
+SEQUENCER_LOCK_KEY = 0x52454C4149534155
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def event_hash(event: AuditEvent, prev_hash: str) -> str:
-    content = {name: getattr(event, name) for name in _HASHED_FIELDS}
-    content["occurred_at"] = event.occurred_at.isoformat(timespec="microseconds")
-    if any(getattr(event, name) is not None for name in _EXTENDED_FIELDS):
-        content.update({name: getattr(event, name) for name in _EXTENDED_FIELDS})
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+def escape_text(value: str) -> str:
+    """Make control characters visible, so that no field can forge a line of a log or export."""
+    return _CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
+
+
+def _escape_any(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape_text(value)
+    if isinstance(value, Mapping):
+        return {escape_text(str(key)): _escape_any(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_any(item) for item in value]
+    return value
+
+
+def _column_limit(name: str) -> int | None:
+    column = AuditEvent.__table__.c[name]  # type: ignore[attr-defined]
+    length: int | None = getattr(column.type, "length", None)
+    return length
+
+
+_LIMITS = {name: _column_limit(name) for name in _DRAFT_TEXT_FIELDS}
+
+
+def _clean(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    cleaned = escape_text(value)
+    limit = _LIMITS[name]
+    return cleaned[:limit] if limit else cleaned
+
+
+def timestamp_text(value: datetime) -> str:
+    """RFC 3339 UTC with microseconds, the one spelling of a time inside a leaf."""
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def event_content(event: AuditEvent | Mapping[Any, Any]) -> dict[str, Any]:
+    """The canonical, JSON-ready content a leaf covers (an export line carries exactly this)."""
+    get = event.get if isinstance(event, Mapping) else lambda name: getattr(event, name)
+    content = {name: get(name) for name in CONTENT_FIELDS}
+    occurred_at = content["occurred_at"]
+    if isinstance(occurred_at, datetime):
+        content["occurred_at"] = timestamp_text(occurred_at)
+    return content
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def leaf_bytes(content: Mapping[str, Any]) -> bytes:
+    """Canonical JSON of the content (sorted keys, no spaces, UTF-8), with its format version.
+
+    Every field of CONTENT_FIELDS is expected (``event_content`` gives them all); a missing or
+    an extra key changes the bytes, so an edited export line cannot pass for the original.
+    """
+    document = {**content, "v": CONTENT_VERSION}
+    return _ENCODER.encode(document).encode()
+
+
+def event_leaf_hash(event: AuditEvent | Mapping[Any, Any]) -> bytes:
+    return merkle.leaf_hash(leaf_bytes(event_content(event)))
 
 
 def decision_for(status: int) -> str:
@@ -71,6 +176,16 @@ def decision_for(status: int) -> str:
     return "denied"
 
 
+def _next_seq(session: Session) -> int:
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Shared: appends never wait for each other, only for a sequencer's brief exclusive hold.
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": SEQUENCER_LOCK_KEY})
+        return int(session.scalar(select(AUDIT_EVENT_SEQ.next_value())))  # type: ignore[arg-type]
+    # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py).
+    return int(session.scalar(select(func.coalesce(func.max(AuditEvent.seq), 0))) or 0) + 1
+
+
 def append_event(
     session: Session,
     draft: AuditDraft,
@@ -79,68 +194,120 @@ def append_event(
     http_status: int,
     occurred_at: datetime,
 ) -> AuditEvent:
-    """Add the event to ``session``; the caller commits it with the request's own work."""
-    head = session.exec(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).one()
+    """Add the event to ``session``; the caller commits it with its own work."""
+    fields = asdict(draft)
+    values: dict[str, Any] = {name: _clean(name, fields[name]) for name in _DRAFT_TEXT_FIELDS}
     event = AuditEvent(
-        seq=head.seq + 1,
+        seq=_next_seq(session),
         occurred_at=occurred_at,
-        request_id=request_id,
-        channel=draft.channel,
-        operation=draft.operation,
-        client_id=draft.client_id,
-        organisation=draft.organisation,
-        agent_nom=draft.agent_nom,
-        agent_prenom=draft.agent_prenom,
-        agent_identifiant=draft.agent_identifiant,
-        usager_id=draft.usager_id,
-        usager_nir_index=draft.usager_nir_index,
+        request_id=escape_text(request_id)[:64],
         decision=decision_for(http_status),
-        reason=draft.reason,
         http_status=http_status,
-        **{name: getattr(draft, name) for name in _EXTENDED_FIELDS},
-        prev_hash=head.hash,
+        agent_id=draft.agent_id,
+        details=_escape_any(draft.details) if draft.details is not None else None,
+        prev_hash=UNCHAINED,
         hash="",
+        **values,
     )
-    event.hash = event_hash(event, head.hash)
-    head.seq = event.seq
-    head.hash = event.hash
+    event.hash = event_leaf_hash(event).hex()
     session.add(event)
-    session.add(head)
     return event
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    events: int
-    first_broken_seq: int | None
-    problem: str | None
+# The sequencer --------------------------------------------------------------------------------
 
-    @property
-    def ok(self) -> bool:
-        return self.first_broken_seq is None
+_event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+_CONTENT_COLUMNS = [_event_table.c[name] for name in CONTENT_FIELDS]
 
 
-def verify_chain(events: Iterable[AuditEvent], head: AuditChainHead | None = None) -> ChainReport:
-    """Recompute the chain and report the first event that does not fit."""
-    prev_hash = GENESIS_HASH
-    expected_seq = 1
-    count = 0
-    for event in events:
-        count += 1
-        if event.seq != expected_seq:
-            return ChainReport(count, event.seq, f"séquence {expected_seq} attendue")
-        if event.prev_hash != prev_hash:
-            return ChainReport(count, event.seq, "chaînage rompu (hash précédent)")
-        if event_hash(event, prev_hash) != event.hash:
-            return ChainReport(count, event.seq, "contenu modifié")
-        prev_hash = event.hash
-        expected_seq += 1
-    if head is not None and (head.seq != count or head.hash != prev_hash):
-        return ChainReport(count, count + 1, "événements manquants en fin de journal")
-    return ChainReport(count, None, None)
+def load_frontier(head: AuditTreeHead) -> merkle.TreeBuilder:
+    return merkle.TreeBuilder.from_frontier(head.tree_size, json.loads(head.frontier or "[]"))
 
 
-def verify_database(session: Session) -> ChainReport:
-    events = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
-    head = session.get(AuditChainHead, 1)
-    return verify_chain(events, head)
+def _pg_sequenced_upper_bound(session: Session) -> int:
+    """Highest seq drawn so far, once every append that drew a seq has finished."""
+    connection = session.connection()
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SEQUENCER_LOCK_KEY})
+    try:
+        return int(connection.execute(text("SELECT coalesce(max(seq), 0) FROM audit_event")).scalar_one())
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SEQUENCER_LOCK_KEY})
+
+
+def sequence_in(session: Session, *, batch: int = 20_000) -> int:
+    """Sequence committed events in ``session``'s transaction (caller commits); returns the count."""
+    head = session.execute(select(AuditTreeHead).where(AuditTreeHead.id == 1).with_for_update()).scalar_one()  # type: ignore[arg-type]
+    upper: int | None = None
+    if session.get_bind().dialect.name == "postgresql":
+        upper = _pg_sequenced_upper_bound(session)
+    builder = load_frontier(head)
+    added = 0
+    while True:
+        query = select(_event_table.c.id, _event_table.c.hash, *_CONTENT_COLUMNS).where(
+            _event_table.c.seq > head.last_seq
+        )
+        if upper is not None:
+            query = query.where(_event_table.c.seq <= upper)
+        rows = session.execute(query.order_by(_event_table.c.seq).limit(batch)).all()
+        if not rows:
+            break
+        leaves = []
+        last_seq = head.last_seq
+        for event_id, stored, *values in rows:
+            content = dict(zip(CONTENT_FIELDS, values, strict=True))
+            content["occurred_at"] = timestamp_text(content["occurred_at"])
+            last_seq = content["seq"]
+            recomputed = merkle.leaf_hash(leaf_bytes(content)).hex()
+            if stored != recomputed:
+                # Changed after it was written (or written by a trigger, "pending-<seq>"): keep
+                # the hash taken at append, so that verify shows the edit.
+                if not (stored or "").startswith("pending-"):
+                    log.error("audit_event_altered_before_sequencing", event_id=event_id, seq=content["seq"])
+            leaf = stored if len(stored or "") == 64 else recomputed
+            leaves.append({"leaf_index": builder.size, "event_id": event_id, "leaf_hash": leaf})
+            builder.append(bytes.fromhex(leaf))
+        session.execute(insert(AuditLeaf), leaves)
+        head.last_seq = int(last_seq)
+        added += len(rows)
+        if len(rows) < batch:
+            break
+    if added:
+        head.tree_size = builder.size
+        head.root_hash = builder.root().hex()
+        head.frontier = json.dumps(builder.frontier())
+        session.add(head)
+        session.flush()
+    return added
+
+
+def sequence_pending(database: Database) -> int:
+    """Give committed events their leaf indices, in a transaction of its own."""
+    with database.transaction() as session:
+        return sequence_in(session)
+
+
+def verify_database(session: Session) -> VerifyReport:
+    """Recompute the tree and check every event and checkpoint (signatures: see audit.verify)."""
+    from audit.verify import verify_database as verify
+
+    return verify(session, public_keys=None)
+
+
+def replay_key(content: Mapping[str, Any]) -> int:
+    """Fingerprint of what makes an event itself (not its ``seq``): two leaves sharing it are a
+    replayed copy. Python's hash, valid within one verification run (all it is used for)."""
+    get = content.get
+    details = get("details")
+    return hash(
+        (
+            get("request_id"),
+            get("occurred_at"),
+            get("operation"),
+            get("client_id"),
+            get("agent_identifiant"),
+            get("usager_id"),
+            get("target"),
+            get("http_status"),
+            None if details is None else _ENCODER.encode(details),
+        )
+    )

@@ -43,7 +43,8 @@ RESULTS_FILE = REPO_ROOT / "bench" / "results" / "latest.json"
 LOOPBACK = "127.0.0.1"
 SEARCH_PATH = "/rechercher-usager/v2/usagers/par-numero-francetravail"
 SEARCH_SCOPE = "api_rechercher-usagerv2 rechercheusager profil_accedant"
-AGENT_HEADERS = {"pa-nom-agent": "Bench", "pa-prenom-agent": "Charge", "pa-identifiant-agent": "BENCH-0001"}
+# The demo dataset's habilitated agent of CD33: partner calls are made for a named agent.
+AGENT_HEADERS = {"pa-nom-agent": "Martin", "pa-prenom-agent": "Claire", "pa-identifiant-agent": "AGT-0042"}
 HEALTH_TIMEOUT_S = 60.0
 # An access token lives 1499 s: a longer run would end on 401s.
 MAX_SECONDS = 1200.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from connexion import AsyncApp
@@ -11,6 +12,8 @@ from connexion.options import SwaggerUIOptions
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
+from adapters.france_travail.answers import GatewayRefusal, UpstreamAnswer, UpstreamUnavailable, handle_upstream_answer
+from adapters.france_travail.backends import build_gateway_backends
 from adapters.ports import Backends
 from adapters.reference_store import ReferenceStore
 from adapters.reference_store.activites import ActivitesStore
@@ -22,11 +25,14 @@ from adapters.reference_store.sanctions import SanctionsStore
 from api.errors import audit_failure_response, handle_problem, handle_unexpected
 from api.security import RateLimited, handle_rate_limited
 from api.validation import validator_map
+from audit.checkpoints import CHECKPOINT_JOB
+from audit.detection import DETECTION_JOB
 from relais.config import Settings, get_settings
 from relais.context import current_request
 from relais.db import Database
-from relais.keys import load_or_create_keyset
+from relais.keys import KeySet, load_or_create_keyset
 from relais.observability import Metrics, configure_logging
+from relais.periodic import BackgroundJobs
 from relais.pipeline import RequestPipeline
 from relais.ratelimit import RateLimiter
 from relais.resolver import ContractResolver
@@ -47,8 +53,25 @@ def build_services(settings: Settings) -> Services:
     def clock() -> datetime:
         return current_request().services.clock()
 
+    if settings.backend == "france-travail":
+        backends = build_gateway_backends(
+            settings, session=session, keys=keys, clock=clock, jeton_ttl=lambda: current_request().services.jeton_ttl
+        )
+    else:
+        backends = _reference_backends(session, keys, clock)
+    return Services(
+        settings=settings,
+        database=Database(settings.resolved_database_url),
+        keys=keys,
+        backends=backends,
+        metrics=Metrics(),
+        rate_limiter=RateLimiter(),
+    )
+
+
+def _reference_backends(session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> Backends:
     store = ReferenceStore(session, keys)
-    backends = Backends(
+    return Backends(
         rechercher_usager=store,
         informations_administratives=store,
         statut_usager=store,
@@ -57,14 +80,6 @@ def build_services(settings: Settings) -> Services:
         rendez_vous=RendezVousStore(session, keys, clock),
         contrat_engagement=ContratEngagementStore(session, keys, clock),
         sanctions=SanctionsStore(session, keys, clock),
-    )
-    return Services(
-        settings=settings,
-        database=Database(settings.resolved_database_url),
-        keys=keys,
-        backends=backends,
-        metrics=Metrics(),
-        rate_limiter=RateLimiter(),
     )
 
 
@@ -102,7 +117,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services=services,
         failure_response=audit_failure_response,
     )
+    # Sequencing and signing the audit journal, and the detection rules, while the app is up.
+    app.add_middleware(
+        BackgroundJobs,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        services=services,
+        jobs=[CHECKPOINT_JOB, DETECTION_JOB],
+    )
     app.add_error_handler(RateLimited, handle_rate_limited)
+    # The France Travail gateway's answers, passed on as France Travail sent them.
+    app.add_error_handler(UpstreamAnswer, handle_upstream_answer)
+    app.add_error_handler(UpstreamUnavailable, handle_upstream_answer)
+    app.add_error_handler(GatewayRefusal, handle_upstream_answer)
     app.add_error_handler(ProblemException, handle_problem)
     app.add_error_handler(HTTPException, handle_problem)
     app.add_error_handler(Exception, handle_unexpected)

@@ -10,26 +10,26 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+from adapters.inbound.cli import fichiers_group
+from adapters.outbound.cli import connecteurs_group
 from adapters.reference_store.contrat_domain import cloturer_suspensions_echues
+from audit.cli import audit_group
 from audit.journal import append_event
+from habilitations.cli import habilitations_group
 from habilitations.clients import ClientRegistryError, create_client
-from relais.config import Settings, get_settings
+from habilitations.login_cli import proconnect_group
+from relais.cli_support import fail, load_keys, migrate_database, open_database
+from relais.config import get_settings
 from relais.context import AuditDraft
-from relais.db import Database
 from relais.demo.dataset import DEMO_CLIENTS, FOUNDATION_SCOPES, build_demo_records, demo_samples
-from relais.keys import KeySet, KeySetError, load_or_create_keyset, rotate_signing_key
-from relais.migrate import upgrade
+from relais.keys import KeySetError, rotate_signing_key
 from specs import served_documents
 
 OAUTH2_ENDPOINT = "/connexion/oauth2/access_token?realm=/agent"
@@ -52,42 +52,6 @@ def main() -> None:
 # Helpers ----------------------------------------------------------------------------------
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"Erreur : {message}", err=True)
-    sys.exit(code)
-
-
-def redact_database_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _migrate(settings: Settings) -> str:
-    """Bring the database to the latest revision; return its URL without password."""
-    url = settings.resolved_database_url
-    try:
-        upgrade(url)
-    except SQLAlchemyError as exc:
-        # The driver's message may quote the URL; only the redacted form is shown.
-        _fail(f"migration impossible sur {redact_database_url(url)} ({type(exc).__name__})")
-    return redact_database_url(url)
-
-
-def _keys(settings: Settings) -> KeySet:
-    try:
-        return load_or_create_keyset(settings)
-    except KeySetError as exc:
-        _fail(str(exc))
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.resolved_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
 # relais db upgrade -------------------------------------------------------------------------
 
 
@@ -99,7 +63,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Applique les migrations (RELAIS_DATABASE_URL, SQLite embarqué par défaut)."""
-    target = _migrate(get_settings())
+    target = migrate_database(get_settings())
     click.echo(f"Base de données à jour : {target}")
 
 
@@ -119,9 +83,9 @@ def parcours_sweep() -> None:
     sweep makes the closures visible to whoever does not read the contract.
     """
     settings = get_settings()
-    _migrate(settings)
+    migrate_database(settings)
     now = datetime.now(UTC)
-    with _database(settings) as database, database.session() as session:
+    with open_database(settings) as database, database.session() as session:
         closed = cloturer_suspensions_echues(session, now=now)
         draft = AuditDraft(channel="cli", operation="parcours.sweep", reason=f"contrats_clotures:{closed}")
         append_event(session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=now)
@@ -138,9 +102,9 @@ def parcours_sweep() -> None:
 def serve(host: str, port: int) -> None:
     """Sert les API (migre la base et prépare les clés d'abord)."""
     settings = get_settings()
-    _migrate(settings)
+    migrate_database(settings)
     # Fail here, with a clear message, rather than inside uvicorn's startup.
-    _keys(settings)
+    load_keys(settings)
     # Imported late: the app pulls in connexion and every API module, which the other
     # commands do not need.
     import uvicorn
@@ -179,18 +143,18 @@ def import_command(file: Path) -> None:
     from relais.importer import DatasetError, count_lines, import_file
 
     settings = get_settings()
-    _migrate(settings)
-    keys = _keys(settings)
+    migrate_database(settings)
+    keys = load_keys(settings)
     total = count_lines(file)
     with (
-        _database(settings) as database,
+        open_database(settings) as database,
         tqdm(total=total, disable=total <= PROGRESS_THRESHOLD, file=sys.stderr, unit=" lignes", leave=False) as bar,
     ):
         try:
             report = import_file(database, keys, file, progress=bar.update)
         except DatasetError as exc:
             bar.close()
-            _fail(f"fichier refusé, rien n'a été importé. {exc}", EXIT_DATASET_ERROR)
+            fail(f"fichier refusé, rien n'a été importé. {exc}", EXIT_DATASET_ERROR)
     click.echo(f"Import terminé ({file.name}) :")
     for line in report.summary_lines():
         click.echo(f"  {line}")
@@ -206,14 +170,14 @@ def demo(as_json: bool) -> None:
     from relais.importer import DatasetError, import_records  # slow to import, see import_command
 
     settings = get_settings()
-    _migrate(settings)
-    keys = _keys(settings)
+    migrate_database(settings)
+    keys = load_keys(settings)
     records = build_demo_records()
-    with _database(settings) as database:
+    with open_database(settings) as database:
         try:
             report = import_records(database, keys, records)
         except DatasetError as exc:
-            _fail(f"jeu de démonstration refusé : {exc}", EXIT_DATASET_ERROR)
+            fail(f"jeu de démonstration refusé : {exc}", EXIT_DATASET_ERROR)
     facts = demo_facts(settings.issuer, records)
     if as_json:
         # stdout carries the JSON object alone; the import summary goes to stderr.
@@ -324,10 +288,10 @@ def clients_group() -> None:
 def clients_create(client_id: str, organisation: str, scopes: tuple[str, ...], rate_limit: int | None) -> None:
     """Crée une application cliente et affiche son secret, une seule fois."""
     settings = get_settings()
-    _migrate(settings)
+    migrate_database(settings)
     # « --scope 'a b' » is accepted too, as scopes are space-separated in OAuth requests.
     scope_list = [scope for value in scopes for scope in value.split()]
-    with _database(settings) as database:
+    with open_database(settings) as database:
         try:
             with database.transaction() as session:
                 client, secret = create_client(
@@ -338,7 +302,7 @@ def clients_create(client_id: str, organisation: str, scopes: tuple[str, ...], r
                     rate_limit_per_second=rate_limit,
                 )
         except ClientRegistryError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(f"Client « {client.client_id} » créé pour l'organisation {organisation}.")
     click.echo(f"  scopes : {' '.join(client.scopes)}")
     click.echo(f"  secret : {secret}")
@@ -361,10 +325,20 @@ def keys_rotate() -> None:
     """Crée une nouvelle clé de signature des jetons d'accès ; l'ancienne reste publiée 30 jours."""
     settings = get_settings()
     # Creates the development key set when allowed and missing, so that there is one to rotate.
-    _keys(settings)
+    load_keys(settings)
     try:
         kid = rotate_signing_key(settings.resolved_keys_file, datetime.now(UTC))
     except KeySetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"Nouvelle clé de signature : {kid}")
     click.echo("Redémarrez « relais serve » pour signer les jetons avec cette clé.")
+
+
+# Command groups of the other packages ------------------------------------------------------
+
+# Imported for their commands, which they add to the ``audit`` and ``habilitations`` groups.
+import audit.search_cli  # noqa: E402, F401
+import habilitations.admin_cli  # noqa: E402, F401
+
+for group in (audit_group, habilitations_group, connecteurs_group, fichiers_group, proconnect_group):
+    main.add_command(group)

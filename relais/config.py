@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,132 @@ class Settings(BaseSettings):
     validate_responses: bool = False
     log_level: str = "INFO"
 
+    # Agent login through ProConnect (relais/connexion/v1, habilitations/login.py). Disabled
+    # (404 with a message) until the issuer, client id, client secret and redirect URI are set.
+    # Issuer, e.g. https://auth.agentconnect.gouv.fr/api/v2; discovery is read from
+    # ``<issuer>/.well-known/openid-configuration``.
+    proconnect_issuer: str = ""
+    proconnect_client_id: str = ""
+    proconnect_client_secret: str = ""
+    # Exactly as registered with ProConnect (the trailing slash matters).
+    proconnect_redirect_uri: str = ""
+    # Where ProConnect sends the browser back after logout; empty: ProConnect's own page.
+    proconnect_post_logout_redirect_uri: str = ""
+    proconnect_scopes: str = "openid email given_name usual_name siret uid"
+    # Multi-factor levels only (convention, Annexe 1: "authentification multi facteurs"):
+    # anything else is refused with a 403. eidas1-mfa is ProConnect's e-mail OTP fallback for
+    # identity providers without 2FA. A JSON list in the environment.
+    proconnect_accepted_acr: list[str] = Field(default_factory=lambda: ["eidas1-mfa", "eidas2", "eidas3"], min_length=1)
+    # Signature algorithms accepted for the ID token and the userinfo JWT (keys from the JWKS).
+    proconnect_signing_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    proconnect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A login started and not finished within this delay must start again.
+    proconnect_login_ttl_seconds: int = Field(default=600, ge=60)
+
+    # France Travail gateway (adapters/france_travail, issue #6): with backend "france-travail"
+    # the partner APIs are forwarded to the real platform instead of the reference store.
+    backend: Literal["reference", "france-travail"] = "reference"
+    # Recette: https://api-r.ft-qvr.io and https://proxyproconnect-r.ft-qvr.net/connexion/oauth2/access_token
+    ft_api_url: str = "https://api.francetravail.io"
+    ft_token_url: str = "https://proxyproconnect.francetravail.net/connexion/oauth2/access_token"  # noqa: S105 (a URL)
+    ft_realm: str = "/agent"
+    # One France Travail application for every organisation (a single-département deployment)...
+    ft_client_id: str = ""
+    ft_client_secret: str = ""
+    # ...or each organisation its own (JSON, see adapters/france_travail/credentials.py).
+    ft_credentials_file: Path | None = None
+    # France Travail's APIs are slow (callers use 30 to 180 s).
+    ft_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    ft_timeout_seconds: float = Field(default=60.0, gt=0)
+    # 429: retried this many times, honouring Retry-After up to the wait below, then passed on.
+    ft_max_retries: int = Field(default=3, ge=0, le=10)
+    ft_max_retry_wait_seconds: float = Field(default=10.0, ge=0)
+    # A cached upstream access token is renewed this long before it expires.
+    ft_token_margin_seconds: int = Field(default=60, ge=0)
+    # Inbound feeds (adapters/inbound): a département's own CSV formats, next to the shipped
+    # ones, and the pull connectors reading editors' REST APIs (JSON, see the README).
+    inbound_formats_dir: Path | None = None
+    pull_connectors_file: Path | None = None
+
+    # Outbound connectors (adapters/outbound, issue #6): the delivery worker's defaults; a
+    # connector may override the attempts and the timeout.
+    connector_timeout_seconds: float = Field(default=10.0, gt=0)
+    # After this many failed attempts a message is dead: visible and replayable, no longer retried.
+    connector_max_attempts: int = Field(default=10, ge=1)
+    # Exponential backoff with jitter: base * 2^(attempt - 1), capped; Retry-After is honoured
+    # up to its own cap.
+    connector_backoff_base_seconds: float = Field(default=30.0, ge=0)
+    connector_backoff_max_seconds: float = Field(default=6 * 3600.0, ge=0)
+    connector_retry_after_max_seconds: float = Field(default=3600.0, ge=0)
+    # This many consecutive failures pause a connector (its RGC is notified).
+    connector_pause_after_failures: int = Field(default=20, ge=1)
+    # A claimed message is left to its worker this long; a worker that died loses it after that.
+    connector_lease_seconds: float = Field(default=300.0, gt=0)
+    connector_batch_size: int = Field(default=20, ge=1)
+    connector_poll_seconds: float = Field(default=2.0, gt=0)
+    # People's notifications by e-mail (connectors with an smtp:// or smtps:// url).
+    notification_from: str = "relais@localhost"
+    smtp_username: str = ""
+    smtp_password: str = ""
+
+    # Audit search, detection rules and incidents (audit/search.py, audit/detection.py, issue #5).
+    # Largest page of an audit search.
+    audit_search_max_page: int = Field(default=500, ge=1)
+    # The detector evaluates new journal events every this many seconds inside the app
+    # (0: only through ``relais audit detect``), at most ``audit_detection_batch`` at a time,
+    # leaving the most recent ``audit_detection_lag_seconds`` for the next run so that no
+    # transaction still committing is skipped.
+    audit_detection_interval_seconds: int = Field(default=30, ge=0)
+    audit_detection_batch: int = Field(default=5000, ge=1)
+    audit_detection_lag_seconds: int = Field(default=5, ge=0)
+    # One agent reading many distinct usagers in a short window.
+    audit_bulk_read_window_seconds: int = Field(default=600, ge=1)
+    audit_bulk_read_usagers: int = Field(default=50, ge=1)
+    # Repeated denials for one caller.
+    audit_denials_window_seconds: int = Field(default=600, ge=1)
+    audit_denials_threshold: int = Field(default=20, ge=1)
+    # Attempts outside the organisation's perimeter (audit reasons below).
+    audit_perimeter_window_seconds: int = Field(default=3600, ge=1)
+    audit_perimeter_threshold: int = Field(default=3, ge=1)
+    audit_perimeter_reasons: list[str] = Field(default_factory=lambda: ["usager_non_rattache"])
+    # Off-hours bulk reads: distinct usagers read outside office hours (local time, weekends off).
+    audit_office_hours_timezone: str = "Europe/Paris"
+    audit_office_hours_start: int = Field(default=7, ge=0, le=23)
+    audit_office_hours_end: int = Field(default=20, ge=1, le=24)
+    audit_off_hours_window_seconds: int = Field(default=3600, ge=1)
+    audit_off_hours_usagers: int = Field(default=10, ge=1)
+    # Self-grant attempts: the audit reasons of an RGC's refused grant to themselves.
+    # (habilitations.lifecycle refuses them with ``separation_des_roles``; a reason matches
+    # when equal, or when it ends with ``:<code>``).
+    audit_self_grant_reasons: list[str] = Field(default_factory=lambda: ["separation_des_roles"])
+    # Break-glass and override actions: every use opens an incident (so does any event whose
+    # details say ``"override": true``).
+    audit_break_glass_operations: list[str] = Field(
+        default_factory=lambda: ["habilitations.agent.bloquer", "habilitations.habilitation.bloquer"]
+    )
+    # A client using a scope (or, when the event has none, an operation) it rarely uses: under
+    # ``audit_rare_scope_ratio`` of its calls over the baseline, once it has made
+    # ``audit_rare_scope_min_calls`` calls in that baseline.
+    audit_rare_scope_baseline_days: int = Field(default=30, ge=1)
+    audit_rare_scope_min_calls: int = Field(default=200, ge=1)
+    audit_rare_scope_ratio: float = Field(default=0.01, ge=0, le=1)
+    # Convention art. 5: notify the other party's DPO at the latest 48 hours after discovery.
+    audit_incident_notification_hours: int = Field(default=48, ge=1)
+
+    # Verifiable audit journal (audit/journal.py, audit/checkpoints.py, audit/retention.py, issue #5).
+    # Ed25519 key signing the journal's checkpoints: a PEM file of its own (never in the
+    # database), created on first use; empty means ``data_dir/audit-signing-key.pem``.
+    audit_signing_key_file: Path | None = None
+    # A signed checkpoint is made this often by ``relais audit checkpoint --every`` and by the
+    # app's background task (0: only on demand).
+    audit_checkpoint_interval_seconds: int = Field(default=300, ge=0)
+    # Event payloads older than this are purged by ``relais audit purge`` (leaf hashes and
+    # checkpoints stay): 1 year by default, 3 years at most (CNIL).
+    audit_retention_days: int = Field(default=365, ge=180, le=1095)
+    # PostgreSQL role the application connects as; when set, the migration leaves it SELECT and
+    # INSERT only on the journal tables (migrations and purges then run as the owner).
+    audit_app_role: str = ""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -72,6 +199,10 @@ class Settings(BaseSettings):
     @property
     def issuer(self) -> str:
         return self.public_url.rstrip("/")
+
+    @property
+    def resolved_audit_signing_key_file(self) -> Path:
+        return self.audit_signing_key_file or self.data_dir / "audit-signing-key.pem"
 
 
 @lru_cache(maxsize=1)

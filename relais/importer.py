@@ -9,6 +9,12 @@ the producer feed record them, so the activities they imply (ACT382, ACT380, GLI
 opened and closed alike. Identifiers given in the file (a rendez-vous ``id``, an
 ``identifiantConsequenceSanction``) are kept. Importing the same file twice changes nothing.
 
+``subscription``, ``agent``, ``designation`` and ``habilitation`` records load an
+organisation's existing accounts at once. Agents are keyed by their ``pa-identifiant-agent``
+value within their organisation (and client, for a technical identity). They go through
+``habilitations.lifecycle`` acting as the hub operator, so the same rules hold (RGC
+eligibility, subscriptions bound grants) and every change is audited on the ``cli`` channel.
+
 The whole file is one transaction: the first bad line rejects everything. Error messages
 name the line and the problem, never the value (a NIR, a name, a secret).
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,10 +42,23 @@ from adapters.reference_store import (
 )
 from adapters.reference_store.alimentation_domain import Outcome, appliquer, nir_reason
 from adapters.reference_store.perimeter import organisation_for
+from habilitations import lifecycle
 from habilitations.clients import ClientRegistryError, upsert_client
+from habilitations.lifecycle import LifecycleRefused
+from habilitations.models import (
+    ACTIF,
+    HUMAIN,
+    RGC_SUPPLEANT,
+    RGC_TITULAIRE,
+    TECHNIQUE,
+    Agent,
+    Habilitation,
+    Souscription,
+)
+from habilitations.roles import Principal
 from relais.db import Database
 from relais.keys import KeySet
-from relais.models import ContratEngagement, Organisation, Orientation, RendezVous, Usager, UsagerOrganisation
+from relais.models import Client, ContratEngagement, Organisation, Orientation, RendezVous, Usager, UsagerOrganisation
 from relais.nir import NirError, normalize_nir
 from relais.text import champ_invalide
 from specs import SPECS_DIR
@@ -53,7 +72,13 @@ RECORD_TYPES = (
     "rendez-vous",
     "contrat-engagement",
     "manquement",
+    "subscription",
+    "agent",
+    "designation",
+    "habilitation",
 )
+_HABILITATION_RECORDS = ("subscription", "agent", "designation", "habilitation")
+_HABILITATION_KINDS = ("souscriptions", "agents", "designations", "habilitations")
 # Who the domain rules record as the agent of what an import creates (``agent_creation``...).
 IMPORT_AGENT = "IMPORT"
 # Columns that say when or how often a row was written, not what it holds.
@@ -94,6 +119,10 @@ _REPORTED = (
     ("rendez_vous", "rendez-vous", False),
     ("contrats_engagement", "contrats d'engagement", False),
     ("manquements", "manquements", False),
+    ("souscriptions", "souscriptions", True),
+    ("agents", "agents", False),
+    ("designations", "désignations", True),
+    ("habilitations", "habilitations", True),
 )
 
 
@@ -106,6 +135,10 @@ class ImportReport:
     rendez_vous: Counts = field(default_factory=Counts)
     contrats_engagement: Counts = field(default_factory=Counts)
     manquements: Counts = field(default_factory=Counts)
+    souscriptions: Counts = field(default_factory=Counts)
+    agents: Counts = field(default_factory=Counts)
+    designations: Counts = field(default_factory=Counts)
+    habilitations: Counts = field(default_factory=Counts)
 
     @property
     def changed(self) -> bool:
@@ -121,6 +154,8 @@ class ImportReport:
         """One French line per type, e.g. « usagers : 0 créés, 0 modifiés, 300 inchangés »."""
         lines = []
         for key, label, feminine in _REPORTED:
+            if key not in self._by_type():
+                continue
             counts = getattr(self, key)
             suffix = "es" if feminine else "s"
             lines.append(
@@ -130,7 +165,13 @@ class ImportReport:
         return lines
 
     def _by_type(self) -> dict[str, Counts]:
-        return {key: getattr(self, key) for key, _, _ in _REPORTED}
+        # Habilitations kinds are reported only when the file has some, so that the report
+        # of a file without them reads as it always did.
+        return {
+            key: getattr(self, key)
+            for key, _, _ in _REPORTED
+            if key not in _HABILITATION_KINDS or getattr(self, key).total
+        }
 
 
 def count_lines(path: Path) -> int:
@@ -243,11 +284,35 @@ class _Importer:
         elif kind == "contrat-engagement":
             self._note_key(line, kind, data["numeroFranceTravail"], "contrat d'engagement de cet usager déjà défini")
             self.report.contrats_engagement.add(self._contrat_engagement(line, data))
+        elif kind in _HABILITATION_RECORDS:
+            self._habilitations_record(line, kind, data)
         else:
             for consequence in data["consequences"]:
                 identifiant = consequence["identifiantConsequenceSanction"]
                 self._note_key(line, "consequence", identifiant, f"conséquence « {identifiant} » déjà définie")
             self.report.manquements.add(self._manquement(line, data))
+
+    def _habilitations_record(self, line: int, kind: str, data: Mapping[str, Any]) -> None:
+        organisation_id = self._organisation_id(line, data["organisation"])
+        try:
+            if kind == "subscription":
+                self._note_key(line, kind, f"{data['organisation']}/{data['api']}", "souscription déjà définie")
+                self.report.souscriptions.add(_import_subscription(self.session, organisation_id, data, self.now))
+            elif kind == "agent":
+                key = f"{data['organisation']}/{data.get('client_id', '')}/{data['identifiant']}"
+                self._note_key(line, kind, key, "agent déjà défini")
+                self.report.agents.add(_import_agent(self.session, organisation_id, data, self.now))
+            elif kind == "designation":
+                key = f"{data['organisation']}/{data['agent']}/{data['role']}"
+                self._note_key(line, kind, key, "désignation déjà définie")
+                self.report.designations.add(_import_designation(self.session, organisation_id, data, self.now))
+            else:
+                key = f"{data['organisation']}/{data.get('client_id', '')}/{data['agent']}/{data['api']}"
+                self._note_key(line, kind, key, "habilitation déjà définie")
+                self.report.habilitations.add(_import_habilitation(self.session, organisation_id, data, self.now))
+        except LifecycleRefused as refused:
+            # Lifecycle messages name rules and fields, never values.
+            raise DatasetError(line, refused.message) from None
 
     def _note_key(self, line: int, kind: str, key: str, message: str) -> None:
         first = self._seen.setdefault((kind, key), line)
@@ -451,6 +516,138 @@ class _Importer:
             return "unchanged"
         savepoint.commit()
         return "created" if before is None else "updated"
+
+
+# Habilitations records ----------------------------------------------------------------------
+#
+# The import acts as the hub operator: the lifecycle functions check the same rules as for the
+# admin API and write one audit event per change (none when a record is already as given).
+
+_OPERATOR = Principal.command_line()
+
+
+def _import_subscription(session: Session, organisation_id: int, data: Mapping[str, Any], now: datetime) -> Outcome:
+    existing = session.exec(
+        select(Souscription).where(Souscription.organisation_id == organisation_id, Souscription.api == data["api"])
+    ).first()
+    before = (list(existing.scopes), existing.reference, existing.demandee_le) if existing is not None else None
+    subscription = lifecycle.set_subscription(
+        session,
+        _OPERATOR,
+        organisation_id=organisation_id,
+        api=data["api"],
+        scopes=data["scopes"],
+        reference=data.get("reference"),
+        demandee_le=_date(data.get("demandee_le")),
+        now=now,
+    )
+    if before is None:
+        return "created"
+    after = (list(subscription.scopes), subscription.reference, subscription.demandee_le)
+    return "unchanged" if after == before else "updated"
+
+
+def _import_agent(session: Session, organisation_id: int, data: Mapping[str, Any], now: datetime) -> Outcome:
+    technical = data.get("type", HUMAIN) == TECHNIQUE
+    client_id = data.get("client_id", "") if technical else ""
+    if technical != bool(data.get("client_id")):
+        raise LifecycleRefused("client_id", "champ client_id : requis pour une identité technique, et pour elle seule")
+    existing = _imported_agent(session, organisation_id, client_id, data["identifiant"])
+    if technical:
+        if existing is None:
+            client = session.exec(select(Client).where(Client.client_id == client_id)).first()
+            if client is None or client.organisation_id != organisation_id:
+                raise LifecycleRefused("client_inconnu", "champ client_id : client inconnu dans cette organisation")
+            lifecycle.create_technical_identity(
+                session, _OPERATOR, client_id=client_id, nom=data["nom"], identifiant=data["identifiant"], now=now
+            )
+            return "created"
+        changes = {"nom": data["nom"]}
+    else:
+        fields = ("nom", "prenom", "email", "sub", "siret", "statut_emploi")
+        if existing is None:
+            lifecycle.create_agent(
+                session,
+                _OPERATOR,
+                organisation_id=organisation_id,
+                identifiant=data["identifiant"],
+                **{name: data[name] for name in fields if name in data},
+                now=now,
+            )
+            return "created"
+        changes = {name: data[name] for name in fields if name in data}
+    assert existing.id is not None
+    version = existing.version
+    lifecycle.update_agent(session, _OPERATOR, existing.id, changes=changes, now=now)
+    return "unchanged" if existing.version == version else "updated"
+
+
+def _import_designation(session: Session, organisation_id: int, data: Mapping[str, Any], now: datetime) -> Outcome:
+    agent = _imported_agent(session, organisation_id, "", data["agent"])
+    if agent is None or agent.id is None:
+        raise LifecycleRefused("agent_inconnu", "champ agent : agent inconnu (à déclarer plus haut dans le fichier)")
+    acte = _date(data.get("acte_engagement_le"))
+    for current in lifecycle.current_designations(session, organisation_id, now):
+        if current.agent_id == agent.id and current.role == data["role"]:
+            if current.acte_engagement_le == acte or data["role"] not in (RGC_TITULAIRE, RGC_SUPPLEANT):
+                return "unchanged"
+            assert current.id is not None
+            lifecycle.end_designation(session, _OPERATOR, current.id, motif="import", now=now)
+            lifecycle.designate(
+                session,
+                _OPERATOR,
+                organisation_id=organisation_id,
+                agent_id=agent.id,
+                role=data["role"],
+                acte_engagement_le=acte,
+                now=now,
+            )
+            return "updated"
+    lifecycle.designate(
+        session,
+        _OPERATOR,
+        organisation_id=organisation_id,
+        agent_id=agent.id,
+        role=data["role"],
+        acte_engagement_le=acte,
+        now=now,
+    )
+    return "created"
+
+
+def _import_habilitation(session: Session, organisation_id: int, data: Mapping[str, Any], now: datetime) -> Outcome:
+    agent = _imported_agent(session, organisation_id, data.get("client_id", ""), data["agent"])
+    if agent is None or agent.id is None:
+        raise LifecycleRefused("agent_inconnu", "champ agent : agent inconnu (à déclarer plus haut dans le fichier)")
+    wanted = {
+        "scopes": list(dict.fromkeys(data["scopes"])),
+        "finalite": data["finalite"],
+        "justification": data.get("justification"),
+        "date_fin": _date(data.get("date_fin")),
+    }
+    existing = session.exec(
+        select(Habilitation).where(
+            Habilitation.agent_id == agent.id, Habilitation.api == data["api"], Habilitation.etat == ACTIF
+        )
+    ).first()
+    if existing is not None:
+        if all(getattr(existing, name) == value for name, value in wanted.items()):
+            return "unchanged"
+        lifecycle.revoke_habilitation(session, _OPERATOR, existing.id, motif="import", now=now)
+    lifecycle.grant_habilitation(session, _OPERATOR, agent_id=agent.id, api=data["api"], now=now, **wanted)
+    return "created" if existing is None else "updated"
+
+
+def _imported_agent(session: Session, organisation_id: int, client_id: str, identifiant: str) -> Agent | None:
+    return session.exec(
+        select(Agent).where(
+            Agent.organisation_id == organisation_id, Agent.client_id == client_id, Agent.identifiant == identifiant
+        )
+    ).first()
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value is not None else None
 
 
 def _content(row: SQLModel) -> dict[str, Any]:

@@ -145,16 +145,6 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)
 
 
-class AuditChainHead(SQLModel, table=True):
-    """Single row holding the chain's tip; locking it orders concurrent appends."""
-
-    __tablename__ = "audit_chain_head"
-
-    id: int = Field(default=1, primary_key=True)
-    seq: int = 0
-    hash: str = Field(max_length=64)
-
-
 # Parcours (issue: Orientation, Activités, Rendez-vous, Contrat d'engagement, Sanctions) ---------
 #
 # Rows are written only by the reference store's domain rules (adapters/reference_store), by

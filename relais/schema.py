@@ -6,6 +6,13 @@ all. A new table module is added here.
 
 from __future__ import annotations
 
+import adapters.france_travail.models
+import adapters.inbound.models
+import adapters.outbound.models  # noqa: F401
+import audit.incident_models
+import audit.models  # noqa: F401
+import habilitations.campaign_models
+import habilitations.login_models
 import habilitations.models  # noqa: F401
 import relais.models
 import relais.outbox  # noqa: F401

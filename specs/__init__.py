@@ -26,14 +26,18 @@ def api_specs() -> list[str]:
 def served_documents() -> list[tuple[str, str, str]]:
     """(file name, title with version, base path) of every API document Relais serves.
 
-    Every ``*.yaml`` here but the shared components and the root ops API (served without
-    Swagger UI) is an API of its own, mounted at its ``servers[0].url``.
+    Every ``*.yaml`` here but the shared components, the root ops API (served without
+    Swagger UI) and the contracts Relais documents without serving them (marked
+    ``x-relais-served: false``, e.g. the webhook editors implement) is an API of its own,
+    mounted at its ``servers[0].url``.
     """
     found = []
     for path in sorted(SPECS_DIR.glob("*.yaml")):
         if path.name in (COMMON_SPEC, OPS_SPEC):
             continue
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if document.get("x-relais-served", True) is False:
+            continue
         base = document["servers"][0]["url"]
         version = _VERSION.search(base)
         title = f"{document['info']['title']} {version[1]}" if version else document["info"]["title"]

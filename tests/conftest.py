@@ -17,17 +17,20 @@ from sqlalchemy import text
 import habilitations.clients
 from relais.db import Database, create_db_engine
 from relais.migrate import upgrade
-from relais.schema import metadata
 
 TEST_DATABASE_URL_VARIABLE = "RELAIS_TEST_DATABASE_URL"
 
 
 def _reset_schema(url: str) -> None:
+    """Empty the PostgreSQL database: tables, and what migrations create beside them
+    (sequences, trigger functions), including tables a later revision dropped."""
     engine = create_db_engine(url)
     try:
         with engine.begin() as connection:
-            metadata.drop_all(connection)
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+            # As a new database's public schema: every role may use it (grants tests rely on it).
+            connection.execute(text("GRANT USAGE ON SCHEMA public TO PUBLIC"))
     finally:
         engine.dispose()
 

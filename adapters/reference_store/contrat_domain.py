@@ -15,6 +15,9 @@ closed one, the usager has one current contract). Every transition loads the row
 (``with_for_update``), checks the state it expects, and bumps ``version``: a call that finds
 the state already moved is refused (``Refused(CONFLICT)``) and changes nothing.
 
+A signature or a refusal through the API is told to the usager's département's connectors
+(``contrat_engagement.signe``, ``contrat_engagement.refuse``) in the same transaction.
+
 The 12-month closure is applied by ``cloturer_suspensions_echues`` (a periodic batch) and
 also lazily whenever a contract is read or moved, so a late batch never lets a stale
 ``SUSPENDU`` through. The closure date is the day the 12 months are reached, not the day
@@ -31,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from adapters.outbound import events
 from adapters.ports import Refusal, Refused
 from adapters.reference_store import rendez_vous_domain, writes
 from relais.models import ContratEngagement, new_id
@@ -157,7 +161,7 @@ def signer_premier(
     contrat = _premier(session, usager_id, etat=SIGNE, route="/signer", organisme=organisme, contenu=contenu, now=now)
     contrat.date_signature = date_signature
     contrat.agent = {"signature": dict(agent)}
-    return _saved(session, contrat, now)
+    return _published(session, _saved(session, contrat, now), events.CONTRAT_SIGNE, now)
 
 
 def refuser_premier(
@@ -174,7 +178,7 @@ def refuser_premier(
     contrat = _premier(session, usager_id, etat=REFUSE, route="/refuser", organisme=organisme, contenu=contenu, now=now)
     contrat.date_refus = date_refus
     contrat.agent = {"refus": dict(agent)}
-    return _saved(session, contrat, now)
+    return _published(session, _saved(session, contrat, now), events.CONTRAT_REFUSE, now)
 
 
 def _premier(
@@ -224,7 +228,7 @@ def refuser(
     contrat.etat = REFUSE
     contrat.date_refus = date_refus
     contrat.agent = {**(contrat.agent or {}), "refus": dict(agent)}
-    return _saved(session, contrat, now)
+    return _published(session, _saved(session, contrat, now), events.CONTRAT_REFUSE, now)
 
 
 def signer(
@@ -252,7 +256,7 @@ def signer(
     contrat.organisme = organisme or contrat.organisme
     contrat.agent = {**(contrat.agent or {}), "signature": dict(agent)}
     _apply_contenu(contrat, contenu)
-    return _saved(session, contrat, now)
+    return _published(session, _saved(session, contrat, now), events.CONTRAT_SIGNE, now)
 
 
 # Import -------------------------------------------------------------------------------------
@@ -480,6 +484,12 @@ def _text(value: Any, length: int) -> bool:
 
 def _saved(session: Session, contrat: ContratEngagement, now: datetime) -> ContratEngagement:
     return writes.save_version(session, contrat, now)
+
+
+def _published(session: Session, contrat: ContratEngagement, evenement: str, now: datetime) -> ContratEngagement:
+    """The département's connectors hear of a signature or a refusal, in the same transaction."""
+    events.contrat_engagement(session, contrat, evenement, now)
+    return contrat
 
 
 def _invalide(champ: str, detail: str) -> Refused:

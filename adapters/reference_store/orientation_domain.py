@@ -30,6 +30,9 @@ Side effects, in the same transaction:
   take is now the new organisation's).
 - a decision or a forced orientation returns a signed or refused contrat d'engagement to
   "à signer" (``contrat_domain.remettre_a_signer``).
+- the connectors of the organisations concerned get ``orientation.a_decider`` (the
+  département with the ACT382) and ``orientation.decidee`` (the département and the
+  accompanying organisation) through the outbox (``adapters.outbound.events``).
 
 Every write locks the usager's row (``FOR NO KEY UPDATE`` on PostgreSQL, which does not block
 inserts referencing it) and then the orientation rows it moves, so that two agents never both
@@ -44,6 +47,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from adapters.outbound import events
 from adapters.ports import Refusal, Refused
 from adapters.reference_store import activites_domain, contrat_domain, writes
 from adapters.reference_store.orientation_rules import RuleTable, Verdict, default_rules
@@ -468,6 +472,14 @@ def _open(
             attributs=[("motif", "ACC")],
         )
     contrat_domain.remettre_a_signer(session, usager.id, now=now)
+    departement = organisation_for(session, usager, "CD")
+    events.orientation_decidee(
+        session,
+        usager,
+        orientation,
+        [departement.id if departement else None, accompagnant.id if accompagnant else None],
+        now,
+    )
 
 
 def organisation_accompagnante(session: Session, usager: Usager, orientation: Orientation) -> Organisation | None:
@@ -497,6 +509,7 @@ def _open_act382(session: Session, usager: Usager, orientation: Orientation, *, 
         sujet=sujet_orientation(orientation),
         now=now,
     )
+    events.orientation_a_decider(session, usager, orientation, departement.id, now)
 
 
 def _structure_for(

@@ -12,6 +12,9 @@
   closed is reopened for the same organisation: the first appointment is still to be taken.
 - DELETE does not remove the row: the rendez-vous becomes ``ANNULE`` and stays in the usager's
   history (evidence of what was planned); deleting it again is a no-op.
+- Every write tells the booking organisation's and the usager's département's connectors
+  (``rendez_vous.pris``, ``rendez_vous.modifie``, ``rendez_vous.annule``) through the outbox,
+  in the same transaction (``adapters.outbound.events``).
 
 Every write locks the usager's row first (``FOR NO KEY UPDATE`` on PostgreSQL, a no-op on
 SQLite), then the rendez-vous it changes, so two concurrent bookings of a first ``ACC`` cannot
@@ -27,8 +30,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from adapters.outbound import events
 from adapters.ports import Refusal, Refused
 from adapters.reference_store import activites_domain, writes
+from adapters.reference_store.perimeter import organisation_for
 from relais.models import Activite, Organisation, RendezVous, Usager
 
 MOTIFS = ("ACC", "ORI", "AUT")
@@ -98,13 +103,14 @@ def enregistrer_rendez_vous(
             )
     assert organisation.id is not None
     was_standing = rdv is not None and _standing_acc(rdv)
+    evenement: str | None = events.RDV_PRIS
     if rdv is None:
         rdv = RendezVous(usager_id=usager.id, organisation_id=organisation.id, created_at=now, **fields)
         if identifiant:
             rdv.id = identifiant
     else:
-        _apply(rdv, fields)
-    return _saved(session, rdv, was_standing=was_standing, now=now)
+        evenement = _applied(rdv, fields)
+    return _saved(session, usager, rdv, evenement, was_standing=was_standing, now=now)
 
 
 def modifier_rendez_vous(
@@ -115,8 +121,8 @@ def modifier_rendez_vous(
     writes.lock_usager(session, usager)
     rdv = _owned(session, usager, organisation, payload.get("id"))
     was_standing = _standing_acc(rdv)
-    _apply(rdv, fields)
-    return _saved(session, rdv, was_standing=was_standing, now=now)
+    evenement = _applied(rdv, fields)
+    return _saved(session, usager, rdv, evenement, was_standing=was_standing, now=now)
 
 
 def annuler_rendez_vous(
@@ -129,7 +135,7 @@ def annuler_rendez_vous(
         return rdv
     was_standing = _standing_acc(rdv)
     rdv.statut = ANNULE
-    return _saved(session, rdv, was_standing=was_standing, now=now)
+    return _saved(session, usager, rdv, events.RDV_ANNULE, was_standing=was_standing, now=now)
 
 
 # Reads ----------------------------------------------------------------------------------
@@ -369,10 +375,26 @@ def _locked(session: Session, identifiant: str) -> RendezVous | None:
     ).first()
 
 
-def _saved(session: Session, rdv: RendezVous, *, was_standing: bool, now: datetime) -> RendezVous:
-    """Check the ACC rule and write; a refusal leaves the session unflushed for this row."""
+def _applied(rdv: RendezVous, fields: Mapping[str, Any]) -> str | None:
+    """Apply ``fields``; the event to tell, None when nothing changed (a re-run import)."""
+    before = as_contract(rdv)
+    _apply(rdv, fields)
+    return None if as_contract(rdv) == before else events.RDV_MODIFIE
+
+
+def _saved(
+    session: Session, usager: Usager, rdv: RendezVous, evenement: str | None, *, was_standing: bool, now: datetime
+) -> RendezVous:
+    """Check the ACC rule and write; a refusal leaves the session unflushed for this row.
+
+    The booking organisation's and the usager's département's connectors hear of a change.
+    """
     _apply_acc_rules(session, rdv, was_standing=was_standing, now=now)
-    return writes.save_version(session, rdv, now)
+    saved = writes.save_version(session, rdv, now)
+    if evenement is not None:
+        departement = organisation_for(session, usager, "CD")
+        events.rendez_vous(session, usager, saved, evenement, [departement.id if departement else None], now)
+    return saved
 
 
 def _invalide(champ: str, detail: str) -> Refused:

@@ -18,7 +18,9 @@ State machine (``etat`` of a consequence) and the GLI100 activity open in each s
     validated SUSP_RSA / SUPP_RSA: VALIDEE --ANNULATION_SANCTION--> ANNULEE
 
 A refused call changes nothing. Every applied step is appended to ``historique`` with the
-agent who made it. Refusals carry the ``codeSortie`` of the API (``CODES`` below).
+agent who made it, and told to the deciding CD's connectors through the outbox in the same
+transaction (``sanction.a_instruire``, ``sanction.etat_modifie``, ``sanction.decidee``).
+Refusals carry the ``codeSortie`` of the API (``CODES`` below).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
+from adapters.outbound import events
 from adapters.ports import Refusal, Refused
 from adapters.reference_store import activites_domain, perimeter, writes
 from relais.models import ConsequenceSanction, Organisation, Usager
@@ -360,6 +363,7 @@ def proposer_consequence(
     session.add(c)
     session.flush()
     _ouvrir_activite(session, c, now=now)
+    events.sanction(session, usager, c, events.SANCTION_A_INSTRUIRE, now)
     return c
 
 
@@ -484,6 +488,8 @@ def appliquer_evenement(
             session, sujet=sujet(c.id), par=f"evenementSanctionRSA:{type_evenement}", now=now, codes=[ancien]
         )
     _ouvrir_activite(session, c, now=now)
+    decidee = c.etat in (VALIDEE, REFUSEE, ANNULEE)
+    events.sanction(session, usager, c, events.SANCTION_DECIDEE if decidee else events.SANCTION_ETAT_MODIFIE, now)
     return c
 
 
@@ -525,6 +531,7 @@ def decision_partenaire(
     _trace(c, DECISION_PARTENAIRE, agent=agent, now=now, date_evenement=date_notification)
     session.add(c)
     session.flush()
+    events.sanction(session, usager, c, events.SANCTION_DECIDEE, now)
     return c
 
 
@@ -547,6 +554,7 @@ def demander_radiation(
     c.radiation_demandee_at = now
     _trace(c, DEMANDE_RADIATION, agent=agent, now=now, date_evenement=None)
     writes.save_version(session, c, now)
+    events.sanction(session, usager, c, events.SANCTION_ETAT_MODIFIE, now)
     return c
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from habilitations.policy import subscribable
 from relais.nir import nir_key
 
 DEFAULT_SEED = 2026
@@ -299,7 +300,7 @@ _CORSICA_SPLIT_YEAR = 1976
 
 
 def build_demo_records(seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
-    """Organisations, clients, usagers, then their parcours, as ``relais import`` records."""
+    """Organisations, clients, usagers, their parcours, then the habilitations, as ``relais import`` records."""
     rng = random.Random(seed)
     records: list[dict[str, Any]] = [_organisation_record(organisation) for organisation in DEMO_ORGANISATIONS]
     records += [_client_record(client) for client in DEMO_CLIENTS]
@@ -307,6 +308,7 @@ def build_demo_records(seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
     records += [{"type": "usager", "data": usager} for usager in usagers]
     # A generator of its own: the parcours never shift the usagers drawn above.
     records += _parcours_records(random.Random(f"{seed}-parcours"), usagers)
+    records += demo_habilitations_records()
     return records
 
 
@@ -380,6 +382,91 @@ def _client_record(client: DemoClient) -> dict[str, Any]:
             "scopes": list(client.scopes),
         },
     }
+
+
+# Habilitations ----------------------------------------------------------------------------
+#
+# Every partner call is made for a habilitated agent: each organisation subscribes to what its
+# demo clients may call, agent AGT-0042 (the curl walkthrough's) is habilitated for all of it,
+# each département has a titular RGC (who, being RGC, has no data access) and demo-cd33 a
+# technical identity BATCH for night jobs.
+
+DEMO_AGENT_IDENTIFIANT = "AGT-0042"
+DEMO_ACTE_ENGAGEMENT = "2025-09-01"
+
+
+def demo_habilitations_records() -> list[dict[str, Any]]:
+    held: dict[str, set[str]] = {}
+    for client in DEMO_CLIENTS:
+        held.setdefault(client.organisation, set()).update(client.scopes)
+    subscriptions = [
+        {"organisation": organisation, "api": api, "scopes": covered}
+        for organisation, scopes in held.items()
+        for api, covered in subscribable(scopes).items()
+    ]
+    records: list[dict[str, Any]] = [{"type": "subscription", "data": data} for data in subscriptions]
+    for organisation in held:
+        records.append(
+            {
+                "type": "agent",
+                "data": {
+                    "organisation": organisation,
+                    "identifiant": DEMO_AGENT_IDENTIFIANT,
+                    "nom": "Martin",
+                    "prenom": "Claire",
+                    "statut_emploi": "contractuel",
+                },
+            }
+        )
+        if organisation.startswith("CD"):
+            rgc = f"RGC-{organisation}"
+            records.append(
+                {
+                    "type": "agent",
+                    "data": {
+                        "organisation": organisation,
+                        "identifiant": rgc,
+                        "nom": "Responsable",
+                        "prenom": "Habilitations",
+                        "statut_emploi": "fonctionnaire",
+                    },
+                }
+            )
+            records.append(
+                {
+                    "type": "designation",
+                    "data": {
+                        "organisation": organisation,
+                        "agent": rgc,
+                        "role": "rgc_titulaire",
+                        "acte_engagement_le": DEMO_ACTE_ENGAGEMENT,
+                    },
+                }
+            )
+    records.append(
+        {
+            "type": "agent",
+            "data": {
+                "organisation": "CD33",
+                "identifiant": "BATCH",
+                "type": "technique",
+                "client_id": "demo-cd33",
+                "nom": "Traitements de nuit",
+            },
+        }
+    )
+    for data in subscriptions:
+        grant = {
+            "organisation": data["organisation"],
+            "agent": DEMO_AGENT_IDENTIFIANT,
+            "api": data["api"],
+            "scopes": data["scopes"],
+            "finalite": "Accompagnement des allocataires du RSA (démonstration)",
+        }
+        records.append({"type": "habilitation", "data": grant})
+        if data["organisation"] == "CD33" and data["api"] == "rechercher-usager-v2":
+            records.append({"type": "habilitation", "data": {**grant, "agent": "BATCH", "client_id": "demo-cd33"}})
+    return records
 
 
 # Usagers ----------------------------------------------------------------------------------

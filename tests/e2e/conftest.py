@@ -10,16 +10,18 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher, profiles
+from sqlmodel import select
 from starlette.testclient import TestClient
 
 import habilitations.clients
 from habilitations.models import Agent
+from habilitations.policy import subscribable
 from relais.admin_tokens import issue_admin_token
 from relais.app import build_services, create_app
 from relais.config import Settings
@@ -219,7 +221,66 @@ def dataset() -> list[dict[str, Any]]:
         },
     ]
     usagers = [_usager_record(person, index) for index, person in enumerate(PEOPLE, start=1)]
-    return organisations + clients + usagers
+    return organisations + clients + usagers + habilitations_records(clients)
+
+
+def keep_dataset_agents_active(database: Database, now: datetime) -> None:
+    """Tests move the clock by months (contract suspensions, due dates): the dataset's agents
+    stay clear of the two-month inactivity rule, which tests/habilitations exercise with
+    agents of their own."""
+    with database.transaction() as session:
+        for agent in session.exec(select(Agent)).all():
+            agent.derniere_activite = now + timedelta(days=365 * 30)
+            session.add(agent)
+
+
+# The agents the tests name in ``pa-identifiant-agent``: (organisation, identifiant, client of
+# a technical identity or None). Each is habilitated for everything its organisation's
+# clients may do, within subscriptions covering the same: enforcement is on in every test.
+HABILITATED_AGENTS = (
+    ("CD33", "AGT-0042", None),
+    ("CD33", "AGT-7", None),
+    ("CD33", "BATCH", "cd33"),
+    ("CD93", "AGT-0042", None),
+    ("FT-NAQ", "AGT-0042", None),
+)
+
+
+def habilitations_records(clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    held: dict[str, set[str]] = {}
+    for client in clients:
+        held.setdefault(client["data"]["organisation"], set()).update(client["data"]["scopes"])
+    records: list[dict[str, Any]] = []
+    for organisation, scopes in held.items():
+        for api, covered in subscribable(scopes).items():
+            records.append(
+                {"type": "subscription", "data": {"organisation": organisation, "api": api, "scopes": covered}}
+            )
+    for organisation, identifiant, client_id in HABILITATED_AGENTS:
+        technical = {"type": "technique", "client_id": client_id} if client_id else {"statut_emploi": "contractuel"}
+        records.append(
+            {
+                "type": "agent",
+                "data": {"organisation": organisation, "identifiant": identifiant, "nom": f"Agent {identifiant}"}
+                | technical,
+            }
+        )
+        for subscription in [r["data"] for r in records if r["type"] == "subscription"]:
+            if subscription["organisation"] == organisation:
+                records.append(
+                    {
+                        "type": "habilitation",
+                        "data": {
+                            "organisation": organisation,
+                            "agent": identifiant,
+                            "api": subscription["api"],
+                            "scopes": subscription["scopes"],
+                            "finalite": "Accompagnement des usagers (jeu de tests)",
+                        }
+                        | ({"client_id": client_id} if client_id else {}),
+                    }
+                )
+    return records
 
 
 class Clock:
@@ -298,6 +359,9 @@ def hub_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClie
         generate_dev_keys=True,
         validate_responses=True,
         rate_limit_per_second=1000,
+        # Tests sequence, sign and detect explicitly, on their own databases.
+        audit_checkpoint_interval_seconds=0,
+        audit_detection_interval_seconds=0,
     )
     services = build_services(settings)
     services.database.dispose()
@@ -321,6 +385,7 @@ def hub_on(hub_app: tuple[TestClient, Services], database_url: str, data_dir: Pa
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(habilitations.clients, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
         import_file(services.database, services.keys, path)
+    keep_dataset_agents_active(services.database, clock.now)
     try:
         yield Hub(client, services, clock)
     finally:

@@ -1,4 +1,4 @@
-"""Every call leaves exactly one audit event, written before the response, chained, and
+"""Every call leaves exactly one audit event, written before the response, verifiable, and
 free of personal data; if it cannot be written, the call fails."""
 
 from __future__ import annotations
@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlmodel import col, select
 
-from audit.journal import verify_database
+from audit.checkpoints import create_checkpoint, signing_key
+from audit.verify import verify_database
 from relais.models import AuditEvent
+from tests.audit.journal_fixtures import tampering
 from tests.e2e.conftest import GIRONDE, INFOS, RECHERCHE, SEINE_SAINT_DENIS, Hub
 
 
@@ -85,19 +87,29 @@ def test_token_requests_are_audited(hub: Hub) -> None:
     assert event_.client_id == "cd33" and event_.decision == "allowed"
 
 
-def test_chain_verifies_and_detects_tampering(hub: Hub) -> None:
+def test_journal_verifies_and_detects_tampering(hub: Hub) -> None:
     token = hub.token()
     for _ in range(3):
         _search(hub, token, GIRONDE.numero)
+    keys = [signing_key(hub.services.settings).public_key()]
+    assert create_checkpoint(hub.services.database, hub.services.settings, now=hub.clock.now) is not None
     with hub.services.database.session() as session:
-        assert verify_database(session).ok
+        report = verify_database(session, keys)
+    assert report.ok and report.events == len(_events(hub))
+    # An UPDATE through the application is refused (the row stays) and recorded.
     with hub.services.database.transaction() as session:
-        second = session.exec(select(AuditEvent).where(AuditEvent.seq == 2)).one()
-        second.http_status = 500
-        session.add(second)
+        session.execute(text("UPDATE audit_event SET http_status = 500 WHERE seq = 2"))
     with hub.services.database.session() as session:
-        report = verify_database(session)
-    assert not report.ok and report.first_broken_seq == 2
+        assert session.exec(select(AuditEvent).where(AuditEvent.seq == 2)).one().http_status == 200
+        assert verify_database(session, keys).ok
+    assert _events(hub)[-1].operation == "journal.modification_refusee"
+    # The same edit by whoever can switch the triggers off is found by verify, at its leaf.
+    with tampering(hub.services.database) as session:
+        session.execute(text("UPDATE audit_event SET http_status = 500 WHERE seq = 2"))
+    with hub.services.database.session() as session:
+        report = verify_database(session, keys)
+    assert not report.ok and report.first is not None
+    assert (report.first.kind, report.first.seq) == ("contenu_modifie", 2)
 
 
 def test_fails_closed_when_the_audit_cannot_be_written(hub: Hub) -> None:

@@ -17,7 +17,8 @@ from sqlmodel import select
 
 from adapters.reference_store import contrat_domain
 from habilitations.clients import authenticate_client
-from relais.cli import main, redact_database_url
+from relais.cli import main
+from relais.cli_support import redact_database_url
 from relais.config import get_settings
 from relais.db import Database
 from relais.demo.dataset import PARTENAIRE_SCOPES

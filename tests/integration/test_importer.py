@@ -257,7 +257,7 @@ def test_an_unknown_field_is_a_schema_violation(database: Database, keys: KeySet
     ("line", "reason"),
     [
         ("{not json", "JSON invalide"),
-        ('{"type": "agent", "data": {}}', "champ type : valeur non autorisée"),
+        ('{"type": "inconnu", "data": {}}', "champ type : valeur non autorisée"),
         ('{"type": "usager"}', "champ obligatoire absent : data"),
         (json.dumps({**usager(), "extra": 1}), "champ inconnu : extra"),
         (json.dumps(usager(numeroFranceTravail="1234")), "champ data.numeroFranceTravail : format invalide"),

@@ -1,20 +1,235 @@
-"""audit journal (reserved: filled in by its workstream, or removed before release)
+"""audit journal: Merkle leaves, signed checkpoints, purges, tree head; append-only triggers
+
+Events already in ``audit_event`` become the first leaves, in ``seq`` order. From here on the
+journal tables refuse UPDATE and DELETE: the row is left as it was and the attempt is itself
+written to the journal as a ``security`` event (SQLite ``RAISE(IGNORE)``, PostgreSQL a
+trigger returning NULL). The one exception: deleting the payload of an event whose leaf is
+covered by a signed purge (``relais audit purge``). TRUNCATE is refused on PostgreSQL.
+
+On PostgreSQL, when ``RELAIS_AUDIT_APP_ROLE`` names the role the application connects as
+(migrations then run as the tables' owner), that role gets SELECT and INSERT on the journal
+tables and nothing else: no UPDATE, DELETE or TRUNCATE.
 
 Revision ID: c0ffee000001
 Revises: ae57c548ff78
 """
 
+import json
+import re
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
 
 revision: str = "c0ffee000001"
 down_revision: str | None = "ae57c548ff78"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+JOURNAL_TABLES = ("audit_event", "audit_leaf", "audit_checkpoint", "audit_purge")
+# audit.journal.SEQUENCER_LOCK_KEY, frozen here.
+_LOCK_KEY = 0x52454C4149534155
+_PURGED = (
+    "EXISTS (SELECT 1 FROM audit_leaf l JOIN audit_purge p ON l.leaf_index < p.leaf_end WHERE l.event_id = OLD.id)"
+)
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "audit_leaf",
+        sa.Column("leaf_index", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("leaf_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("leaf_index", name=op.f("pk_audit_leaf")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_audit_leaf_event_id")),
+    )
+    op.create_table(
+        "audit_checkpoint",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("tree_size", sa.Integer(), nullable=False),
+        sa.Column("root_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("issued_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("signature", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_checkpoint")),
+    )
+    op.create_table(
+        "audit_purge",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("purged_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("cutoff", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("leaf_end", sa.Integer(), nullable=False),
+        sa.Column("events_deleted", sa.Integer(), nullable=False),
+        sa.Column("checkpoint_id", sa.Integer(), nullable=False),
+        sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("signature", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_purge")),
+    )
+    head = op.create_table(
+        "audit_tree_head",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("tree_size", sa.Integer(), nullable=False),
+        sa.Column("root_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("last_seq", sa.Integer(), nullable=False),
+        sa.Column("frontier", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_tree_head")),
+    )
+    _sequence_existing_events(head)
+    # The Merkle tree head replaces the hash chain's tip: appends no longer lock one row.
+    op.drop_table("audit_chain_head")
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute("CREATE SEQUENCE IF NOT EXISTS audit_event_seq_seq")
+        op.execute("SELECT setval('audit_event_seq_seq', (SELECT coalesce(max(seq), 0) + 1 FROM audit_event), false)")
+        _postgresql_triggers()
+        _postgresql_grants()
+    else:
+        _sqlite_triggers()
+
+
+def _sequence_existing_events(head: sa.Table) -> None:
+    """The events of the hash-chained journal become leaves 0..n-1, in their chain order."""
+    from audit import merkle
+    from audit.journal import CONTENT_FIELDS, event_leaf_hash
+    from relais.models import AuditEvent
+
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    bind = op.get_bind()
+    rows = bind.execute(sa.select(table.c.id, *[table.c[name] for name in CONTENT_FIELDS]).order_by(table.c.seq)).all()
+    builder = merkle.TreeBuilder()
+    leaves = []
+    for row in rows:
+        leaf = event_leaf_hash(row._mapping)
+        leaves.append({"leaf_index": builder.size, "event_id": row.id, "leaf_hash": leaf.hex()})
+        builder.append(leaf)
+    if leaves:
+        leaf_table = sa.table("audit_leaf", sa.column("leaf_index"), sa.column("event_id"), sa.column("leaf_hash"))
+        op.bulk_insert(leaf_table, leaves)
+    op.bulk_insert(
+        head,
+        [
+            {
+                "id": 1,
+                "tree_size": builder.size,
+                "root_hash": builder.root().hex(),
+                "last_seq": rows[-1].seq if rows else 0,
+                "frontier": json.dumps(builder.frontier()),
+            }
+        ],
+    )
+
+
+def _sqlite_security_event(what: str) -> str:
+    """Insert one ``security`` event per statement and kind of attempt, then skip the row."""
+    now = "strftime('%Y-%m-%d %H:%M:%S', 'now') || '.000000'"
+    next_seq = "(SELECT coalesce(max(seq), 0) + 1 FROM audit_event)"
+    return (
+        "INSERT INTO audit_event (seq, occurred_at, request_id, channel, operation, decision, reason,"
+        " http_status, details, prev_hash, hash)"
+        f" SELECT {next_seq}, {now}, 'trigger', 'security', 'journal.modification_refusee', 'denied',"
+        f" '{what}', 403, NULL, '', 'pending-' || {next_seq}"
+        " WHERE NOT EXISTS (SELECT 1 FROM audit_event WHERE channel = 'security'"
+        f" AND reason = '{what}' AND occurred_at = {now});"
+        " SELECT RAISE(IGNORE);"
+    )
+
+
+def _sqlite_triggers() -> None:
+    for table in JOURNAL_TABLES:
+        for operation in ("UPDATE", "DELETE"):
+            when = f" WHEN NOT {_PURGED}" if (table, operation) == ("audit_event", "DELETE") else ""
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only_{operation.lower()} BEFORE {operation} ON {table}{when}"
+                f" BEGIN {_sqlite_security_event(f'{operation}:{table}')} END"
+            )
+
+
+def _postgresql_triggers() -> None:
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION relais_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            what text := TG_OP || ':' || TG_TABLE_NAME;
+            next_seq bigint;
+        BEGIN
+            IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit_event' THEN
+                IF {_PURGED} THEN
+                    RETURN OLD;
+                END IF;
+            END IF;
+            IF TG_OP = 'TRUNCATE' THEN
+                RAISE EXCEPTION 'relais : journal d''audit en ajout seul, % refusé', what
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RAISE WARNING 'relais : journal d''audit en ajout seul, % refusé (rôle %)', what, current_user;
+            IF NOT EXISTS (
+                SELECT 1 FROM audit_event WHERE channel = 'security' AND reason = what AND occurred_at = now()
+            ) THEN
+                PERFORM pg_advisory_xact_lock_shared({_LOCK_KEY});
+                next_seq := nextval('audit_event_seq_seq');
+                INSERT INTO audit_event (seq, occurred_at, request_id, channel, operation, decision, reason,
+                                         http_status, details, prev_hash, hash)
+                VALUES (next_seq, now(), 'trigger', 'security', 'journal.modification_refusee', 'denied', what,
+                        403, NULL, '', 'pending-' || next_seq);
+            END IF;
+            RETURN NULL;
+        END $$
+        """
+    )
+    for table in JOURNAL_TABLES:
+        op.execute(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION relais_audit_append_only()"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION relais_audit_append_only()"
+        )
+
+
+def _postgresql_grants() -> None:
+    from relais.config import get_settings
+
+    role = get_settings().audit_app_role
+    if not role:
+        return
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise ValueError("RELAIS_AUDIT_APP_ROLE : nom de rôle PostgreSQL invalide")
+    tables = ", ".join(JOURNAL_TABLES)
+    op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM {role}")
+    op.execute(f"GRANT SELECT, INSERT ON {tables} TO {role}")
+    op.execute(f"GRANT SELECT, UPDATE ON audit_tree_head TO {role}")
+    op.execute(
+        "GRANT USAGE, SELECT ON SEQUENCE audit_event_seq_seq, audit_event_id_seq, audit_checkpoint_id_seq,"
+        f" audit_purge_id_seq TO {role}"
+    )
 
 
 def downgrade() -> None:
-    pass
+    bind = op.get_bind()
+    op.create_table(
+        "audit_chain_head",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chain_head")),
+    )
+    op.execute(
+        "INSERT INTO audit_chain_head (id, seq, hash) SELECT 1, coalesce(max(seq), 0),"
+        f" coalesce((SELECT hash FROM audit_event ORDER BY seq DESC LIMIT 1), '{'0' * 64}') FROM audit_event"
+    )
+    for table in JOURNAL_TABLES:
+        if bind.dialect.name == "postgresql":
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        else:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only_update")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only_delete")
+    if bind.dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS relais_audit_append_only()")
+        op.execute("DROP SEQUENCE IF EXISTS audit_event_seq_seq")
+    op.drop_table("audit_tree_head")
+    op.drop_table("audit_purge")
+    op.drop_table("audit_checkpoint")
+    op.drop_table("audit_leaf")

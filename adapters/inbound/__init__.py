@@ -1,0 +1,1 @@
+"""Inbound feeds: what editors send Relais (flat files, their own REST APIs)."""

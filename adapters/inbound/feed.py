@@ -1,0 +1,230 @@
+"""Apply rows of an inbound feed: validate every row, identify its usager, record it, audit it.
+
+The records go through ``relais.importer`` (its schema and the reference store's domain
+rules, as ``relais import`` records them), so a CSV line, a pulled item, an API call and a
+JSONL record leave the same state. All rows are checked before anything is kept: the run is
+one transaction and a single bad row rejects it, with every bad row reported by its position.
+Every row that changed something gets its own audit event (channel ``adapter``) naming the
+source as its origin and the matching rule that found the usager.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from adapters.inbound.mapping import CellError, FeedFormat
+from adapters.inbound.matching import Match, MatchError, identity_of, match_usager
+from adapters.inbound.ports import SourceRow
+from adapters.reference_store.perimeter import is_attached
+from audit.journal import append_event
+from relais.context import AuditDraft
+from relais.importer import DatasetError, _Importer
+from relais.keys import KeySet
+from relais.models import Organisation
+from relais.text import champ_invalide
+
+CHANNEL = "adapter"
+# Keys that make two rows of one run the same record (the second would silently win).
+_NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "orientation": ("numeroFranceTravail", "origine", "parcours", "organisme", "structure"),
+    "rendez-vous": ("id",),
+    "contrat-engagement": ("numeroFranceTravail",),
+    "manquement": ("numeroFranceTravail", "consequences"),
+}
+_REPORT_FIELD = {
+    "orientation": "orientations",
+    "rendez-vous": "rendez_vous",
+    "contrat-engagement": "contrats_engagement",
+    "manquement": "manquements",
+}
+MAX_REPORTED_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class RowError:
+    position: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"ligne {self.position} : {self.message}"
+
+
+class FeedRejected(Exception):
+    """The run is rejected and nothing was written; ``errors`` cite rows, never values."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(f"{len(errors)} ligne(s) en erreur")
+        self.errors = errors
+
+
+@dataclass
+class FeedReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # How many rows each matching rule identified.
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lignes": self.rows,
+            "crees": self.created,
+            "modifies": self.updated,
+            "inchanges": self.unchanged,
+            "regles": dict(sorted(self.rules.items())),
+        }
+
+
+def apply_rows(
+    session: Session,
+    keys: KeySet,
+    feed_format: FeedFormat,
+    rows: Iterable[SourceRow],
+    *,
+    origin: str,
+    operation: str,
+    organisation: str,
+    now: datetime,
+) -> FeedReport:
+    """Record ``rows`` in ``session`` (the caller commits); raise FeedRejected, having written nothing.
+
+    ``organisation`` is the code of the organisation whose editor sent the rows: each row's
+    usager must be attached to it (its territory or an explicit attachment), as a partner call
+    of that organisation would require.
+    """
+    owner = session.exec(select(Organisation).where(Organisation.code == organisation)).first()
+    if owner is None:
+        raise FeedRejected([RowError(0, f"organisation inconnue : « {organisation} »")])
+    prepared, errors = _prepare(session, keys, feed_format, rows, owner)
+    report = FeedReport(rows=len(prepared) + len({error.position for error in errors}))
+    if errors:
+        raise FeedRejected(errors[:MAX_REPORTED_ERRORS])
+    importer = _Importer(session, keys, now)
+    run_id = uuid.uuid4().hex
+    counts = getattr(importer.report, _REPORT_FIELD[feed_format.enregistrement])
+    for position, record, match in prepared:
+        before = (counts.created, counts.updated)
+        # A savepoint per row: a refused row leaves nothing behind, and the next rows are still checked.
+        savepoint = session.begin_nested()
+        try:
+            importer.import_record(position, record)
+        except DatasetError as exc:
+            savepoint.rollback()
+            errors.append(RowError(position, exc.reason))
+            continue
+        savepoint.commit()
+        outcome = "created" if counts.created > before[0] else "updated" if counts.updated > before[1] else "unchanged"
+        report.rules[match.rule] = report.rules.get(match.rule, 0) + 1
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if outcome != "unchanged":
+            _audit(
+                session,
+                match,
+                organisation=owner.code,
+                origin=origin,
+                operation=operation,
+                run_id=run_id,
+                position=position,
+                outcome=outcome,
+                now=now,
+            )
+    if errors:
+        raise FeedRejected(errors[:MAX_REPORTED_ERRORS])
+    return report
+
+
+def audit_rejection(
+    session: Session, *, origin: str, operation: str, organisation: str, errors: int, now: datetime
+) -> None:
+    """One event for a rejected run: who tried what, from where, and how many rows were wrong."""
+    draft = AuditDraft(
+        channel=CHANNEL,
+        operation=operation,
+        organisation=organisation[:64],
+        agent_identifiant="cli:operateur",
+        data_origin=origin[:128],
+        reason="fichier_rejete",
+        details={"lignes_en_erreur": errors},
+    )
+    append_event(session, draft, request_id=uuid.uuid4().hex, http_status=422, occurred_at=now)
+
+
+def _prepare(
+    session: Session, keys: KeySet, feed_format: FeedFormat, rows: Iterable[SourceRow], owner: Organisation
+) -> tuple[list[tuple[int, dict[str, Any], Match]], list[RowError]]:
+    prepared: list[tuple[int, dict[str, Any], Match]] = []
+    errors: list[RowError] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    key_fields = _NATURAL_KEYS[feed_format.enregistrement]
+    try:
+        for row in rows:
+            _prepare_row(session, keys, feed_format, row, owner, key_fields, seen, prepared, errors)
+    except FeedRejected as structural:
+        # The source's own errors (a malformed CSV line...) come with the rows' errors.
+        errors.extend(structural.errors)
+    errors.sort(key=lambda error: error.position)
+    return prepared, errors
+
+
+def _prepare_row(
+    session: Session,
+    keys: KeySet,
+    feed_format: FeedFormat,
+    row: SourceRow,
+    owner: Organisation,
+    key_fields: tuple[str, ...],
+    seen: dict[tuple[Any, ...], int],
+    prepared: list[tuple[int, dict[str, Any], Match]],
+    errors: list[RowError],
+) -> None:
+    try:
+        unstorable = champ_invalide(dict(row.values))
+        if unstorable is not None:
+            raise CellError(f"colonne {unstorable} : caractère non autorisé (nul ou UTF-16 isolé)")
+        identity = identity_of(row.values, feed_format.identite, nir_key_required=feed_format.nir_cle_obligatoire)
+        data = feed_format.data(row.values)
+        match = match_usager(session, keys, identity)
+        if not is_attached(session, owner, match.usager):
+            raise MatchError(f"usager non rattaché à l'organisation {owner.code}")
+    except (CellError, MatchError) as exc:
+        errors.append(RowError(row.position, str(exc)))
+        return
+    data["numeroFranceTravail"] = match.usager.numero_france_travail
+    key = tuple(repr(data.get(name)) for name in key_fields)
+    first = seen.setdefault(key, row.position)
+    if first != row.position:
+        errors.append(RowError(row.position, f"doublon de la ligne {first} (même usager et même clé)"))
+        return
+    prepared.append((row.position, {"type": feed_format.enregistrement, "data": data}, match))
+
+
+def _audit(
+    session: Session,
+    match: Match,
+    *,
+    organisation: str,
+    origin: str,
+    operation: str,
+    run_id: str,
+    position: int,
+    outcome: str,
+    now: datetime,
+) -> None:
+    draft = AuditDraft(
+        channel=CHANNEL,
+        operation=operation,
+        organisation=organisation,
+        agent_identifiant="cli:operateur",
+        usager_id=match.usager.id,
+        usager_nir_index=match.usager.nir_index,
+        data_origin=origin[:128],
+        details={"ligne": position, "regle": match.rule, "resultat": outcome, "execution": run_id},
+    )
+    append_event(session, draft, request_id=f"{run_id}:{position}", http_status=200, occurred_at=now)

@@ -1,0 +1,667 @@
+"""Offline verification of the journal — a database or an export file — against the public key.
+
+What a successful verification proves: every leaf hash is the hash of its event's content as
+stored (no altered payload); leaves run from 0 without a gap, in the order the events were
+written (``seq`` strictly increasing: no reordered leaf, no replayed segment); every
+checkpoint is signed by a key given to the verifier and its root is the root of the tree
+recomputed from the leaves at its size (no forked checkpoint, no truncated tail); every
+missing payload lies below a signed purge. Anyone who rewrites the database must also rewrite
+the leaves and cannot re-sign the checkpoints without the signing key, which lives outside it.
+
+Each finding is located (leaf index, event ``seq``, checkpoint id); the report's ``problem`` is
+the first one in leaf order. The same checker runs over a database and over a full export;
+a selective export (search results) is checked leaf by leaf with its inclusion proofs.
+
+Export format (JSON Lines, one record a line), written by ``export_records``::
+
+    {"type": "relais-audit-export", "version": 1, "origin": ..., "full": bool, "checkpointId": ...}
+    {"type": "checkpoint", "id", "treeSize", "rootHash", "issuedAt", "keyId", "signature", "note"}
+    {"type": "purge", "id", "leafEnd", "cutoff", "purgedAt", "checkpointId", "keyId", "signature"}
+    {"type": "event", "id", "leafIndex", "leafHash", "event": {...}, "proof": [...] | null}
+    {"type": "leaf", "leafIndex", "leafHash"}          (a purged payload, full exports only)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Table, func, literal_column, select
+from sqlmodel import Session, col
+
+from audit import merkle
+from audit.checkpoints import (
+    ORIGIN,
+    ProofTree,
+    checkpoint_json,
+    checkpoint_note,
+    key_id,
+    latest_checkpoint,
+    purge_note,
+    signature_valid,
+)
+from audit.journal import CONTENT_FIELDS, UNCHAINED, event_content, leaf_bytes, replay_key, timestamp_text
+from audit.models import AuditCheckpoint, AuditLeaf, AuditPurge, AuditTreeHead
+from relais.models import AuditEvent
+
+EXPORT_VERSION = 1
+_MAX_PROBLEMS = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    # contenu_modifie, feuille_manquante, ordre_modifie, segment_rejoue, evenement_supprime,
+    # journal_tronque, point_de_controle_divergent, signature_invalide, cle_inconnue,
+    # purge_non_signee, tete_incoherente, evenement_hors_arbre, preuve_invalide, format_invalide
+    kind: str
+    message: str
+    leaf_index: int | None = None
+    seq: int | None = None
+    checkpoint_id: int | None = None
+
+
+@dataclass
+class VerifyReport:
+    leaves: int = 0
+    events: int = 0
+    purged: int = 0
+    pending: int = 0
+    checkpoints: int = 0
+    signatures_checked: bool = False
+    purges: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    @property
+    def problem(self) -> str | None:
+        return self.problems[0].message if self.problems else None
+
+    def summary(self) -> str:
+        if self.ok:
+            signed = "signatures vérifiées" if self.signatures_checked else "signatures NON vérifiées (aucune clé)"
+            text = (
+                f"Journal intègre : {self.leaves} feuilles, {self.events} événements, "
+                f"{self.checkpoints} points de contrôle ({signed})"
+            )
+            if self.purged:
+                text += f", {self.purged} contenus purgés"
+            if self.pending:
+                text += f", {self.pending} événements pas encore scellés"
+            return text + "."
+        return f"Journal NON intègre : {self.problems[0].message}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "leaves": self.leaves,
+            "events": self.events,
+            "purged": self.purged,
+            "pending": self.pending,
+            "checkpoints": self.checkpoints,
+            "signaturesChecked": self.signatures_checked,
+            "purges": self.purges,
+            "problems": [problem.__dict__ for problem in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    id: int | None
+    tree_size: int
+    root_hash: str
+    issued_at: datetime
+    key_id: str
+    signature: str
+
+    def note(self) -> str:
+        return checkpoint_note(self.tree_size, self.root_hash, self.issued_at)
+
+
+@dataclass(frozen=True)
+class _Purge:
+    id: int | None
+    leaf_end: int
+    cutoff: datetime
+    purged_at: datetime
+    checkpoint_id: int
+    events_deleted: int
+    key_id: str
+    signature: str
+
+
+def _keys_by_id(public_keys: Iterable[Ed25519PublicKey] | None) -> dict[str, Ed25519PublicKey] | None:
+    if public_keys is None:
+        return None
+    return {key_id(key): key for key in public_keys}
+
+
+class _Checker:
+    """Streams leaves in order and checks them, then the checkpoints against the recomputed roots."""
+
+    def __init__(
+        self,
+        keys: dict[str, Ed25519PublicKey] | None,
+        checkpoints: list[_Checkpoint],
+        purges: list[_Purge],
+        report: VerifyReport,
+    ) -> None:
+        self.keys = keys
+        self.report = report
+        self.builder = merkle.TreeBuilder()
+        self.checkpoints = checkpoints
+        self.roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+        self.wanted = {checkpoint.tree_size for checkpoint in checkpoints}
+        self.last_seq: int | None = None
+        self.seen: set[int] = set()
+        self.located: list[tuple[int, int, int, Problem]] = []
+        report.checkpoints = len(checkpoints)
+        report.signatures_checked = keys is not None
+        self.purged_end = 0
+        for purge in purges:
+            report.purges.append(
+                {
+                    "id": purge.id,
+                    "leafEnd": purge.leaf_end,
+                    "cutoff": purge.cutoff.isoformat(),
+                    "purgedAt": purge.purged_at.isoformat(),
+                    "eventsDeleted": purge.events_deleted,
+                }
+            )
+            if keys is not None and not self._signed(purge.key_id, purge.signature, _purge_note(purge)):
+                self._add(
+                    0,
+                    Problem(
+                        "purge_non_signee",
+                        f"purge n° {purge.id} (feuilles 0 à {purge.leaf_end - 1}) sans signature valide",
+                        leaf_index=0,
+                    ),
+                )
+                continue
+            self.purged_end = max(self.purged_end, purge.leaf_end)
+
+    def _signed(self, kid: str, signature: str, note: str) -> bool:
+        assert self.keys is not None
+        key = self.keys.get(kid)
+        return key is not None and signature_valid(key, note, signature)
+
+    def _add(self, location: int, problem: Problem, rank: int = 0) -> None:
+        """Record a finding; the report lists them by location, then rank, then discovery."""
+        if len(self.located) < _MAX_PROBLEMS:
+            self.located.append((location, rank, len(self.located), problem))
+
+    def leaf(
+        self,
+        index: int,
+        stored: bytes,
+        content: Mapping[str, Any] | None,
+        event_hash: str | None = None,
+        chained: bool = False,
+    ) -> None:
+        expected = self.builder.size
+        if index < expected:
+            self._add(index, Problem("segment_rejoue", f"feuille {index} présente une seconde fois", leaf_index=index))
+            return
+        if index > expected:
+            self._add(
+                expected,
+                Problem("feuille_manquante", f"feuilles {expected} à {index - 1} manquantes", leaf_index=expected),
+            )
+        self.report.leaves += 1
+        if content is None:
+            if index < self.purged_end:
+                self.report.purged += 1
+            else:
+                self._add(
+                    index,
+                    Problem("evenement_supprime", f"feuille {index} : événement supprimé hors purge", leaf_index=index),
+                )
+        else:
+            self.report.events += 1
+            seq = content.get("seq")
+            if merkle.leaf_hash(leaf_bytes(content)) != stored or (
+                not chained
+                and event_hash is not None
+                and event_hash != stored.hex()
+                and not event_hash.startswith("pending-")
+            ):
+                self._add(
+                    index,
+                    Problem(
+                        "contenu_modifie",
+                        f"feuille {index} (séquence {seq}) : contenu modifié",
+                        leaf_index=index,
+                        seq=seq,
+                    ),
+                )
+            digest = replay_key(content)
+            if digest in self.seen:
+                self._add(
+                    index,
+                    Problem(
+                        "segment_rejoue",
+                        f"feuille {index} (séquence {seq}) : copie d'un événement antérieur",
+                        leaf_index=index,
+                        seq=seq,
+                    ),
+                )
+            elif self.last_seq is not None and isinstance(seq, int) and seq <= self.last_seq:
+                self._add(
+                    index,
+                    Problem(
+                        "ordre_modifie",
+                        f"feuille {index} : séquence {seq} après {self.last_seq} (feuilles réordonnées)",
+                        leaf_index=index,
+                        seq=seq,
+                    ),
+                )
+            self.seen.add(digest)
+            if isinstance(seq, int):
+                self.last_seq = max(seq, self.last_seq or seq)
+        self.builder.append(stored)
+        if self.builder.size in self.wanted:
+            self.roots[self.builder.size] = self.builder.root()
+
+    def finish(self) -> VerifyReport:
+        size = self.builder.size
+        good = 0
+        last_size = 0
+        for checkpoint in self.checkpoints:
+            where = f"point de contrôle n° {checkpoint.id} ({checkpoint.tree_size} feuilles)"
+            if self.keys is not None:
+                if checkpoint.key_id not in self.keys:
+                    self._add(
+                        checkpoint.tree_size,
+                        Problem(
+                            "cle_inconnue",
+                            f"{where} signé par une autre clé ({checkpoint.key_id})",
+                            checkpoint_id=checkpoint.id,
+                        ),
+                    )
+                elif not self._signed(checkpoint.key_id, checkpoint.signature, checkpoint.note()):
+                    self._add(
+                        checkpoint.tree_size,
+                        Problem("signature_invalide", f"{where} : signature invalide", checkpoint_id=checkpoint.id),
+                    )
+            if checkpoint.tree_size > size:
+                self._add(
+                    size,
+                    Problem(
+                        "journal_tronque",
+                        f"{where} : le journal n'a plus que {size} feuilles "
+                        f"(fin tronquée à partir de la feuille {size})",
+                        leaf_index=size,
+                        checkpoint_id=checkpoint.id,
+                    ),
+                )
+                continue
+            if self.roots.get(checkpoint.tree_size, b"").hex() != checkpoint.root_hash:
+                self._add(
+                    checkpoint.tree_size,
+                    Problem(
+                        "point_de_controle_divergent",
+                        f"{where} : racine différente de l'arbre recalculé ; divergence entre les feuilles "
+                        f"{good} et {checkpoint.tree_size - 1}",
+                        leaf_index=good,
+                        checkpoint_id=checkpoint.id,
+                    ),
+                )
+            elif checkpoint.tree_size < last_size:
+                self._add(
+                    checkpoint.tree_size,
+                    Problem(
+                        "point_de_controle_divergent",
+                        f"{where} : taille inférieure au précédent",
+                        checkpoint_id=checkpoint.id,
+                    ),
+                )
+            else:
+                good = max(good, checkpoint.tree_size)
+            last_size = max(last_size, checkpoint.tree_size)
+        self.located.sort(key=lambda item: item[:3])
+        self.report.problems = [item[3] for item in self.located]
+        return self.report
+
+
+def _purge_note(purge: _Purge) -> str:
+    return purge_note(purge.leaf_end, purge.cutoff, purge.purged_at, purge.checkpoint_id)
+
+
+# Database ------------------------------------------------------------------------------------
+
+_events: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+_leaves: Table = AuditLeaf.__table__  # type: ignore[attr-defined]
+
+
+def _db_checkpoints(session: Session) -> list[_Checkpoint]:
+    rows = session.exec(select_all(AuditCheckpoint)).all()
+    return [_Checkpoint(r.id, r.tree_size, r.root_hash, r.issued_at, r.key_id, r.signature) for r in rows]
+
+
+def _db_purges(session: Session) -> list[_Purge]:
+    rows = session.exec(select_all(AuditPurge)).all()
+    return [
+        _Purge(r.id, r.leaf_end, r.cutoff, r.purged_at, r.checkpoint_id, r.events_deleted, r.key_id, r.signature)
+        for r in rows
+    ]
+
+
+def select_all(model: Any) -> Any:
+    from sqlmodel import select as sqlmodel_select
+
+    return sqlmodel_select(model).order_by(col(model.id))
+
+
+def _sqlite_time(stored: str) -> str:
+    if len(stored) == 26 and stored[10] == " ":
+        return f"{stored[:10]}T{stored[11:]}+00:00"
+    # Any other spelling: let the datetime parser decide (an edited row will not match anyway).
+    return timestamp_text(datetime.fromisoformat(stored))
+
+
+def verify_database(session: Session, public_keys: Iterable[Ed25519PublicKey] | None) -> VerifyReport:
+    """Recompute the whole tree from the database and check it (``public_keys=None``: no signatures)."""
+    report = VerifyReport()
+    checker = _Checker(_keys_by_id(public_keys), _db_checkpoints(session), _db_purges(session), report)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    content_columns = [
+        # SQLite keeps the time as text, "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: read it as such
+        # rather than parse and format a million datetimes.
+        literal_column("audit_event.occurred_at") if sqlite and name == "occurred_at" else _events.c[name]
+        for name in CONTENT_FIELDS
+    ]
+    query = (
+        select(
+            _leaves.c.leaf_index,
+            _leaves.c.leaf_hash,
+            _events.c.id.label("event_row"),
+            _events.c.hash.label("event_hash"),
+            _events.c.prev_hash,
+            *content_columns,
+        )
+        .select_from(_leaves.outerjoin(_events, _events.c.id == _leaves.c.event_id))
+        .order_by(_leaves.c.leaf_index)
+    )
+    result = session.connection().execution_options(yield_per=20_000).execute(query)
+    # Rows by position, into plain dicts: this loop runs a million times.
+    fields = CONTENT_FIELDS
+    leaf = checker.leaf
+    for leaf_index, leaf_hash, event_row, event_hash, prev_hash, *values in result:
+        content: dict[str, Any] | None = None
+        if event_row is not None:
+            content = dict(zip(fields, values, strict=True))
+            occurred_at = content["occurred_at"]
+            content["occurred_at"] = (
+                _sqlite_time(occurred_at) if isinstance(occurred_at, str) else timestamp_text(occurred_at)
+            )
+        leaf(leaf_index, bytes.fromhex(leaf_hash), content, event_hash=event_hash, chained=prev_hash != UNCHAINED)
+    head = session.get(AuditTreeHead, 1)
+    size = checker.builder.size
+    if head is not None:
+        root = checker.builder.root().hex()
+        if head.tree_size != size or head.root_hash != root:
+            checker._add(
+                min(head.tree_size, size),
+                Problem(
+                    "tete_incoherente",
+                    f"tête de l'arbre : {head.tree_size} feuilles annoncées, {size} présentes"
+                    + ("" if head.tree_size != size else " (racine différente)"),
+                    leaf_index=min(head.tree_size, size),
+                ),
+                rank=1,
+            )
+        last_seq = head.last_seq
+        report.pending = int(session.scalar(select(func.count()).where(_events.c.seq > last_seq)) or 0)
+        total = int(session.scalar(select(func.count()).select_from(_events)) or 0)
+        if total != report.events + report.pending:
+            orphan = session.scalar(
+                select(func.min(_events.c.seq))
+                .where(_events.c.seq <= last_seq)
+                .where(~select(_leaves.c.event_id).where(_leaves.c.event_id == _events.c.id).exists())
+            )
+            if orphan is not None:
+                checker._add(
+                    size,
+                    Problem("evenement_hors_arbre", f"événement de séquence {orphan} absent de l'arbre", seq=orphan),
+                )
+    return checker.finish()
+
+
+# Export --------------------------------------------------------------------------------------
+
+
+def _purge_json(purge: AuditPurge) -> dict[str, Any]:
+    return {
+        "id": purge.id,
+        "leafEnd": purge.leaf_end,
+        "cutoff": purge.cutoff.isoformat(),
+        "purgedAt": purge.purged_at.isoformat(),
+        "checkpointId": purge.checkpoint_id,
+        "eventsDeleted": purge.events_deleted,
+        "keyId": purge.key_id,
+        "signature": purge.signature,
+    }
+
+
+def export_records(
+    session: Session,
+    event_ids: Iterable[int] | None = None,
+    *,
+    checkpoint: AuditCheckpoint | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The proof-carrying export, record by record (see the module docstring for the format).
+
+    ``event_ids=None`` exports the whole journal (every leaf, checkpoint and purge); otherwise
+    the given events, each with its inclusion proof against ``checkpoint`` (default: the latest
+    one). An event not yet covered by that checkpoint is exported with ``"proof": null``.
+    """
+    full = event_ids is None
+    checkpoint = checkpoint or latest_checkpoint(session)
+    yield {
+        "type": "relais-audit-export",
+        "version": EXPORT_VERSION,
+        "origin": ORIGIN,
+        "full": full,
+        "checkpointId": checkpoint.id if checkpoint else None,
+    }
+    if full:
+        for row in session.exec(select_all(AuditCheckpoint)):
+            yield {"type": "checkpoint", **checkpoint_json(row)}
+        for purge in session.exec(select_all(AuditPurge)):
+            yield {"type": "purge", **_purge_json(purge)}
+        content_columns = [_events.c[name] for name in CONTENT_FIELDS]
+        query = (
+            select(_leaves.c.leaf_index, _leaves.c.leaf_hash, _events.c.id.label("event_row"), *content_columns)
+            .select_from(_leaves.outerjoin(_events, _events.c.id == _leaves.c.event_id))
+            .order_by(_leaves.c.leaf_index)
+        )
+        for row in session.connection().execution_options(yield_per=20_000).execute(query):
+            mapping = row._mapping
+            if mapping["event_row"] is None:
+                yield {"type": "leaf", "leafIndex": mapping["leaf_index"], "leafHash": mapping["leaf_hash"]}
+            else:
+                yield {
+                    "type": "event",
+                    "id": mapping["event_row"],
+                    "leafIndex": mapping["leaf_index"],
+                    "leafHash": mapping["leaf_hash"],
+                    "event": event_content(mapping),
+                    "proof": None,
+                }
+        return
+    if checkpoint is not None:
+        yield {"type": "checkpoint", **checkpoint_json(checkpoint)}
+    tree = ProofTree(session, checkpoint.tree_size) if checkpoint is not None else None
+    wanted = list(event_ids or ())
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        query = (
+            select(
+                _events.c.id.label("event_row"),
+                _leaves.c.leaf_index,
+                _leaves.c.leaf_hash,
+                *[_events.c[n] for n in CONTENT_FIELDS],
+            )
+            .select_from(_events.outerjoin(_leaves, _leaves.c.event_id == _events.c.id))
+            .where(_events.c.id.in_(chunk))
+        )
+        rows = {row._mapping["event_row"]: row._mapping for row in session.execute(query)}
+        ordered = sorted(
+            (rows[i] for i in chunk if i in rows),
+            key=lambda m: (m["leaf_index"] is None, m["leaf_index"] or 0, m["seq"]),
+        )
+        for mapping in ordered:
+            index = mapping["leaf_index"]
+            covered = tree is not None and index is not None and index < tree.tree_size
+            yield {
+                "type": "event",
+                "id": mapping["event_row"],
+                "leafIndex": index,
+                "leafHash": mapping["leaf_hash"] or merkle.leaf_hash(leaf_bytes(event_content(mapping))).hex(),
+                "event": event_content(mapping),
+                "proof": tree.path(index) if covered and tree is not None else None,
+            }
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def verify_export(lines: Iterable[str], public_keys: Iterable[Ed25519PublicKey] | None) -> VerifyReport:
+    """Check an export file on its own, against the public key(s)."""
+    keys = _keys_by_id(public_keys)
+    report = VerifyReport()
+    records = (json.loads(line) for line in lines if line.strip())
+    try:
+        header = next(records)
+    except (StopIteration, json.JSONDecodeError):
+        report.problems.append(Problem("format_invalide", "fichier vide ou illisible"))
+        return report
+    if header.get("type") != "relais-audit-export" or header.get("version") != EXPORT_VERSION:
+        report.problems.append(Problem("format_invalide", "en-tête d'export Relais absent ou d'une autre version"))
+        return report
+    checkpoints: list[_Checkpoint] = []
+    purges: list[_Purge] = []
+    pending: list[dict[str, Any]] = []
+    for record in records:
+        kind = record.get("type")
+        if kind == "checkpoint":
+            checkpoints.append(
+                _Checkpoint(
+                    record["id"],
+                    record["treeSize"],
+                    record["rootHash"],
+                    _parse_time(record["issuedAt"]),
+                    record["keyId"],
+                    record["signature"],
+                )
+            )
+        elif kind == "purge":
+            purges.append(
+                _Purge(
+                    record["id"],
+                    record["leafEnd"],
+                    _parse_time(record["cutoff"]),
+                    _parse_time(record["purgedAt"]),
+                    record["checkpointId"],
+                    record["eventsDeleted"],
+                    record["keyId"],
+                    record["signature"],
+                )
+            )
+        elif kind in ("event", "leaf"):
+            pending.append(record)
+            break
+        else:
+            report.problems.append(Problem("format_invalide", f"enregistrement de type inconnu : {kind!r}"))
+            return report
+    leaf_records = _chain(pending, records)
+    if header.get("full"):
+        checker = _Checker(keys, checkpoints, purges, report)
+        for record in leaf_records:
+            content = record.get("event") if record.get("type") == "event" else None
+            checker.leaf(int(record["leafIndex"]), bytes.fromhex(record["leafHash"]), content)
+        return checker.finish()
+    return _verify_selective(header, checkpoints, leaf_records, keys, report)
+
+
+def _chain(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield from first
+    yield from rest
+
+
+def _verify_selective(
+    header: Mapping[str, Any],
+    checkpoints: list[_Checkpoint],
+    records: Iterable[dict[str, Any]],
+    keys: dict[str, Ed25519PublicKey] | None,
+    report: VerifyReport,
+) -> VerifyReport:
+    report.checkpoints = len(checkpoints)
+    report.signatures_checked = keys is not None
+    anchor = next((c for c in checkpoints if c.id == header.get("checkpointId")), None)
+    if anchor is not None and keys is not None:
+        key = keys.get(anchor.key_id)
+        if key is None:
+            report.problems.append(
+                Problem(
+                    "cle_inconnue", f"point de contrôle n° {anchor.id} signé par une autre clé", checkpoint_id=anchor.id
+                )
+            )
+        elif not signature_valid(key, anchor.note(), anchor.signature):
+            report.problems.append(
+                Problem(
+                    "signature_invalide",
+                    f"point de contrôle n° {anchor.id} : signature invalide",
+                    checkpoint_id=anchor.id,
+                )
+            )
+    last_index = -1
+    seen: set[int] = set()
+    for record in records:
+        content = record.get("event") or {}
+        index = record.get("leafIndex")
+        stored = bytes.fromhex(record["leafHash"])
+        report.leaves += 1
+        report.events += 1
+        seq = content.get("seq")
+        if merkle.leaf_hash(leaf_bytes(content)) != stored:
+            report.problems.append(
+                Problem(
+                    "contenu_modifie", f"feuille {index} (séquence {seq}) : contenu modifié", leaf_index=index, seq=seq
+                )
+            )
+            continue
+        digest = replay_key(content)
+        if digest in seen or (index is not None and index <= last_index):
+            kind = "segment_rejoue" if digest in seen or index == last_index else "ordre_modifie"
+            report.problems.append(
+                Problem(kind, f"feuille {index} (séquence {seq}) : hors d'ordre ou répétée", leaf_index=index, seq=seq)
+            )
+            continue
+        seen.add(digest)
+        if index is None or record.get("proof") is None or anchor is None:
+            report.pending += 1
+            continue
+        last_index = index
+        proof = [bytes.fromhex(node) for node in record["proof"]]
+        if not merkle.verify_inclusion(stored, index, anchor.tree_size, proof, bytes.fromhex(anchor.root_hash)):
+            report.problems.append(
+                Problem(
+                    "preuve_invalide",
+                    f"feuille {index} (séquence {seq}) : preuve d'inclusion invalide",
+                    leaf_index=index,
+                    seq=seq,
+                )
+            )
+    return report

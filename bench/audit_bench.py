@@ -1,0 +1,253 @@
+"""Audit journal benchmark: append throughput, sequencing and offline verification.
+
+Three measurements, each on the database named by ``--database-url`` (default: a SQLite file
+in a temporary directory; PostgreSQL: a scratch database, whose schema is DROPPED first):
+
+``api``      append throughput inside real API calls: ``relais serve`` on that database, driven
+             by bench/run.py's load generator on Rechercher usager (each call appends its event
+             in the request's transaction); reports calls/s and the events the journal gained.
+``appends``  ``append_event`` alone, one transaction per event, from 1 and from 8 threads (on
+             PostgreSQL the threads do not wait for each other: no global lock).
+``verify``   N events generated straight into the database, then the sequencer (leaf hashes),
+             a signed checkpoint, and ``verify_database`` over the whole tree, each timed.
+
+    python bench/audit_bench.py verify --events 1000000 [--database-url postgresql://.../scratch]
+    python bench/audit_bench.py appends --events 5000
+    python bench/audit_bench.py api --seconds 10
+
+Absolute figures belong to the machine; they are reported in the README with its description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from sqlalchemy import insert, text  # noqa: E402
+
+from audit.checkpoints import create_checkpoint, signing_key  # noqa: E402
+from audit.journal import append_event, event_leaf_hash, sequence_pending  # noqa: E402
+from audit.verify import verify_database  # noqa: E402
+from relais.config import Settings  # noqa: E402
+from relais.context import AuditDraft  # noqa: E402
+from relais.db import Database, create_db_engine  # noqa: E402
+from relais.migrate import upgrade  # noqa: E402
+from relais.models import AuditEvent  # noqa: E402
+from relais.schema import metadata  # noqa: E402
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+@contextmanager
+def scratch_database(url: str | None) -> Iterator[tuple[str, Path]]:
+    with tempfile.TemporaryDirectory(prefix="relais-audit-bench-") as directory:
+        data_dir = Path(directory)
+        if url:
+            engine = create_db_engine(url)
+            with engine.begin() as connection:
+                metadata.drop_all(connection)
+                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            engine.dispose()
+        else:
+            url = f"sqlite:///{(data_dir / 'bench.db').as_posix()}"
+        upgrade(url)
+        yield url, data_dir
+
+
+def _event(index: int) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "seq": index + 1,
+        "occurred_at": T0 + timedelta(milliseconds=index * 37),
+        "request_id": uuid.uuid4().hex,
+        "channel": "partner-api",
+        "operation": "RechercherUsagerParNumeroFranceTravail",
+        "client_id": f"editeur-{index % 40}",
+        "organisation": f"CD{index % 100:02d}",
+        "agent_nom": "Martin",
+        "agent_prenom": "Claire",
+        "agent_identifiant": f"AGT-{index % 5000:05d}",
+        "usager_id": str(index % 200_000),
+        "usager_nir_index": f"{index % 200_000:064x}",
+        "decision": "allowed",
+        "reason": None,
+        "http_status": 200,
+        "agent_id": index % 5000,
+        "habilitation_id": f"H{index % 9000}",
+        "acr": None,
+        "scopes": "api_rechercher-usagerv2 rechercheusager",
+        "purpose": "accompagnement",
+        "data_origin": "reference-store",
+        "upstream_request_id": None,
+        "target": None,
+        "details": None,
+    }
+    content["hash"] = event_leaf_hash(content).hex()
+    content["prev_hash"] = ""
+    return content
+
+
+def generate(database: Database, count: int) -> float:
+    """Insert ``count`` events directly (not through requests); returns the seconds taken."""
+    started = time.perf_counter()
+    batch = 10_000
+    with database.engine.begin() as connection:
+        for start in range(0, count, batch):
+            rows = [_event(index) for index in range(start, min(count, start + batch))]
+            connection.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+        if database.dialect == "postgresql":
+            connection.execute(text("SELECT setval('audit_event_seq_seq', :n + 1, false)"), {"n": count})
+    return time.perf_counter() - started
+
+
+def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
+    with scratch_database(args.database_url) as (url, data_dir):
+        settings = Settings(data_dir=data_dir, database_url=url)
+        database = Database(url)
+        try:
+            generated = generate(database, args.events)
+            started = time.perf_counter()
+            sequenced = sequence_pending(database)
+            sequencing = time.perf_counter() - started
+            started = time.perf_counter()
+            checkpoint = create_checkpoint(database, settings, now=datetime.now(UTC))
+            signing = time.perf_counter() - started
+            started = time.perf_counter()
+            with database.session() as session:
+                report = verify_database(session, [signing_key(settings).public_key()])
+            verifying = time.perf_counter() - started
+        finally:
+            database.dispose()
+    return {
+        "measure": "verify",
+        "dialect": "postgresql" if args.database_url else "sqlite",
+        "events": args.events,
+        "generate_s": round(generated, 1),
+        "sequence_s": round(sequencing, 1),
+        "sequenced": sequenced,
+        "checkpoint_s": round(signing, 2),
+        "tree_size": checkpoint.tree_size if checkpoint else None,
+        "verify_s": round(verifying, 1),
+        "verify_events_per_s": round(args.events / verifying),
+        "ok": report.ok,
+        "summary": report.summary(),
+    }
+
+
+def _append_many(database: Database, count: int) -> None:
+    for _ in range(count):
+        with database.transaction() as session:
+            draft = AuditDraft(channel="partner-api", operation="bench", client_id="bench", organisation="CD33")
+            append_event(session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=datetime.now(UTC))
+
+
+def bench_appends(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"measure": "appends", "dialect": "postgresql" if args.database_url else "sqlite"}
+    with scratch_database(args.database_url) as (url, _):
+        database = Database(url)
+        try:
+            for threads in (1, 8):
+                per_thread = max(1, args.events // threads)
+                workers = [threading.Thread(target=_append_many, args=(database, per_thread)) for _ in range(threads)]
+                started = time.perf_counter()
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+                elapsed = time.perf_counter() - started
+                results[f"threads_{threads}_appends_per_s"] = round(per_thread * threads / elapsed)
+            started = time.perf_counter()
+            results["sequenced"] = sequence_pending(database)
+            results["sequence_s"] = round(time.perf_counter() - started, 2)
+        finally:
+            database.dispose()
+    return results
+
+
+def bench_api(args: argparse.Namespace) -> dict[str, Any]:
+    """Rechercher usager calls through ``relais serve``; each appends one audit event."""
+    from bench import run
+
+    with scratch_database(args.database_url) as (url, data_dir):
+        port = run.free_port()
+        base = f"http://{run.LOOPBACK}:{port}"
+        env = run.clean_env(data_dir, base)
+        env["RELAIS_DATABASE_URL"] = url
+        env["RELAIS_GENERATE_DEV_KEYS"] = "true"
+        env["RELAIS_AUDIT_CHECKPOINT_INTERVAL_SECONDS"] = "0"
+        facts = run.load_demo(env)
+        client = facts["clients"][0]
+        server = run.Server(
+            "relais",
+            [str(run.relais_command()), "serve", "--host", run.LOOPBACK, "--port", str(port)],
+            env=env,
+            log=data_dir / "serve.log",
+            cpu=None,
+        )
+        database = Database(url)
+        try:
+            server.wait_healthy(base)
+            token = run.access_token(f"{base}/connexion/oauth2/access_token?realm=/agent", client)
+            # The demo's habilitated agent: partner calls need one (issue #4).
+            agent = run.AGENT_HEADERS
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **agent}
+            search = f"{base}/partenaire{run.SEARCH_PATH}"
+            numero = run.pick_usager(search, headers, facts, client.get("organisation", ""))
+            body = json.dumps({"numeroFranceTravail": numero}).encode()
+            with database.session() as session:
+                before = int(session.execute(text("SELECT count(*) FROM audit_event")).scalar_one())
+            run.skip_missing_sniffio()
+            phase = run.run_loop(run.measure("relais", search, body, headers, run.RELAIS_MARKER, server, args))
+            with database.session() as session:
+                after = int(session.execute(text("SELECT count(*) FROM audit_event")).scalar_one())
+            started = time.perf_counter()
+            sequenced = sequence_pending(database)
+            sequencing = time.perf_counter() - started
+        finally:
+            server.stop()
+            database.dispose()
+    return {
+        "measure": "api",
+        "dialect": "postgresql" if args.database_url else "sqlite",
+        "calls_per_s": phase.rps,
+        "p50_ms": phase.p50_ms,
+        "p99_ms": phase.p99_ms,
+        "errors": phase.error_kinds,
+        "events_appended": after - before,
+        "sequenced_after": sequenced,
+        "sequence_s": round(sequencing, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("measure", choices=("verify", "appends", "api"))
+    parser.add_argument("--database-url", default=os.environ.get("RELAIS_BENCH_DATABASE_URL"))
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests-max", type=int, default=None)
+    args = parser.parse_args(argv)
+    result = {"verify": bench_verify, "appends": bench_appends, "api": bench_api}[args.measure](args)
+    result["cpus"] = os.cpu_count()
+    result["load_average"] = os.getloadavg()[0]
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

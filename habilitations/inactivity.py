@@ -1,0 +1,122 @@
+"""Two calendar months without activity suspend an account (convention, Annexe 1).
+
+Activity is the last ProConnect login with an accepted ``acr`` or the last partner call
+accepted for the agent (``Agent.derniere_activite``); an agent who was never active counts
+from the account's creation. "Two months" are calendar months in France's time zone: last
+active on 15 January, suspended from 15 March; on 31 December, from the last day of
+February (28 or 29). Warnings go to the agent and to the organisation's RGC at D-15 and D-7.
+
+``sweep`` is idempotent (run it daily, or twice: nothing is queued or suspended twice) and
+the same due date is checked on every partner call, so a late sweep lets no one through.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from habilitations.lifecycle import suspend_for_inactivity
+from habilitations.models import ACTIF, Agent
+from relais.models import Organisation
+from relais.outbox import OutboxMessage, enqueue
+
+PARIS = ZoneInfo("Europe/Paris")
+INACTIVITY_MONTHS = 2
+# Days before the due date when the agent and the RGC are warned, most distant first.
+WARNINGS = (15, 7)
+TOPIC_WARNING = "habilitations.inactivite.avertissement"
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later, or the last day of that month when it is shorter."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day in France (naive datetimes from SQLite were written in UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(PARIS).date()
+
+
+def last_activity(agent: Agent) -> datetime:
+    return agent.derniere_activite or agent.created_at
+
+
+def inactivity_due_date(agent: Agent) -> date:
+    """The first day the agent is suspended unless active before it."""
+    return add_months(local_date(last_activity(agent)), INACTIVITY_MONTHS)
+
+
+def is_overdue(agent: Agent, now: datetime) -> bool:
+    return local_date(now) >= inactivity_due_date(agent)
+
+
+@dataclass
+class SweepReport:
+    suspended: list[int] = field(default_factory=list)
+    # (agent id, days before the due date) of the warnings queued by this run.
+    warned: list[tuple[int, int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"suspendus": len(self.suspended), "avertissements": len(self.warned)}
+
+
+def sweep(session: Session, now: datetime) -> SweepReport:
+    """Suspend every overdue active agent and warn those near their due date.
+
+    The caller commits. Re-running it the same day changes nothing more.
+    """
+    report = SweepReport()
+    today = local_date(now)
+    agents = session.exec(select(Agent).where(Agent.etat == ACTIF)).all()
+    for agent in agents:
+        assert agent.id is not None
+        due = inactivity_due_date(agent)
+        if today >= due:
+            suspend_for_inactivity(session, agent.id, due=due, now=now)
+            report.suspended.append(agent.id)
+            continue
+        threshold = _warning_threshold(today, due)
+        if threshold is not None and _warn(session, agent, threshold, due, now):
+            report.warned.append((agent.id, threshold))
+    return report
+
+
+def _warning_threshold(today: date, due: date) -> int | None:
+    """The nearest warning threshold already reached (a late sweep sends only that one)."""
+    reached = [days for days in WARNINGS if today >= due - timedelta(days=days)]
+    return min(reached) if reached else None
+
+
+def _warn(session: Session, agent: Agent, threshold: int, due: date, now: datetime) -> bool:
+    organisation = session.get(Organisation, agent.organisation_id)
+    assert organisation is not None
+    payload = {
+        "agent_id": agent.id,
+        "organisation": organisation.code,
+        "jours_restants": (due - local_date(now)).days,
+        "seuil": f"J-{threshold}",
+        "suspension_le": due.isoformat(),
+    }
+    queued = False
+    for recipient in (f"agent:{agent.id}", f"rgc:{organisation.code}"):
+        key = f"inactivite:{agent.id}:J-{threshold}:{due.isoformat()}:{recipient}"
+        if session.exec(select(OutboxMessage).where(OutboxMessage.idempotency_key == key)).first() is not None:
+            continue
+        enqueue(
+            session,
+            topic=TOPIC_WARNING,
+            recipient=recipient,
+            payload=payload,
+            idempotency_key=key,
+            now=now,
+            organisation_id=organisation.id,
+        )
+        queued = True
+    return queued

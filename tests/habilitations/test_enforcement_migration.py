@@ -1,0 +1,103 @@
+"""Upgrading a database that already has clients: they keep working through a transitional
+identity until their organisation habilitates its first person."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from habilitations import lifecycle
+from habilitations.clients import create_client
+from habilitations.models import ACTIF, REVOQUE, TECHNIQUE, Agent, Habilitation, Souscription
+from habilitations.policy import Decision, decide
+from habilitations.roles import Principal
+from relais.db import Database
+from relais.migrate import upgrade
+from relais.models import AuditEvent, Client, Organisation
+from tests.conftest import TEST_DATABASE_URL_VARIABLE, _reset_schema
+
+BEFORE_ENFORCEMENT = "c0ffee000002"
+RECHERCHE = ("api_rechercher-usagerv2", "rechercheusager", "profil_accedant")
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+def _database_before_enforcement(tmp_path: Path) -> str:
+    url = os.environ.get(TEST_DATABASE_URL_VARIABLE)
+    if url:
+        _reset_schema(url)
+    else:
+        url = f"sqlite:///{(tmp_path / 'old.db').as_posix()}"
+    upgrade(url, BEFORE_ENFORCEMENT)
+    return url
+
+
+def test_existing_clients_get_a_transitional_identity_until_the_first_person_is_habilitated(tmp_path: Path) -> None:
+    url = _database_before_enforcement(tmp_path)
+    database = Database(url)
+    try:
+        with database.transaction() as session:
+            session.add(Organisation(code="CD33", type="CD", libelle="Gironde", territoire=["33"]))
+            session.flush()
+            create_client(session, client_id="editeur-33", organisation_code="CD33", scopes=RECHERCHE)
+        upgrade(url)
+
+        with database.session() as session:
+            identity = session.exec(select(Agent).where(Agent.identifiant == lifecycle.TRANSITION_IDENTIFIANT)).one()
+            assert (identity.type, identity.client_id, identity.etat) == (TECHNIQUE, "editeur-33", ACTIF)
+            identity_id = identity.id
+            [subscription] = session.exec(select(Souscription)).all()
+            assert (subscription.api, sorted(subscription.scopes)) == ("rechercher-usager-v2", sorted(RECHERCHE))
+            [grant] = session.exec(select(Habilitation).where(Habilitation.agent_id == identity.id)).all()
+            assert grant.finalite == lifecycle.TRANSITION_FINALITE
+            operations = [event.operation for event in session.exec(select(AuditEvent)).all()]
+            assert operations == [
+                "habilitations.souscription.definir",
+                "habilitations.identite_technique.creer",
+                "habilitations.habilitation.accorder",
+            ]
+            assert _decide(session, "AGT-QUELCONQUE").allowed
+
+        with database.transaction() as session:
+            organisation = session.exec(select(Organisation)).one()
+            assert organisation.id is not None
+            agent = lifecycle.create_agent(
+                session,
+                Principal.command_line(),
+                organisation_id=organisation.id,
+                identifiant="AGT-1",
+                nom="A",
+                now=NOW,
+            )
+            assert agent.id is not None
+            lifecycle.grant_habilitation(
+                session,
+                Principal.command_line(),
+                agent_id=agent.id,
+                api="rechercher-usager-v2",
+                scopes=RECHERCHE,
+                finalite="RSA",
+                now=NOW,
+            )
+        with database.session() as session:
+            assert session.get(Agent, identity_id).etat == REVOQUE  # type: ignore[union-attr]
+            assert _decide(session, "AGT-QUELCONQUE").reason == "agent_inconnu"
+            assert _decide(session, "AGT-1").allowed
+    finally:
+        database.dispose()
+
+
+def test_a_new_install_gets_no_transitional_identity(database: Database) -> None:
+    with database.session() as session:
+        assert session.exec(select(Agent)).first() is None
+
+
+def _decide(session: Session, identifiant: str) -> Decision:
+    client = session.exec(select(Client).where(Client.client_id == "editeur-33")).one()
+    decision = decide(
+        session, client=client, identifiant=identifiant, api="rechercher-usager-v2", required_scopes=RECHERCHE, now=NOW
+    )
+    session.rollback()
+    return decision
