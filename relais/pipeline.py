@@ -1,8 +1,10 @@
 """The outermost Relais middleware: request id, audit-before-response, log line, metrics.
 
 The response of an audited call is held back until its audit event is committed together
-with the request's own unit of work. If the event cannot be written the caller gets a 500
-in its API's error format and no data: Relais fails closed rather than answer untraced.
+with the request's own unit of work: its status line and first byte leave only after that
+(a streamed body, such as an audit export, then flows without being buffered). If the event
+cannot be written the caller gets a 500 in its API's error format and no data: Relais fails
+closed rather than answer untraced.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -64,42 +67,65 @@ class RequestPipeline:
         scope.setdefault("extensions", {})
         token = bind_request(state)
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        start: Message | None = None
-        body: list[Message] = []
-        status = 500
+        answer = _Answer()
 
-        async def hold(message: Message) -> None:
-            nonlocal start
+        async def forward(message: Message) -> None:
             if message["type"] == "http.response.start":
-                start = message
-            else:
-                body.append(message)
+                answer.start = message
+                return
+            if message["type"] != "http.response.body":
+                # Extension messages (e.g. "http.response.debug" of template responses in
+                # tests) carry no part of the answer.
+                await send(message)
+                return
+            # Before the first byte of the body leaves: the audit event is committed here.
+            if not answer.released:
+                await self._release(answer, state, scope, send)
+            if not answer.replaced:
+                await send(message)
 
         try:
             try:
-                await self.app(scope, receive, hold)
+                await self.app(scope, receive, forward)
             except Exception as exc:
                 log.error("unhandled_error", **safe_exception_fields(exc))
-                start = None
-            operation = _operation_id(scope)
-            if operation:
-                state.audit.operation = operation
-            if start is None:
-                start, body, status = self._failure(path)
-            status = start["status"]
-            audited = operation is not None and path.startswith(AUDITED_PREFIXES)
-            if audited and not await self._audit(state, status):
-                start, body, status = self._failure(path)
-            start["headers"] = [*start.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(start)
-            for message in body:
-                await send(message)
+                if not answer.released:
+                    answer.start = None
+            if not answer.released:
+                await self._release(answer, state, scope, send)
+                if not answer.replaced:
+                    await send({"type": "http.response.body", "body": b""})
         finally:
             if state.has_session:
                 await anyio.to_thread.run_sync(_close, state)
-            self._observe(state, status, time.perf_counter() - started)
+            self._observe(state, answer.status, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
             unbind_request(token)
+
+    async def _release(self, answer: _Answer, state: RequestState, scope: Scope, send: Send) -> None:
+        """Audit the call, then send its status line, or the failure answer in its place.
+
+        A body that streams (an audit export) goes out after this, chunk by chunk; a handler
+        that fails mid-stream can then only cut the stream short, its event already says 2xx.
+        """
+        answer.released = True
+        path: str = scope["path"]
+        operation = _operation_id(scope)
+        if operation:
+            state.audit.operation = operation
+        failure: list[Message] = []
+        if answer.start is None:
+            answer.start, failure = self._failure(path)
+        audited = operation is not None and path.startswith(AUDITED_PREFIXES)
+        if audited and not await self._audit(state, answer.start["status"]):
+            answer.start, failure = self._failure(path)
+        answer.replaced = bool(failure)
+        answer.status = answer.start["status"]
+        start = answer.start
+        start["headers"] = [*start.get("headers", []), (b"x-request-id", state.request_id.encode())]
+        await send(start)
+        for message in failure:
+            await send(message)
 
     async def _audit(self, state: RequestState, status: int) -> bool:
         started = time.perf_counter()
@@ -112,10 +138,10 @@ class RequestPipeline:
         self.services.metrics.audit_latency.observe(time.perf_counter() - started)
         return True
 
-    def _failure(self, path: str) -> tuple[Message, list[Message], int]:
+    def _failure(self, path: str) -> tuple[Message, list[Message]]:
         status, headers, payload = self.failure_response(path)
         start: Message = {"type": "http.response.start", "status": status, "headers": headers}
-        return start, [{"type": "http.response.body", "body": payload}], status
+        return start, [{"type": "http.response.body", "body": payload}]
 
     def _observe(self, state: RequestState, status: int, elapsed: float) -> None:
         operation = state.audit.operation
@@ -131,6 +157,18 @@ class RequestPipeline:
             reason=state.audit.reason,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+@dataclass
+class _Answer:
+    """The response of one call as it goes through the pipeline."""
+
+    start: Message | None = None
+    status: int = 500
+    # The status line went out (after the audit event was committed).
+    released: bool = False
+    # The handler's answer was replaced by the failure answer: its body is dropped.
+    replaced: bool = False
 
 
 def _commit_with_audit(state: RequestState, status: int) -> None:
