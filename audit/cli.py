@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -19,9 +17,8 @@ import click
 from audit.checkpoints import create_checkpoint, load_public_key, public_key_pem, signing_key
 from audit.retention import purge_expired
 from audit.verify import VerifyReport, verify_database, verify_export
-from relais.cli_support import fail, migrate_database, open_database
-from relais.config import Settings, get_settings
-from relais.db import Database
+from relais.cli_support import fail, migrated_database
+from relais.config import get_settings
 
 
 @click.group("audit")
@@ -32,13 +29,6 @@ def audit_group() -> None:
 def _fail(message: str) -> NoReturn:
     # Exit 2: a usage problem, told apart from exit 1, "the journal does not verify".
     fail(message, code=2)
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    migrate_database(settings)
-    with open_database(settings) as database:
-        yield database
 
 
 def _print_report(report: VerifyReport, as_json: bool) -> None:
@@ -87,7 +77,7 @@ def verify_command(export_file: Path | None, public_keys: tuple[Path, ...], as_j
         with export_file.open(encoding="utf-8") as lines:
             report = verify_export(lines, keys)
     else:
-        with _database(settings) as database, database.session() as session:
+        with migrated_database(settings) as database, database.session() as session:
             report = verify_database(session, keys)
     _print_report(report, as_json)
 
@@ -100,7 +90,7 @@ def verify_command(export_file: Path | None, public_keys: tuple[Path, ...], as_j
 def checkpoint_command(force: bool, every: int | None) -> None:
     """Scelle les événements en attente dans l'arbre et signe un point de contrôle."""
     settings = get_settings()
-    with _database(settings) as database:
+    with migrated_database(settings) as database:
         while True:
             checkpoint = create_checkpoint(database, settings, now=datetime.now(UTC), force=force)
             if checkpoint is None:
@@ -119,7 +109,7 @@ def checkpoint_command(force: bool, every: int | None) -> None:
 def purge_command() -> None:
     """Supprime le contenu des événements plus anciens que la durée de conservation (garde les empreintes)."""
     settings = get_settings()
-    with _database(settings) as database:
+    with migrated_database(settings) as database:
         result = purge_expired(database, settings, now=datetime.now(UTC))
     if result.purge_id is None:
         click.echo(f"Rien à purger (conservation : {settings.audit_retention_days} jours).")

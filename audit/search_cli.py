@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,30 +34,13 @@ from audit.search import (
     resolve_usager,
     search,
 )
+from relais.cli_support import fail, migrated_database
 from relais.config import get_settings
 from relais.context import AuditDraft
-from relais.db import Database
 from relais.keys import KeySetError, load_or_create_keyset
-from relais.migrate import upgrade
 from relais.nir import NirError
 
 NIR_VARIABLE = "RELAIS_AUDIT_NIR"
-
-
-def _fail(message: str) -> None:
-    click.echo(f"Erreur : {message}", err=True)
-    sys.exit(1)
-
-
-@contextmanager
-def _database() -> Iterator[Database]:
-    settings = get_settings()
-    upgrade(settings.resolved_database_url)
-    database = Database(settings.resolved_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -79,12 +59,12 @@ def _usager(session: Session, nir_prompt: bool, numero: str | None) -> UsagerCib
     try:
         keys = load_or_create_keyset(get_settings())
     except KeySetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         raise
     try:
         return resolve_usager(session, keys, nir=nir, numero=numero)
     except NirError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         raise
 
 
@@ -110,7 +90,7 @@ def _filters(session: Session, options: dict[str, Any]) -> Filters:
     try:
         debut, fin = _moment(options["debut"]), _moment(options["fin"])
     except ValueError:
-        _fail("--debut ou --fin n'est pas une date-heure ISO 8601")
+        fail("--debut ou --fin n'est pas une date-heure ISO 8601")
         raise
     return Filters(
         usager=_usager(session, options["nir_prompt"], options["numero"]),
@@ -141,12 +121,12 @@ def _audit(session: Session, operation: str, filters: Filters, **details: Any) -
 @click.option("--curseur", default=None, help="Curseur de la page suivante (affiché en fin de page).")
 def search_command(limite: int, curseur: str | None, **options: Any) -> None:
     """Recherche des événements du journal (les plus récents d'abord), une ligne JSON par événement."""
-    with _database() as database, database.transaction() as session:
+    with migrated_database(get_settings()) as database, database.transaction() as session:
         filters = _filters(session, options)
         try:
             page = search(session, filters, limit=limite, cursor=curseur)
         except SearchError as exc:
-            _fail(exc.message)
+            fail(exc.message)
             raise
         _audit(session, "audit.search", filters)
     for event in page.events:
@@ -162,7 +142,7 @@ def search_command(limite: int, curseur: str | None, **options: Any) -> None:
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Fichier (défaut : stdout).")
 def export_command(fmt: str, output: Any, **options: Any) -> None:
     """Exporte les événements (du plus ancien au plus récent) en CSV ou JSON Lines (avec preuves)."""
-    with _database() as database, database.transaction() as session:
+    with migrated_database(get_settings()) as database, database.transaction() as session:
         filters = _filters(session, options)
         count = 0
         if fmt == "csv":
@@ -183,7 +163,7 @@ def export_command(fmt: str, output: Any, **options: Any) -> None:
 def detect_command() -> None:
     """Évalue les règles de détection sur les nouveaux événements (idempotent, à planifier)."""
     settings = get_settings()
-    with _database() as database:
+    with migrated_database(get_settings()) as database:
         report = run_detection(database, settings, now=lambda: datetime.now(UTC))
     click.echo(
         f"Événements évalués : {report.evaluated} ; alertes : {report.alerts} ; "
@@ -199,7 +179,7 @@ def detect_command() -> None:
 def incidents_command(etat: str | None, limite: int) -> None:
     """Liste les incidents ouverts par les règles de détection (les plus récents d'abord)."""
     now = datetime.now(UTC)
-    with _database() as database, database.session() as session:
+    with migrated_database(get_settings()) as database, database.session() as session:
         rows, total = list_incidents(session, None, etat=etat, regle=None, limit=limite)
         for row in rows:
             click.echo(json.dumps(incident_json(row, now), ensure_ascii=False))

@@ -10,13 +10,11 @@ events of the transitions it caused. Reads print JSON, one object per line, for 
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from sqlmodel import Session, col, select
@@ -28,10 +26,9 @@ from habilitations.campaign_models import DECISIONS, FORMATS_RAPPORT
 from habilitations.cli import habilitations_group
 from habilitations.models import ETATS, ROLES, Agent, Habilitation, Souscription
 from habilitations.roles import Principal
-from relais.cli_support import migrate_database
+from relais.cli_support import fail, migrated_database
 from relais.config import get_settings
 from relais.context import AuditDraft
-from relais.db import Database
 from relais.models import Organisation
 
 OPERATOR = Principal.command_line()
@@ -44,11 +41,6 @@ class _Refused(Exception):
         super().__init__(code)
         self.code = code
         self.message = message
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"Erreur : {message}", err=True)
-    sys.exit(1)
 
 
 def _echo(document: Any) -> None:
@@ -70,24 +62,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@contextmanager
-def _database() -> Iterator[Database]:
-
-    settings = get_settings()
-    migrate_database(settings)
-    database = Database(settings.resolved_database_url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
 def _run(operation: str, target: str | None, action: Callable[[Session, datetime], dict[str, Any] | None]) -> None:
     """Run ``action`` in one transaction with its audit event; a refusal is audited alone.
 
     ``action`` returns the value-free details of the event (or None).
     """
-    with _database() as database:
+    with migrated_database(get_settings()) as database:
         try:
             with database.transaction() as session:
                 details = action(session, _now()) or {}
@@ -96,7 +76,7 @@ def _run(operation: str, target: str | None, action: Callable[[Session, datetime
             code = refused.code.lower()
             with database.transaction() as session:
                 _audit(session, operation, target, {"refus": f"{operation}:{code}"}, 403)
-            _fail(refused.message)
+            fail(refused.message)
 
 
 def _organisation(session: Session, code: str) -> Organisation:

@@ -56,3 +56,11 @@ def open_database(settings: Settings) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+@contextmanager
+def migrated_database(settings: Settings) -> Iterator[Database]:
+    """The database brought to the latest revision first, as every command wants it."""
+    migrate_database(settings)
+    with open_database(settings) as db:
+        yield db

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import httpx
@@ -26,10 +26,10 @@ from adapters.outbound.port import Delivery, Target
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
 from audit.journal import append_event
+from relais.cli_support import fail, load_keys, migrated_database
 from relais.config import Settings, get_settings
 from relais.context import AuditDraft
 from relais.db import Database
-from relais.keys import KeySet, KeySetError, load_or_create_keyset
 from relais.migrate import upgrade
 from relais.models import new_id
 from relais.observability import configure_logging
@@ -40,32 +40,16 @@ def connecteurs_group() -> None:
     """Connecteurs vers les logiciels des organisations : événements, livraisons, rejeu."""
 
 
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _keys(settings: Settings) -> KeySet:
-    try:
-        return load_or_create_keyset(settings)
-    except KeySetError as exc:
-        _fail(str(exc))
-
-
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
-    upgrade(settings.resolved_database_url)
-    database = Database(settings.resolved_database_url)
-    try:
-        with database.session() as session:
-            yield session
-    finally:
-        database.dispose()
+    with migrated_database(settings) as database, database.session() as session:
+        yield session
 
 
 def _connector(session: Session, name: str, *, lock: bool = False) -> Connector:
     connector = registry.by_name(session, name, lock=lock)
     if connector is None:
-        _fail(f"connecteur inconnu : {name}")
+        fail(f"connecteur inconnu : {name}")
     return connector
 
 
@@ -104,7 +88,7 @@ def create(
 ) -> None:
     """Crée un connecteur webhook et sa première clé de signature (affichée une seule fois)."""
     settings = get_settings()
-    keys = _keys(settings)
+    keys = load_keys(settings)
     now = datetime.now(UTC)
     with _session(settings) as session:
         try:
@@ -120,7 +104,7 @@ def create(
                 allow_http=allow_http,
             )
         except registry.ConnectorError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         connector.max_attempts = max_attempts
         connector.timeout_seconds = timeout
         session.add(connector)
@@ -157,7 +141,7 @@ def update(
                 connector, now=now, url=url, events=events or None, notifications=notifications, allow_http=allow_http
             )
         except registry.ConnectorError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         if max_attempts is not None:
             connector.max_attempts = max_attempts
             changed.append("tentativesMax")
@@ -176,7 +160,7 @@ def update(
 def rotate_key(name: str, overlap_days: int) -> None:
     """Ajoute une clé ; les précédentes signent encore pendant le recouvrement."""
     settings = get_settings()
-    keys = _keys(settings)
+    keys = load_keys(settings)
     now = datetime.now(UTC)
     with _session(settings) as session:
         connector = _connector(session, name, lock=True)
@@ -252,7 +236,7 @@ def replay(
         if event_id:
             found = deliveries.message(session, connector, event_id, lock=True)
             if found is None:
-                _fail(f"événement inconnu pour {name} : {event_id}")
+                fail(f"événement inconnu pour {name} : {event_id}")
             deliveries.replay(session, found, now)
             count = 1
         else:
@@ -309,7 +293,7 @@ def worker(once: bool) -> None:
     settings = get_settings()
     # JSON log lines on stderr, stdout keeps the command's own result.
     configure_logging(settings.log_level)
-    keys = _keys(settings)
+    keys = load_keys(settings)
     upgrade(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
     sender = WebhookSender()
@@ -333,7 +317,7 @@ def worker(once: bool) -> None:
 def test(name: str) -> None:
     """Vérifie le point de réception d'un connecteur : joignable, signature vérifiée, accusé."""
     settings = get_settings()
-    keys = _keys(settings)
+    keys = load_keys(settings)
     now = datetime.now(UTC)
     with _session(settings) as session:
         connector = _connector(session, name)
