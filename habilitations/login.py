@@ -477,6 +477,14 @@ def admit_agent(session: Session, identity: Identity, acr: str, now: datetime) -
     organisation = session.get(Organisation, agent.organisation_id)
     if organisation is None:
         raise no_account("agent_without_organisation")
+    if not first_login and identity.siret:
+        # A person known to ProConnect may act for several establishments: signing in for
+        # one that belongs to another organisation must not open this organisation's account.
+        elsewhere = session.exec(
+            select(OrganisationSiret.organisation_id).where(OrganisationSiret.siret == identity.siret)
+        ).first()
+        if elsewhere is not None and elsewhere != agent.organisation_id:
+            raise no_account("siret_other_organisation")
     if first_login:
         agent.sub = identity.sub
     if identity.siret:

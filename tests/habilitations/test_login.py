@@ -196,6 +196,24 @@ def test_a_known_agent_is_found_by_sub_even_after_an_email_change(flow: Login, h
     assert flow.agent().derniere_activite == hub.clock.now
 
 
+def test_a_known_agent_signing_in_for_another_organisation_s_establishment_is_refused(flow: Login, hub: Hub) -> None:
+    assert flow.login().status_code == 200
+    # Same ProConnect person, now signing in for an establishment of CD93.
+    with hub.services.database.session() as session:
+        cd93 = session.exec(select(Organisation).where(Organisation.code == "CD93")).one()
+        session.add(OrganisationSiret(siret="22222222222222", organisation_id=cd93.id))  # type: ignore[arg-type]
+        session.commit()
+    flow.fake.user = FakeUser(email=EMAIL, siret="22222222222222", sub=flow.fake.user.sub)
+
+    response = flow.login()
+
+    assert response.status_code == 403, response.text
+    assert flow.agent().siret == SIRET
+    with hub.services.database.session() as session:
+        event = session.exec(select(AuditEvent).where(AuditEvent.reason == "siret_other_organisation")).one()
+    assert event.decision == "denied"
+
+
 def test_roles_are_shown_to_the_agent(flow: Login, hub: Hub) -> None:
     with hub.services.database.session() as session:
         cd33 = session.exec(select(Organisation).where(Organisation.code == "CD33")).one()
