@@ -1,1 +1,1 @@
-"""Handlers of the specs in ``specs/``, resolved by operationId (see relais.resolver)."""
+"""Handlers of the specs in ``specs/``, resolved by operationId (see api.resolver)."""

@@ -24,15 +24,15 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from api.context import current_request
 from api.validation import UNSTORABLE_DETAIL
-from relais.context import current_request
-from relais.observability import safe_exception_fields
+from relais.core.jeton import JETON_HEADER
+from relais.core.observability import safe_exception_fields
 
 log = structlog.get_logger("relais.errors")
 
 JSON = "application/json"
 AGENT_HEADERS = ("pa-nom-agent", "pa-prenom-agent", "pa-identifiant-agent")
-JETON_HEADER = "ft-jeton-usager"
 RECHERCHE_PREFIX = "/partenaire/rechercher-usager/"
 OAUTH_PREFIX = "/connexion/"
 PARTNER_PREFIX = "/partenaire/"
@@ -238,7 +238,7 @@ def server_error(path: str) -> tuple[int, dict[str, Any]]:
 
 
 def audit_failure_response(path: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The answer when a call's audit event cannot be written (see relais.pipeline)."""
+    """The answer when a call's audit event cannot be written (see api.pipeline)."""
     status, body = server_error(path)
     payload = json.dumps(body, ensure_ascii=False).encode()
     return status, [(b"content-type", JSON.encode()), (b"content-length", str(len(payload)).encode())], payload

@@ -6,9 +6,9 @@ from connexion.lifecycle import ConnexionResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from api.context import current_request
 from api.errors import json_response
-from relais.access_tokens import jwks_document
-from relais.context import current_request
+from relais.core.access_tokens import jwks_document
 
 
 def publier_jwks() -> ConnexionResponse:

@@ -21,14 +21,14 @@ import yaml
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
+from api.context import RequestState, current_request
 from api.errors import AgentForbidden, note_refusal
+from api.resolver import contract_operation_id
 from habilitations.clients import get_active_client
 from habilitations.policy import Decision, decide
-from relais.access_tokens import InvalidAccessToken, verify_access_token
-from relais.context import RequestState, current_request
-from relais.models import Organisation
-from relais.ratelimit import RateDecision
-from relais.resolver import contract_operation_id
+from relais.core.access_tokens import InvalidAccessToken, verify_access_token
+from relais.core.ratelimit import RateDecision
+from relais.core.tables import Organisation
 from specs import SPECS_DIR, served_documents
 
 AGENT_HEADER = "pa-identifiant-agent"

@@ -1,6 +1,6 @@
 """Request body validation beyond the schemas: text no database can store is a 400.
 
-Registered for every JSON body of every spec (``relais.app``), so no handler has to think of
+Registered for every JSON body of every spec (``api.app``), so no handler has to think of
 it. The problem's detail ends like jsonschema's (`` - 'path'``) so that ``api.errors`` names
 the field, never its value, in the called API's error format.
 """
@@ -13,7 +13,7 @@ from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
 
-from relais.text import champ_invalide
+from relais.core.text import champ_invalide
 
 UNSTORABLE_DETAIL = "caractère non autorisé (nul ou UTF-16 isolé)"
 

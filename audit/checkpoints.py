@@ -34,13 +34,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from api.periodic import PeriodicJob
+from api.services import Services
 from audit import merkle
 from audit.journal import sequence_in
 from audit.models import AuditCheckpoint, AuditLeaf, AuditTreeHead
-from relais.config import Settings
-from relais.db import Database
-from relais.periodic import PeriodicJob
-from relais.services import Services
+from relais.core.config import Settings
+from relais.core.db import Database
 
 log = structlog.get_logger("relais.audit")
 

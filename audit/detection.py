@@ -34,15 +34,15 @@ import structlog
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
+from api.periodic import PeriodicJob
+from api.services import Services
 from audit.incident_models import DetectorState
 from audit.incidents import open_or_extend, remind_overdue
 from audit.journal import append_event
-from relais.config import Settings
-from relais.context import AuditDraft
-from relais.db import Database
-from relais.models import AuditEvent
-from relais.periodic import PeriodicJob
-from relais.services import Services
+from audit.models import AuditEvent
+from relais.core.auditing import AuditDraft
+from relais.core.config import Settings
+from relais.core.db import Database
 
 log = structlog.get_logger("relais.detection")
 

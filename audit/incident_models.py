@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from relais.models import AuditEvent, new_id, utcnow
+from audit.models import AuditEvent
+from relais.core.tables import new_id, utcnow
 
 OUVERT = "OUVERT"
 QUALIFIE = "QUALIFIE"

@@ -32,8 +32,8 @@ from audit.incident_models import (
     IncidentPreuve,
     IncidentTransition,
 )
-from relais.models import Organisation
-from relais.outbox import enqueue
+from relais.core.outbox import enqueue
+from relais.core.tables import Organisation
 
 ALERT_TOPIC = "audit.incident.ouvert"
 # The 48-hour notification deadline passed without the incident being notified or closed.

@@ -38,13 +38,12 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlmodel import Session
 
 from audit import merkle
-from audit.models import AUDIT_EVENT_SEQ, AuditLeaf, AuditTreeHead
-from relais.context import AuditDraft
-from relais.models import AuditEvent
+from audit.models import AUDIT_EVENT_SEQ, AuditEvent, AuditLeaf, AuditTreeHead
+from relais.core.auditing import AuditDraft
 
 if TYPE_CHECKING:
     from audit.verify import VerifyReport
-    from relais.db import Database
+    from relais.core.db import Database
 
 log = structlog.get_logger("relais.audit")
 

@@ -1,18 +1,19 @@
 """Tables of the verifiable journal: Merkle leaves, signed checkpoints, purges, the tree head.
 
-``audit_event`` (relais/models.py) holds each event's content; these tables turn the events
-into a Merkle tree. Leaves, checkpoints and purges are append-only (database triggers, see
+``audit_event`` holds each event's content; the other tables turn the events into a Merkle
+tree. Leaves, checkpoints and purges are append-only (database triggers, see
 the migration ``c0ffee000001``); only the head row moves, and it is recomputable.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Sequence
+from sqlalchemy import JSON, Column, Sequence, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from relais.models import metadata
+from relais.core.tables import metadata
 
 # PostgreSQL hands out audit_event.seq from this sequence, so that concurrent requests never
 # wait on each other to append (SQLite serialises writers and uses max(seq) + 1). Declared on
@@ -79,3 +80,45 @@ class AuditTreeHead(SQLModel, table=True):
     # Roots of the perfect subtrees the leaves decompose into (hex, JSON list): enough to
     # extend the tree without reading its leaves again.
     frontier: str = "[]"
+
+
+class AuditEvent(SQLModel, table=True):
+    """One partner or admin call, allowed or denied. Append-only and hash-chained."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Position in the chain, gap-free from 1.
+    seq: int
+    occurred_at: datetime
+    request_id: str = Field(max_length=64)
+    channel: str = Field(max_length=16)  # partner-api, producer-feed, oauth, admin-api, cli, adapter
+    operation: str = Field(max_length=128, index=True)
+    client_id: str | None = Field(default=None, max_length=64, index=True)
+    organisation: str | None = Field(default=None, max_length=32, index=True)
+    agent_nom: str | None = Field(default=None, max_length=100)
+    agent_prenom: str | None = Field(default=None, max_length=100)
+    agent_identifiant: str | None = Field(default=None, max_length=100, index=True)
+    usager_id: str | None = Field(default=None, max_length=32, index=True)
+    usager_nir_index: str | None = Field(default=None, max_length=64, index=True)
+    decision: str = Field(max_length=16)  # allowed, denied, error
+    reason: str | None = Field(default=None, max_length=255)
+    http_status: int
+    # Who, beyond the headers: the agent record and the habilitation the call was made under,
+    # and the ProConnect ``acr`` of a human login.
+    agent_id: int | None = Field(default=None, index=True)
+    habilitation_id: str | None = Field(default=None, max_length=32, index=True)
+    acr: str | None = Field(default=None, max_length=128)
+    # Scopes the operation used, space-separated.
+    scopes: str | None = Field(default=None, max_length=1024)
+    purpose: str | None = Field(default=None, max_length=255)
+    # Where the data came from: "reference-store", "france-travail", "connecteur:<name>", "fichier:<sha256>".
+    data_origin: str | None = Field(default=None, max_length=128)
+    upstream_request_id: str | None = Field(default=None, max_length=128)
+    # What an admin action or a lifecycle transition acted upon, e.g. "habilitation:<id>".
+    target: str | None = Field(default=None, max_length=128, index=True)
+    # Structured, value-free details of an admin action (states before/after, counts).
+    details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)

@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from audit.models import AuditEvent
 from audit.search import Filters
-from relais.models import AuditEvent, Organisation
+from relais.core.tables import Organisation
 
 # Calls that reach an usager's data: the partner APIs, the producer feed and the adapters.
 # The audit API's own searches name the usager as their target, not as their usager.

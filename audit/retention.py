@@ -20,11 +20,10 @@ from sqlmodel import col
 
 from audit.checkpoints import checkpoint_in, key_id, latest_checkpoint, purge_note, sign, signing_key
 from audit.journal import append_event
-from audit.models import AuditLeaf, AuditPurge
-from relais.config import Settings
-from relais.context import AuditDraft
-from relais.db import Database
-from relais.models import AuditEvent
+from audit.models import AuditEvent, AuditLeaf, AuditPurge
+from relais.core.auditing import AuditDraft
+from relais.core.config import Settings
+from relais.core.db import Database
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ from sqlalchemy import ColumnElement, false, func, or_
 from sqlmodel import Session, col, select
 
 from audit import checkpoints
+from audit.models import AuditEvent
 from audit.verify import export_records
-from relais.config import Settings
-from relais.keys import KeySet
-from relais.models import AuditEvent, Usager
-from relais.personal_data import blind_index
+from parcours.tables import Usager
+from relais.core.config import Settings
+from relais.core.keys import KeySet
+from relais.core.personal_data import blind_index
 
 DECISIONS = ("allowed", "denied", "error")
 EXPORT_CHUNK = 1000

@@ -45,8 +45,7 @@ from audit.checkpoints import (
     signature_valid,
 )
 from audit.journal import CONTENT_FIELDS, UNCHAINED, event_content, leaf_bytes, replay_key, timestamp_text
-from audit.models import AuditCheckpoint, AuditLeaf, AuditPurge, AuditTreeHead
-from relais.models import AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditPurge, AuditTreeHead
 
 EXPORT_VERSION = 1
 _MAX_PROBLEMS = 50

@@ -41,12 +41,12 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from audit.checkpoints import create_checkpoint, signing_key  # noqa: E402
 from audit.journal import append_event, event_leaf_hash, sequence_pending  # noqa: E402
+from audit.models import AuditEvent  # noqa: E402
 from audit.verify import verify_database  # noqa: E402
-from relais.config import Settings  # noqa: E402
-from relais.context import AuditDraft  # noqa: E402
-from relais.db import Database, create_db_engine  # noqa: E402
+from relais.core.auditing import AuditDraft  # noqa: E402
+from relais.core.config import Settings  # noqa: E402
+from relais.core.db import Database, create_db_engine  # noqa: E402
 from relais.migrate import upgrade  # noqa: E402
-from relais.models import AuditEvent  # noqa: E402
 from relais.schema import metadata  # noqa: E402
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -32,7 +32,7 @@ from sqlalchemy import text
 
 from audit.report import who_accessed
 from audit.search import Filters, UsagerCible, search
-from relais.db import Database, create_db_engine
+from relais.core.db import Database, create_db_engine
 from relais.migrate import upgrade
 from relais.schema import metadata
 

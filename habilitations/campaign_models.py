@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from relais.models import new_id, utcnow
+from relais.core.tables import new_id, utcnow
 
 # Campaign states.
 OUVERTE = "ouverte"

@@ -34,6 +34,7 @@ from sqlalchemy import func, type_coerce
 from sqlmodel import Session, UTCDateTime, col, select
 
 from audit.journal import decision_for
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.campaign_models import (
     A_APPLIQUER,
@@ -55,7 +56,7 @@ from habilitations.campaign_models import (
 from habilitations.inactivity import is_overdue, local_date
 from habilitations.models import ACTIF, BLOQUE, SUSPENDU_INACTIVITE, Agent, Habilitation, Souscription
 from habilitations.roles import Principal
-from relais.models import AuditEvent, Organisation
+from relais.core.tables import Organisation
 
 # Grants still in force, hence under review (revoked and deleted ones are history).
 ETATS_REVUS = (ACTIF, SUSPENDU_INACTIVITE, BLOQUE)

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
-from relais.models import Client, Organisation, utcnow
+from relais.core.tables import Client, Organisation, utcnow
 
 Outcome = Literal["created", "updated", "unchanged"]
 

@@ -12,7 +12,6 @@ the same due date is checked on every partner call, so a late sweep lets no one 
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,21 +20,15 @@ from sqlmodel import Session, select
 
 from habilitations.lifecycle import suspend_for_inactivity
 from habilitations.models import ACTIF, Agent
-from relais.models import Organisation
-from relais.outbox import OutboxMessage, enqueue
+from relais.core.calendar import add_months
+from relais.core.outbox import OutboxMessage, enqueue
+from relais.core.tables import Organisation
 
 PARIS = ZoneInfo("Europe/Paris")
 INACTIVITY_MONTHS = 2
 # Days before the due date when the agent and the RGC are warned, most distant first.
 WARNINGS = (15, 7)
 TOPIC_WARNING = "habilitations.inactivite.avertissement"
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later, or the last day of that month when it is shorter."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def local_date(moment: datetime) -> date:

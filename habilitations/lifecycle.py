@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, SQLModel, col, select
 
+from api.context import current_request
 from audit.journal import append_event
+from audit.models import AuditEvent
 from habilitations.models import (
     ACTIF,
     BLOQUE,
@@ -44,9 +46,9 @@ from habilitations.models import (
     Souscription,
 )
 from habilitations.roles import Principal
-from relais.context import AuditDraft, current_request
-from relais.models import AuditEvent, Client, Organisation
-from relais.outbox import enqueue
+from relais.core.auditing import AuditDraft
+from relais.core.outbox import enqueue
+from relais.core.tables import Client, Organisation
 
 # The automatic actor of the inactivity sweep and of the request-time check.
 SYSTEM_ACTOR = Principal(

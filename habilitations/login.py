@@ -43,8 +43,8 @@ from habilitations.inactivity import inactivity_due_date, is_overdue
 from habilitations.lifecycle import suspend_for_inactivity
 from habilitations.login_models import LoginAttempt, OrganisationSiret
 from habilitations.models import ACTIF, HUMAIN, Agent
-from relais.config import Settings
-from relais.models import Organisation
+from relais.core.config import Settings
+from relais.core.tables import Organisation
 
 # ProConnect requires ``state`` and ``nonce`` of at least 32 characters; 32 random bytes
 # give 43 URL-safe characters.

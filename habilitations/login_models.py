@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from relais.models import utcnow
+from relais.core.tables import utcnow
 
 
 class LoginAttempt(SQLModel, table=True):

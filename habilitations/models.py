@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from relais.models import new_id, utcnow
+from relais.core.tables import new_id, utcnow
 
 # States shared by accounts and grants (issue #4): each transition is audited.
 ACTIF = "actif"

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from habilitations.inactivity import inactivity_due_date, is_overdue, local_date
 from habilitations.lifecycle import TRANSITION_IDENTIFIANT, record_activity, suspend_for_inactivity
 from habilitations.models import ACTIF, Agent, Habilitation, Souscription
-from relais.models import Client
+from relais.core.tables import Client
 from specs import SPECS_DIR, served_documents
 
 

@@ -22,7 +22,7 @@ from habilitations.models import (
     Agent,
     Designation,
 )
-from relais.models import Organisation
+from relais.core.tables import Organisation
 
 
 @dataclass(frozen=True)

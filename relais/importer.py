@@ -33,15 +33,6 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from sqlmodel import Session, SQLModel, select
 
-from adapters.ports import Refused
-from adapters.reference_store import (
-    alimentation_domain,
-    contrat_domain,
-    orientation_domain,
-    rendez_vous_domain,
-)
-from adapters.reference_store.alimentation_domain import Outcome, appliquer, nir_reason
-from adapters.reference_store.perimeter import organisation_for
 from habilitations import lifecycle
 from habilitations.clients import ClientRegistryError, upsert_client
 from habilitations.lifecycle import LifecycleRefused
@@ -56,11 +47,27 @@ from habilitations.models import (
     Souscription,
 )
 from habilitations.roles import Principal
-from relais.db import Database
-from relais.keys import KeySet
-from relais.models import Client, ContratEngagement, Organisation, Orientation, RendezVous, Usager, UsagerOrganisation
-from relais.nir import NirError, normalize_nir
-from relais.text import champ_invalide
+from parcours import (
+    alimentation as alimentation_domain,
+)
+from parcours import (
+    contrat as contrat_domain,
+)
+from parcours import (
+    orientation as orientation_domain,
+)
+from parcours import (
+    rendez_vous as rendez_vous_domain,
+)
+from parcours.alimentation import Outcome, appliquer, nir_reason
+from parcours.perimeter import organisation_for
+from parcours.ports import Refused
+from parcours.tables import ContratEngagement, Orientation, RendezVous, Usager, UsagerOrganisation
+from relais.core.db import Database
+from relais.core.keys import KeySet
+from relais.core.nir import NirError, normalize_nir
+from relais.core.tables import Client, Organisation
+from relais.core.text import champ_invalide
 from specs import SPECS_DIR
 
 SCHEMA_PATH = SPECS_DIR / "import-v1.schema.json"

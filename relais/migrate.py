@@ -30,6 +30,6 @@ def revision(database_url: str, message: str) -> None:
 if __name__ == "__main__":
     import sys
 
-    from relais.config import get_settings
+    from relais.core.config import get_settings
 
     revision(get_settings().resolved_database_url, sys.argv[1])

@@ -14,8 +14,8 @@ import audit.models  # noqa: F401
 import habilitations.campaign_models
 import habilitations.login_models
 import habilitations.models  # noqa: F401
-import relais.models
-import relais.outbox  # noqa: F401
-from relais.models import metadata
+import parcours.tables  # noqa: F401
+import relais.core.outbox  # noqa: F401
+from relais.core.tables import metadata
 
 __all__ = ["metadata"]

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher, profiles
 from sqlalchemy import text
 
 import habilitations.clients
-from relais.db import Database, create_db_engine
+from relais.core.db import Database, create_db_engine
 from relais.migrate import upgrade
 
 TEST_DATABASE_URL_VARIABLE = "RELAIS_TEST_DATABASE_URL"
@@ -48,7 +48,7 @@ def fresh_database_url(directory: Path) -> str:
     if url:
         _reset_schema(url)
     else:
-        url = f"sqlite:///{(directory / 'relais.db').as_posix()}"
+        url = f"sqlite:///{(directory / 'relais.core.db').as_posix()}"
     upgrade(url)
     return url
 

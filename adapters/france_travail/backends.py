@@ -21,11 +21,11 @@ from adapters.france_travail.answers import GatewayRefusal, UpstreamAnswer
 from adapters.france_travail.client import FranceTravailClient, UpstreamResponse
 from adapters.france_travail.credentials import Credentials, token_providers
 from adapters.france_travail.tokens import Scopes
-from adapters.ports import ActivitesPage, Backends, Caller, Issue, UsagerData, UsagerMatch
-from relais.config import Settings
-from relais.keys import KeySet
-from relais.nir import NirError
-from relais.personal_data import blind_index
+from parcours.ports import ActivitesPage, Backends, Caller, Issue, UsagerData, UsagerMatch
+from relais.core.config import Settings
+from relais.core.keys import KeySet
+from relais.core.nir import NirError
+from relais.core.personal_data import blind_index
 
 # Scope sets per API, as France Travail lists them (contract §0.3): one token each, since a
 # single unsubscribed scope fails the whole token request.

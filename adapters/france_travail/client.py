@@ -23,11 +23,11 @@ import httpx
 from adapters.france_travail.answers import FORWARDED_HEADERS, UpstreamUnavailable
 from adapters.france_travail.credentials import TokenProviders
 from adapters.france_travail.tokens import Scopes
-from adapters.ports import Caller
-from relais.context import current_request
+from api.context import current_request
+from parcours.ports import Caller
+from relais.core.jeton import JETON_HEADER
 
 DATA_ORIGIN = "france-travail"
-JETON_HEADER = "ft-jeton-usager"
 # Where France Travail's gateway may put its own id of the request (first one present wins).
 UPSTREAM_REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "x-b3-traceid", "x-amzn-trace-id")
 _DEFAULT_RETRY_AFTER = 1.0

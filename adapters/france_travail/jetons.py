@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, delete
 
 from adapters.france_travail.models import GatewayJeton
-from relais.keys import KeySet
-from relais.personal_data import decrypt_field, encrypt_field
+from relais.core.keys import KeySet
+from relais.core.personal_data import decrypt_field, encrypt_field
 
 JETON_CONTEXT = "gateway_jeton.jeton"
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
-from relais.models import new_id, utcnow
+from relais.core.tables import new_id, utcnow
 
 
 class GatewayJeton(SQLModel, table=True):
@@ -22,7 +22,7 @@ class GatewayJeton(SQLModel, table=True):
     # The ``ref`` inside the Relais jeton (and the audit event's usager_id).
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     client_id: str = Field(max_length=64, index=True)
-    # AES-256-GCM (relais.personal_data.encrypt_field); its size is France Travail's business.
+    # AES-256-GCM (relais.core.personal_data.encrypt_field); its size is France Travail's business.
     jeton_chiffre: str = Field(sa_column=Column(Text, nullable=False))
     # Blind index of the NIR searched for, when known, for the audit of later calls.
     nir_index: str | None = Field(default=None, max_length=64)

@@ -24,8 +24,8 @@ from adapters.inbound.feed import FeedRejected, FeedReport, RowError, apply_rows
 from adapters.inbound.mapping import FeedFormat
 from adapters.inbound.models import ImportedFile
 from adapters.inbound.ports import SourceRow
-from relais.db import Database
-from relais.keys import KeySet
+from relais.core.db import Database
+from relais.core.keys import KeySet
 
 # Far above an editor's export; bounds what one command reads into memory.
 MAX_FILE_BYTES = 200 * 1024 * 1024

@@ -21,13 +21,13 @@ from sqlmodel import Session, select
 from adapters.inbound.mapping import CellError, FeedFormat
 from adapters.inbound.matching import Match, MatchError, identity_of, match_usager
 from adapters.inbound.ports import SourceRow
-from adapters.reference_store.perimeter import is_attached
 from audit.journal import append_event
-from relais.context import AuditDraft
+from parcours.perimeter import is_attached
+from relais.core.auditing import AuditDraft
+from relais.core.keys import KeySet
+from relais.core.tables import Organisation
+from relais.core.text import champ_invalide
 from relais.importer import DatasetError, _Importer
-from relais.keys import KeySet
-from relais.models import Organisation
-from relais.text import champ_invalide
 
 CHANNEL = "adapter"
 # Keys that make two rows of one run the same record (the second would silently win).

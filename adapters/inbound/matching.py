@@ -18,10 +18,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from adapters.inbound.mapping import CellError, parse_date
-from relais.keys import KeySet
-from relais.models import Usager
-from relais.nir import NIR_WITH_KEY_LENGTH, NirError, normalize_nir
-from relais.personal_data import blind_index
+from parcours.tables import Usager
+from relais.core.keys import KeySet
+from relais.core.nir import NIR_WITH_KEY_LENGTH, NirError, normalize_nir
+from relais.core.personal_data import blind_index
 
 RULE_NIR = "nir"
 RULE_NUMERO = "numero_france_travail"

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from relais.models import utcnow
+from relais.core.tables import utcnow
 
 
 class ImportedFile(SQLModel, table=True):

@@ -36,8 +36,8 @@ from adapters.inbound.feed import FeedRejected, FeedReport, apply_rows, audit_re
 from adapters.inbound.mapping import FeedFormat
 from adapters.inbound.models import PullCursor
 from adapters.inbound.ports import SourceRow
-from relais.db import Database
-from relais.keys import KeySet
+from relais.core.db import Database
+from relais.core.keys import KeySet
 
 MAX_ITEMS = 100_000
 

@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from adapters.outbound.models import Connector, DeliveryAttempt
-from relais.outbox import DEAD, DELIVERED, FAILED, PENDING, OutboxMessage
+from relais.core.outbox import DEAD, DELIVERED, FAILED, PENDING, OutboxMessage
 
 STATUSES = (PENDING, FAILED, DELIVERED, DEAD)
 # Statuses a worker still acts on.

@@ -20,9 +20,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from adapters.outbound.models import FORMAT_V1, Connector
-from adapters.reference_store.perimeter import organisation_for
-from relais.models import ConsequenceSanction, ContratEngagement, Organisation, Orientation, RendezVous, Usager, new_id
-from relais.outbox import enqueue
+from parcours.perimeter import organisation_for
+from parcours.tables import ConsequenceSanction, ContratEngagement, Orientation, RendezVous, Usager
+from relais.core.outbox import enqueue
+from relais.core.tables import Organisation, new_id
 
 ORIENTATION_A_DECIDER = "orientation.a_decider"
 ORIENTATION_DECIDEE = "orientation.decidee"

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.outbound.port import Delivery, Outcome, Target
-from relais.config import Settings
+from relais.core.config import Settings
 
 SUBJECTS = {
     "connecteurs.connecteur.suspendu": "Connecteur suspendu après des échecs répétés",

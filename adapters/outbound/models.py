@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from relais.models import utcnow
+from relais.core.tables import utcnow
 
 ACTIVE = "actif"
 PAUSED = "suspendu"
@@ -43,7 +43,7 @@ class Connector(SQLModel, table=True):
     pause_reason: str | None = Field(default=None, max_length=255)
     paused_at: datetime | None = None
     consecutive_failures: int = 0
-    # None: the hub's defaults (relais.config).
+    # None: the hub's defaults (relais.core.config).
     max_attempts: int | None = None
     timeout_seconds: float | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from adapters.outbound.models import ACTIVE, EMAIL, PAUSED, WEBHOOK, Connector, ConnectorKey
-from relais.keys import KeySet, new_kid
-from relais.models import Organisation
-from relais.outbox import FAILED, PENDING, OutboxMessage
-from relais.personal_data import decrypt_field, encrypt_field
+from relais.core.keys import KeySet, new_kid
+from relais.core.outbox import FAILED, PENDING, OutboxMessage
+from relais.core.personal_data import decrypt_field, encrypt_field
+from relais.core.tables import Organisation
 
 _SECRET_CONTEXT = "connector_key.secret"  # noqa: S105  (an encryption context, not a secret)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")

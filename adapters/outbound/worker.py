@@ -50,12 +50,12 @@ from adapters.outbound.models import (
 from adapters.outbound.port import Delivery, Outcome, Sender, Target
 from audit.journal import append_event
 from habilitations.models import ACTIF, CSSI, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Designation
-from relais.config import Settings
-from relais.context import AuditDraft
-from relais.db import Database
-from relais.keys import KeySet
-from relais.models import Organisation
-from relais.outbox import DEAD, DELIVERED, FAILED, OutboxMessage, enqueue
+from relais.core.auditing import AuditDraft
+from relais.core.config import Settings
+from relais.core.db import Database
+from relais.core.keys import KeySet
+from relais.core.outbox import DEAD, DELIVERED, FAILED, OutboxMessage, enqueue
+from relais.core.tables import Organisation
 
 log = structlog.get_logger("relais.connectors")
 

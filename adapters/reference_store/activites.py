@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from adapters.ports import ActivitesPage, Caller, Refusal, Refused
-from adapters.reference_store.perimeter import caller_organisation
-from relais.keys import KeySet
-from relais.models import Activite, Usager
+from parcours.perimeter import caller_organisation
+from parcours.ports import ActivitesPage, Caller, Refusal, Refused
+from parcours.tables import Activite, Usager
+from relais.core.keys import KeySet
 
 _CURSOR_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 CURSEUR_INVALIDE = "CURSEUR_INVALIDE"

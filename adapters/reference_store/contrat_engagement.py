@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from adapters.ports import Caller, Refusal, Refused, UsagerData
-from adapters.reference_store import contrat_domain
-from adapters.reference_store.perimeter import attached_usager, caller_organisation
-from relais.keys import KeySet
-from relais.models import ContratEngagement, Usager
+from parcours import contrat as contrat_domain
+from parcours.perimeter import attached_usager, caller_organisation
+from parcours.ports import Caller, Refusal, Refused, UsagerData
+from parcours.tables import ContratEngagement, Usager
+from relais.core.keys import KeySet
 
 
 class ContratEngagementStore:

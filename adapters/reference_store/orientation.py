@@ -8,13 +8,13 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from adapters.ports import Caller, Refusal, Refused, UsagerData
-from adapters.reference_store import orientation_domain
-from adapters.reference_store.orientation_rules import RuleTable, load_rules
-from adapters.reference_store.perimeter import attached_usager
-from relais.context import current_request
-from relais.keys import KeySet
-from relais.models import Orientation, Usager
+from api.context import current_request
+from parcours import orientation as orientation_domain
+from parcours.orientation_rules import RuleTable, load_rules
+from parcours.perimeter import attached_usager
+from parcours.ports import Caller, Refusal, Refused, UsagerData
+from parcours.tables import Orientation, Usager
+from relais.core.keys import KeySet
 
 
 class _Ecriture(Protocol):

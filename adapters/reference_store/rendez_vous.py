@@ -9,11 +9,12 @@ from typing import Any
 
 from sqlmodel import Session
 
-from adapters.ports import Caller, Refusal, Refused, UsagerData, UsagerNotAttached
-from adapters.reference_store import rendez_vous_domain
-from adapters.reference_store.perimeter import attached_usager, caller_organisation
-from relais.keys import KeySet
-from relais.models import Organisation, Usager
+from parcours import rendez_vous as rendez_vous_domain
+from parcours.perimeter import attached_usager, caller_organisation
+from parcours.ports import Caller, Refusal, Refused, UsagerData, UsagerNotAttached
+from parcours.tables import Usager
+from relais.core.keys import KeySet
+from relais.core.tables import Organisation
 
 
 class RendezVousStore:

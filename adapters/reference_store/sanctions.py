@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from adapters.ports import Caller, UsagerData
-from adapters.reference_store import perimeter
-from adapters.reference_store import sanctions_domain as domain
-from relais.keys import KeySet
-from relais.models import ConsequenceSanction, Usager
+from parcours import perimeter
+from parcours import sanctions as domain
+from parcours.ports import Caller, UsagerData
+from parcours.tables import ConsequenceSanction, Usager
+from relais.core.keys import KeySet
 
 
 class SanctionsStore:

@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from adapters.ports import Caller, Issue, UsagerData, UsagerMatch
-from adapters.reference_store.perimeter import attached_usager, caller_organisation, is_attached
-from relais.keys import KeySet
-from relais.models import Usager
-from relais.personal_data import blind_index, decrypt_field
-
-NIR_CONTEXT = "usager.nir"
+from parcours.perimeter import attached_usager, caller_organisation, is_attached
+from parcours.ports import Caller, Issue, UsagerData, UsagerMatch
+from parcours.tables import Usager
+from relais.core.keys import KeySet
+from relais.core.nir import NIR_CONTEXT
+from relais.core.personal_data import blind_index, decrypt_field
 
 
 class ReferenceStore:

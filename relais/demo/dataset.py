@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from habilitations.policy import subscribable
-from relais.nir import nir_key
+from relais.core.nir import nir_key
 
 DEFAULT_SEED = 2026
 

@@ -1,10 +1,10 @@
-"""Alembic environment: the URL and the engine come from ``relais.db``."""
+"""Alembic environment: the URL and the engine come from ``relais.core.db``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from relais.db import create_db_engine
+from relais.core.db import create_db_engine
 from relais.schema import metadata  # registers every table
 
 config = context.config

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from audit.models import AuditEvent
 from habilitations.models import CSSI, RGC_TITULAIRE, RSSI, Agent, Designation
-from relais.models import AuditEvent, Organisation
+from relais.core.tables import Organisation
 from tests.e2e.conftest import INFOS, Hub, Person
 
 AUDIT = "/relais/audit/v1"

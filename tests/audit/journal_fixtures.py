@@ -15,12 +15,11 @@ from sqlmodel import Session
 
 from audit.checkpoints import create_checkpoint, signing_key
 from audit.journal import append_event
-from audit.models import AuditCheckpoint
+from audit.models import AuditCheckpoint, AuditEvent
 from audit.verify import Problem, VerifyReport
-from relais.config import Settings
-from relais.context import AuditDraft
-from relais.db import Database
-from relais.models import AuditEvent
+from relais.core.auditing import AuditDraft
+from relais.core.config import Settings
+from relais.core.db import Database
 
 JOURNAL_TABLES = ("audit_event", "audit_leaf", "audit_checkpoint", "audit_purge")
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

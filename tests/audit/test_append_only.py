@@ -13,10 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from audit.journal import append_event, sequence_pending
+from audit.models import AuditEvent
 from audit.verify import verify_database
-from relais.context import AuditDraft
-from relais.db import Database
-from relais.models import AuditEvent
+from relais.core.auditing import AuditDraft
+from relais.core.db import Database
 from tests.audit.journal_fixtures import T0, checkpoint, public_keys, settings_for, write_events
 
 ATTEMPTS = [
@@ -145,7 +145,7 @@ def test_the_application_role_may_only_read_and_append(monkeypatch: pytest.Monke
     """With RELAIS_AUDIT_APP_ROLE, the migration leaves that role SELECT and INSERT only."""
     import os
 
-    from relais.config import get_settings
+    from relais.core.config import get_settings
     from relais.migrate import upgrade
     from tests.conftest import TEST_DATABASE_URL_VARIABLE, _reset_schema
 

@@ -22,8 +22,8 @@ from audit.checkpoints import (
     public_key_pem,
     signature_valid,
 )
-from audit.cli import audit_group
-from relais.db import Database
+from relais.cli.audit import audit_group
+from relais.core.db import Database
 from tests.audit.journal_fixtures import T0, checkpoint, settings_for, write_events
 
 
@@ -88,7 +88,7 @@ def test_consistency_proof_between_two_checkpoints(database: Database, tmp_path:
 
 
 def test_cli_checkpoint_public_key_and_verify(database: Database, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from relais.config import get_settings
+    from relais.core.config import get_settings
 
     monkeypatch.setenv("RELAIS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("RELAIS_DATABASE_URL", database.url)

@@ -24,10 +24,10 @@ from sqlalchemy import text
 import habilitations.clients
 from audit.checkpoints import create_checkpoint
 from audit.verify import verify_database
-from relais.config import Settings
-from relais.db import Database
+from relais.core.config import Settings
+from relais.core.db import Database
+from relais.core.keys import load_or_create_keyset
 from relais.importer import import_file
-from relais.keys import load_or_create_keyset
 from tests.audit.journal_fixtures import public_keys
 from tests.e2e.conftest import AGENT, GIRONDE, RECHERCHE, RECHERCHE_SCOPES, SECRET, TOKEN_URL, dataset
 
@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 @contextmanager
 def _server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-c", "from relais.cli import main; main()", "serve", "--host", "127.0.0.1"]
+    command = [sys.executable, "-c", "from relais.cli.main import main; main()", "serve", "--host", "127.0.0.1"]
     with log.open("ab") as output:
         process = subprocess.Popen(  # noqa: S603 (our own entry point, from this checkout)
             [*command, "--port", str(port)], env=env, stdout=output, stderr=output, cwd=ROOT

@@ -11,9 +11,9 @@ from sqlmodel import col, select
 
 from audit.detection import run_detection
 from audit.incident_models import Incident, IncidentPreuve
-from relais.config import Settings
-from relais.models import AuditEvent
-from relais.outbox import OutboxMessage
+from audit.models import AuditEvent
+from relais.core.config import Settings
+from relais.core.outbox import OutboxMessage
 from tests.audit.audit_api_support import AUDIT, agent_with_role, cssi, events, read_file, rgc
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import (

@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import select
 
 from audit.detection import run_detection
-from relais.outbox import OutboxMessage
+from relais.core.outbox import OutboxMessage
 from tests.audit.audit_api_support import AUDIT, cssi, events, read_file, rgc, rssi
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import GIRONDE, GIRONDE_SANS_CONTRAT, Hub

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from audit.retention import purge_expired
 from audit.verify import verify_database
-from relais.config import Settings
-from relais.db import Database
+from relais.core.config import Settings
+from relais.core.db import Database
 from tests.audit.journal_fixtures import T0, public_keys, settings_for, tampering, write_events
 
 NOW = T0 + timedelta(days=400)

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from audit.checkpoints import load_public_key, public_key_pem
 from audit.verify import verify_export
-from relais.cli import main
-from relais.config import get_settings
+from relais.cli.main import main
+from relais.core.config import get_settings
 from tests.audit.audit_api_support import events, read_file
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import GIRONDE, GIRONDE_SANS_CONTRAT, Hub

@@ -13,8 +13,8 @@ from audit import merkle
 from audit.checkpoints import checkpoint_note, key_id, sign
 from audit.journal import event_content, event_leaf_hash, sequence_pending
 from audit.verify import VerifyReport, verify_database
-from relais.config import Settings
-from relais.db import Database
+from relais.core.config import Settings
+from relais.core.db import Database
 from tests.audit.journal_fixtures import (
     T0,
     checkpoint,
@@ -78,7 +78,7 @@ def test_altered_payload_with_recomputed_hashes_breaks_the_signed_checkpoint(
 
 
 def _typed(database: Database, event_id: int, session):  # type: ignore[no-untyped-def]
-    from relais.models import AuditEvent
+    from audit.models import AuditEvent
 
     event = session.get(AuditEvent, event_id)
     session.refresh(event)

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from audit.verify import verify_database
-from relais.db import Database
+from relais.core.db import Database
 from relais.migrate import upgrade
 from tests.audit.journal_fixtures import T0, checkpoint, public_keys, settings_for, write_events
 from tests.conftest import TEST_DATABASE_URL_VARIABLE, _reset_schema

@@ -19,8 +19,8 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from adapters.france_travail.backends import build_gateway_backends
-from relais.config import Settings
-from relais.context import current_request
+from api.context import current_request
+from relais.core.config import Settings
 from tests.e2e.conftest import Hub, hub, hub_app  # noqa: F401  (the fixtures "gateway" builds on)
 
 API_URL = "https://api-r.ft-qvr.test"

@@ -17,11 +17,11 @@ from adapters.outbound import events, registry
 from adapters.outbound.fake_editor import FakeEditor
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
-from relais.config import Settings
-from relais.db import Database
-from relais.keys import KeySet, generate_keyset_document, parse_keyset_document
-from relais.models import Organisation
-from relais.outbox import OutboxMessage
+from relais.core.config import Settings
+from relais.core.db import Database
+from relais.core.keys import KeySet, generate_keyset_document, parse_keyset_document
+from relais.core.outbox import OutboxMessage
+from relais.core.tables import Organisation
 
 
 def keyset() -> KeySet:

@@ -8,8 +8,8 @@ from sqlmodel import col, select
 
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
+from audit.models import AuditEvent
 from habilitations.models import CSSI, OPERATEUR, RGC_SUPPLEANT, RSSI
-from relais.models import AuditEvent
 from tests.connectors.outbound_support import add_connector, admin_headers, editor, publish
 from tests.e2e.conftest import Hub
 from tests.e2e.conftest import hub as hub  # the fixtures, re-exported

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
-from relais.outbox import OutboxMessage
+from relais.core.outbox import OutboxMessage
 from tests.connectors.outbound_support import add_connector, editor
 from tests.e2e.conftest import ALIMENTATION_SCOPES, GIRONDE, Hub
 from tests.e2e.conftest import hub as hub  # the fixtures, re-exported

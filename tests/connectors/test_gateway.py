@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from relais.models import AuditEvent
+from audit.models import AuditEvent
 from tests.connectors.gateway_fixtures import (
     FT_CLIENT_ID,
     UPSTREAM_REQUEST_ID,

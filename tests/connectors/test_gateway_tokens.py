@@ -108,7 +108,7 @@ def test_a_refused_token_is_forgotten_but_a_renewed_one_is_kept(httpx_mock: HTTP
 
 def test_the_backend_setting_selects_the_gateway(tmp_path: Path) -> None:
     from adapters.france_travail.backends import RechercherUsagerGateway
-    from relais.app import build_services
+    from api.app import build_services
     from tests.connectors.gateway_fixtures import gateway_settings
 
     settings = gateway_settings(data_dir=tmp_path, generate_dev_keys=True)

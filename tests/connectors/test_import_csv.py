@@ -16,7 +16,8 @@ from adapters.inbound.csv_import import import_csv
 from adapters.inbound.feed import FeedRejected
 from adapters.inbound.mapping import load_format
 from adapters.inbound.models import ImportedFile
-from relais.models import AuditEvent, ContratEngagement, Orientation, RendezVous, Usager
+from audit.models import AuditEvent
+from parcours.tables import ContratEngagement, Orientation, RendezVous, Usager
 from tests.e2e.conftest import (
     CORSE,
     DOUBLON_A,

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from pytest_httpx import HTTPXMock
 
-from relais.cli import main
-from relais.config import get_settings
-from relais.nir import nir_key
+from relais.cli.main import main
+from relais.core.config import get_settings
+from relais.core.nir import nir_key
 
 NIR13 = "1850733063001"
 NIR = NIR13 + nir_key(NIR13)

@@ -11,10 +11,10 @@ import structlog
 from click.testing import CliRunner, Result
 from sqlmodel import col, select
 
-from relais.cli import main
-from relais.config import get_settings
-from relais.db import Database
-from relais.models import AuditEvent
+from audit.models import AuditEvent
+from relais.cli.main import main
+from relais.core.config import get_settings
+from relais.core.db import Database
 from tests.connectors.outbound_support import add_organisation, editor, messages, publish
 
 

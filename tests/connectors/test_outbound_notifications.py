@@ -13,10 +13,10 @@ from adapters.outbound.mail import SmtpSender
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import NO_ADDRESS, NO_CHANNEL, Worker
 from habilitations.models import ACTIF, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Designation
-from relais.db import Database
-from relais.keys import KeySet
-from relais.models import Organisation
-from relais.outbox import enqueue
+from relais.core.db import Database
+from relais.core.keys import KeySet
+from relais.core.outbox import enqueue
+from relais.core.tables import Organisation
 from tests.connectors.outbound_support import (
     Clock,
     FakeSmtp,

@@ -16,7 +16,8 @@ from adapters.inbound.feed import FeedRejected
 from adapters.inbound.mapping import parse_format
 from adapters.inbound.models import PullCursor
 from adapters.inbound.pull import PullConfig, PullError, pull
-from relais.models import AuditEvent, RendezVous
+from audit.models import AuditEvent
+from parcours.tables import RendezVous
 from tests.e2e.conftest import GIRONDE, GIRONDE_SANS_CONTRAT, Hub, hub, hub_app
 
 API = "https://solis.cd33.test/api/rendez-vous"

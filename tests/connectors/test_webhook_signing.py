@@ -10,13 +10,13 @@ import httpx
 from sqlmodel import select
 
 from adapters.outbound import registry
-from adapters.outbound.cli import check_endpoint
 from adapters.outbound.models import Connector, ConnectorKey
 from adapters.outbound.port import Delivery, Target
 from adapters.outbound.signing import signature_header, verify
 from adapters.outbound.webhook import WebhookSender, retry_after_seconds
 from adapters.outbound.worker import Worker
-from relais.db import Database
+from relais.cli.connecteurs import check_endpoint
+from relais.core.db import Database
 from tests.connectors.outbound_support import add_connector, editor, keyset, messages, publish, settings
 
 BODY = b'{"id":"e1","type":"rendez_vous.pris"}'

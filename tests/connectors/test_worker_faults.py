@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from adapters.outbound import deliveries, registry
 from adapters.outbound.models import PAUSED, Connector, DeliveryAttempt
-from relais.db import Database
-from relais.outbox import DEAD, DELIVERED, FAILED, OutboxMessage
+from relais.core.db import Database
+from relais.core.outbox import DEAD, DELIVERED, FAILED, OutboxMessage
 from tests.connectors.outbound_support import (
     Clock,
     add_connector,

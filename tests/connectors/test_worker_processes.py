@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlmodel import select
 
 from adapters.outbound.models import DeliveryAttempt
-from relais.db import Database
-from relais.keys import generate_keyset_document, parse_keyset_document
-from relais.outbox import DELIVERED
+from relais.core.db import Database
+from relais.core.keys import generate_keyset_document, parse_keyset_document
+from relais.core.outbox import DELIVERED
 from tests.connectors.outbound_support import add_connector, editor, messages, publish
 
 EVENTS = 40
@@ -41,7 +41,7 @@ def test_two_worker_processes_deliver_each_event_once(database: Database, databa
             "RELAIS_DATA_DIR": str(tmp_path),
             "RELAIS_CONNECTOR_BATCH_SIZE": "3",
         }
-        command = [sys.executable, "-c", "from relais.cli import main; main()", "connecteurs", "worker", "--once"]
+        command = [sys.executable, "-c", "from relais.cli.main import main; main()", "connecteurs", "worker", "--once"]
         workers = [
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
             for _ in range(2)

@@ -20,18 +20,18 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 import habilitations.clients
+from api.app import build_services, create_app
+from api.services import Services
 from habilitations.models import Agent
 from habilitations.policy import subscribable
-from relais.admin_tokens import issue_admin_token
-from relais.app import build_services, create_app
-from relais.config import Settings
-from relais.db import Database
+from relais.core.admin_tokens import issue_admin_token
+from relais.core.config import Settings
+from relais.core.db import Database
+from relais.core.nir import nir_key
+from relais.core.observability import Metrics
+from relais.core.ratelimit import RateLimiter
+from relais.core.tables import Organisation
 from relais.importer import import_file
-from relais.models import Organisation
-from relais.nir import nir_key
-from relais.observability import Metrics
-from relais.ratelimit import RateLimiter
-from relais.services import Services
 from tests.conftest import fresh_database_url
 
 RECHERCHE_SCOPES = "api_rechercher-usagerv2 rechercheusager profil_accedant"

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import select
 
-import api.activites_operationnelles
-from adapters.reference_store import activites_domain
-from relais.models import Organisation, Usager
+import api.partner.activites_operationnelles
+from parcours import activites as activites_domain
+from parcours.tables import Usager
+from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     ACTIVITES_V1_SCOPES,
     ACTIVITES_V2_SCOPES,
@@ -151,7 +152,7 @@ class TestSelection:
 class TestPaging:
     def test_cursor_walks_the_whole_list_once(self, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
         expected = [ouvrir(hub, GIRONDE, "ACT380", days=-day) for day in range(5)][::-1]
-        monkeypatch.setattr(api.activites_operationnelles, "PAGE_SIZE", 2)
+        monkeypatch.setattr(api.partner.activites_operationnelles, "PAGE_SIZE", 2)
         pages: list[list[str]] = []
         params: dict[str, str] = {}
         while True:
@@ -166,13 +167,13 @@ class TestPaging:
 
     def test_v1_returns_the_first_page_only(self, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
         expected = sorted([ouvrir(hub, GIRONDE, "ACT380", days=-day) for day in range(3)])
-        monkeypatch.setattr(api.activites_operationnelles, "PAGE_SIZE", 2)
+        monkeypatch.setattr(api.partner.activites_operationnelles, "PAGE_SIZE", 2)
         assert len(get(hub, V1).json()) == 2
         assert set(ids(get(hub, V1).json())) < set(expected)
 
     def test_cursor_keeps_its_place_when_activities_close(self, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
         first, second, third = [ouvrir(hub, GIRONDE, "ACT380", days=day) for day in range(3)]
-        monkeypatch.setattr(api.activites_operationnelles, "PAGE_SIZE", 1)
+        monkeypatch.setattr(api.partner.activites_operationnelles, "PAGE_SIZE", 1)
         body = get(hub, V2).json()
         assert ids(body["activites"]) == [first]
         with hub.services.database.transaction() as session:
@@ -185,7 +186,7 @@ class TestPaging:
     def test_cursor_with_filters(self, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
         wanted = [ouvrir(hub, GIRONDE, "ACT382", days=day) for day in range(3)]
         ouvrir(hub, GIRONDE, "ACT380", days=1)
-        monkeypatch.setattr(api.activites_operationnelles, "PAGE_SIZE", 2)
+        monkeypatch.setattr(api.partner.activites_operationnelles, "PAGE_SIZE", 2)
         body = get(hub, V2, codeActivite="ACT382").json()
         rest = get(hub, V2, codeActivite="ACT382", cursor=body["cursor"]).json()
         assert ids(body["activites"]) + ids(rest["activites"]) == wanted
@@ -270,7 +271,7 @@ def test_conformance_with_full_rights(hub: Hub, url: str, monkeypatch: pytest.Mo
     for day in range(3):
         ouvrir(hub, GIRONDE, "ACT382", days=day)
         ouvrir(hub, GIRONDE, "ACT366", days=day, identifiantConsequenceSanction=f"c{day}")
-    monkeypatch.setattr(api.activites_operationnelles, "PAGE_SIZE", 2)
+    monkeypatch.setattr(api.partner.activites_operationnelles, "PAGE_SIZE", 2)
     headers = {"Authorization": f"Bearer {token(hub, 'cd33', SCOPES[url])}"}
     schema = schemathesis.openapi.from_asgi(url.replace("/activites/chercher", "/openapi.json"), hub.client.app)
     [result] = list(schema.get_all_operations())

@@ -23,18 +23,13 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import col, select
 
-from adapters.reference_store import alimentation_domain, contrat_domain
 from audit.journal import verify_database
-from relais.models import (
-    Activite,
-    AuditEvent,
-    ConsequenceSanction,
-    ContratEngagement,
-    Organisation,
-    Orientation,
-    Usager,
-)
-from relais.nir import nir_key
+from audit.models import AuditEvent
+from parcours import alimentation as alimentation_domain
+from parcours import contrat as contrat_domain
+from parcours.tables import Activite, ConsequenceSanction, ContratEngagement, Orientation, Usager
+from relais.core.nir import nir_key
+from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     ALIMENTATION_SCOPES,
     INFOS,

@@ -10,8 +10,8 @@ from sqlalchemy import event, text
 from sqlmodel import col, select
 
 from audit.checkpoints import create_checkpoint, signing_key
+from audit.models import AuditEvent
 from audit.verify import verify_database
-from relais.models import AuditEvent
 from tests.audit.journal_fixtures import tampering
 from tests.e2e.conftest import GIRONDE, INFOS, RECHERCHE, SEINE_SAINT_DENIS, Hub
 

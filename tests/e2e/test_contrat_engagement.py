@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import select
 
-from adapters.ports import Refused
-from adapters.reference_store import contrat_domain
-from relais.models import ContratEngagement, UsagerOrganisation
+from parcours import contrat as contrat_domain
+from parcours.ports import Refused
+from parcours.tables import ContratEngagement, UsagerOrganisation
 from tests.e2e.conftest import (
     CONTRAT_ENGAGEMENT_SCOPES,
     GIRONDE,

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import col, select
 
-from adapters.ports import Refusal, Refused
-from adapters.reference_store import sanctions_domain as domain
-from relais.models import Activite, ConsequenceSanction, Organisation, Usager, UsagerOrganisation
+from parcours import sanctions as domain
+from parcours.ports import Refusal, Refused
+from parcours.tables import Activite, ConsequenceSanction, Usager, UsagerOrganisation
+from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     GIRONDE,
     RATTACHE_EXPLICITE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relais.ratelimit import RateLimiter
+from relais.core.ratelimit import RateLimiter
 from tests.e2e.conftest import GIRONDE, RECHERCHE, Hub
 
 
@@ -14,7 +14,7 @@ def test_healthz_and_readyz(hub: Hub) -> None:
 
 
 def test_readyz_reports_an_unreachable_database(hub: Hub) -> None:
-    from relais.db import Database
+    from relais.core.db import Database
 
     real = hub.services.database
     hub.services.database = Database("postgresql://nobody@127.0.0.1:1/nowhere")

@@ -15,16 +15,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
-from adapters.reference_store import orientation_domain
-from relais.models import (
-    Activite,
-    AuditEvent,
-    ContratEngagement,
-    Organisation,
-    Orientation,
-    Usager,
-    UsagerOrganisation,
-)
+from audit.models import AuditEvent
+from parcours import orientation as orientation_domain
+from parcours.tables import Activite, ContratEngagement, Orientation, Usager, UsagerOrganisation
+from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     ACTIVITES_V2_SCOPES,
     GIRONDE,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, func, select
 
-from relais.models import AuditEvent
+from audit.models import AuditEvent
 from tests.e2e.conftest import (
     ACTIVITES_V1_SCOPES,
     ACTIVITES_V2_SCOPES,

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from relais.models import Organisation, Usager, UsagerOrganisation
+from parcours.tables import Usager, UsagerOrganisation
+from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     GIRONDE,
     GIRONDE_SANS_CONTRAT,

@@ -22,20 +22,21 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import delete
 from sqlmodel import col, select
 
-from adapters.ports import Refused
-from adapters.reference_store import activites_domain, rendez_vous_domain
-from relais.models import (
+from audit.models import AuditEvent
+from parcours import activites as activites_domain
+from parcours import rendez_vous as rendez_vous_domain
+from parcours.ports import Refused
+from parcours.tables import (
     Activite,
-    AuditEvent,
     ConsequenceSanction,
     ContratEngagement,
-    Organisation,
     Orientation,
     RendezVous,
     Usager,
     UsagerOrganisation,
 )
-from relais.ratelimit import RateLimiter
+from relais.core.ratelimit import RateLimiter
+from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     GIRONDE,
     GIRONDE_SANS_CONTRAT,

@@ -9,7 +9,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from relais.keys import rotate_signing_key
+from relais.core.keys import rotate_signing_key
 from tests.e2e.conftest import GIRONDE, RECHERCHE, RECHERCHE_SCOPES, SECRET, TOKEN_URL, Hub
 
 
@@ -158,7 +158,7 @@ class TestTokenVerification:
     def test_disabled_client_token_stops_working_at_once(self, hub: Hub) -> None:
         from sqlmodel import select
 
-        from relais.models import Client
+        from relais.core.tables import Client
 
         token = hub.token()
         with hub.services.database.transaction() as session:
@@ -170,7 +170,7 @@ class TestTokenVerification:
 
 class TestKeyRotation:
     def test_old_key_verifies_until_its_tokens_expire(self, hub: Hub) -> None:
-        from relais.keys import load_keyset
+        from relais.core.keys import load_keyset
 
         settings = hub.services.settings
         old_token = hub.token()

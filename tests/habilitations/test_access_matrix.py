@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from habilitations import lifecycle
 from habilitations.models import CSSI, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Souscription
 from habilitations.policy import decide
-from relais.models import Client
+from relais.core.tables import Client
 from specs import SPECS_DIR, served_documents
 from tests.e2e.conftest import Hub
 from tests.habilitations.world import OPERATOR, organisation_id

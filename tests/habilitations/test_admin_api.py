@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.models import (
     CSSI,
@@ -28,8 +29,8 @@ from habilitations.models import (
     Habilitation,
 )
 from habilitations.roles import Principal
-from relais.models import AuditEvent, Organisation
-from relais.outbox import OutboxMessage
+from relais.core.outbox import OutboxMessage
+from relais.core.tables import Organisation
 from tests.e2e.conftest import AGENT, RECHERCHE, Hub, hub, hub_app  # noqa: F401
 
 BASE = "/relais/habilitations/v1"

@@ -13,13 +13,14 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlmodel import col, select
 
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.models import Habilitation
 from habilitations.roles import Principal
-from relais.cli import main
-from relais.config import get_settings
-from relais.db import Database
-from relais.models import AuditEvent, Organisation
+from relais.cli.main import main
+from relais.core.config import get_settings
+from relais.core.db import Database
+from relais.core.tables import Organisation
 
 API = "rechercher-usager-v2"
 
@@ -66,7 +67,7 @@ def ok(*args: str) -> Any:
 
 def cli_events(database: Database, operation: str) -> list[AuditEvent]:
     with database.session() as session:
-        query = select(AuditEvent).where(AuditEvent.operation == f"habilitations.cli.{operation}")
+        query = select(AuditEvent).where(AuditEvent.operation == f"relais.cli.habilitations.{operation}")
         return list(session.exec(query.order_by(col(AuditEvent.id))).all())
 
 

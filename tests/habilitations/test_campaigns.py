@@ -19,11 +19,11 @@ import httpx
 from sqlmodel import col, select
 
 from audit.journal import append_event
+from audit.models import AuditEvent
 from habilitations import campaigns, lifecycle
 from habilitations.models import Habilitation
 from habilitations.roles import Principal
-from relais.context import AuditDraft
-from relais.models import AuditEvent
+from relais.core.auditing import AuditDraft
 from tests.e2e.conftest import RECHERCHE, SEINE_SAINT_DENIS, Hub, hub, hub_app  # noqa: F401
 from tests.habilitations.test_admin_api import (
     RECHERCHE_API,

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.clients import create_client
 from habilitations.models import ACTIF, REVOQUE, TECHNIQUE, Agent, Habilitation, Souscription
 from habilitations.policy import Decision, decide
 from habilitations.roles import Principal
-from relais.db import Database
+from relais.core.db import Database
+from relais.core.tables import Client, Organisation
 from relais.migrate import upgrade
-from relais.models import AuditEvent, Client, Organisation
 from tests.conftest import TEST_DATABASE_URL_VARIABLE, _reset_schema
 
 BEFORE_ENFORCEMENT = "c0ffee000002"

@@ -11,7 +11,7 @@ from sqlmodel import select
 from habilitations import lifecycle
 from habilitations.inactivity import TOPIC_WARNING, add_months, inactivity_due_date, is_overdue, sweep
 from habilitations.models import ACTIF, SUSPENDU_INACTIVITE, Agent
-from relais.outbox import OutboxMessage
+from relais.core.outbox import OutboxMessage
 from tests.e2e.conftest import Hub
 from tests.habilitations.world import add_agent, add_rgc, agent_row, events, last_seq
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 from habilitations import lifecycle
 from habilitations.lifecycle import LifecycleRefused
 from habilitations.models import ACTIF, BLOQUE, CSSI, RGC_SUPPLEANT, RSSI, Designation
-from relais.outbox import OutboxMessage
+from relais.core.outbox import OutboxMessage
 from tests.e2e.conftest import GIRONDE, Hub
 from tests.habilitations.world import (
     API_SCOPES,

@@ -11,15 +11,16 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import col, select
 
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.models import ACTIF, RGC_TITULAIRE, SUSPENDU_INACTIVITE, TECHNIQUE, Agent, Designation, Habilitation
 from habilitations.roles import Principal
-from relais.cli import main
-from relais.config import get_settings
-from relais.db import Database
+from relais.cli.main import main
+from relais.core.config import get_settings
+from relais.core.db import Database
+from relais.core.keys import KeySet, load_or_create_keyset
+from relais.core.tables import Organisation
 from relais.importer import DatasetError, import_records
-from relais.keys import KeySet, load_or_create_keyset
-from relais.models import AuditEvent, Organisation
 
 RECHERCHE = ["api_rechercher-usagerv2", "profil_accedant", "rechercheusager"]
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlmodel import Session, col, func, select
 
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.clients import create_client
 from habilitations.lifecycle import LifecycleRefused
@@ -33,8 +34,8 @@ from habilitations.models import (
 )
 from habilitations.policy import decide
 from habilitations.roles import Principal, current_roles
-from relais.db import Database
-from relais.models import AuditEvent, Client, Organisation
+from relais.core.db import Database
+from relais.core.tables import Client, Organisation
 
 NOW = datetime(2026, 6, 10, 9, tzinfo=UTC)
 APIS = {

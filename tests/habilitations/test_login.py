@@ -22,9 +22,10 @@ from pytest_httpx import HTTPXMock
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import col, select
 
+from audit.models import AuditEvent
 from habilitations.login_models import LoginAttempt, OrganisationSiret
 from habilitations.models import RGC_TITULAIRE, SUSPENDU_INACTIVITE, TECHNIQUE, Agent, Designation
-from relais.models import AuditEvent, Organisation
+from relais.core.tables import Organisation
 from tests.e2e.conftest import Hub, hub, hub_app
 from tests.fakes.proconnect import FakeProConnect, FakeUser
 

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from pytest_httpx import HTTPXMock
 from sqlmodel import select
 
-from relais.cli import main
-from relais.config import get_settings
-from relais.db import Database
-from relais.models import AuditEvent, Organisation
+from audit.models import AuditEvent
+from relais.cli.main import main
+from relais.core.config import get_settings
+from relais.core.db import Database
+from relais.core.tables import Organisation
 from tests.fakes.proconnect import FakeProConnect
 
 SIRET = "22330001300016"

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
+from audit.models import AuditEvent
 from habilitations import lifecycle
 from habilitations.models import RGC_TITULAIRE, Agent
 from habilitations.roles import Principal, current_roles
-from relais.models import AuditEvent, Organisation
+from relais.core.tables import Organisation
 from tests.e2e.conftest import INFOS, RECHERCHE, RECHERCHE_SCOPES, STATUT, Hub, Person
 
 OPERATOR = Principal.command_line()

@@ -15,15 +15,17 @@ import uvicorn
 from click.testing import CliRunner, Result
 from sqlmodel import select
 
-from adapters.reference_store import contrat_domain
+from audit.models import AuditEvent
 from habilitations.clients import authenticate_client
-from relais.cli import main
-from relais.cli_support import redact_database_url
-from relais.config import get_settings
-from relais.db import Database
+from parcours import contrat as contrat_domain
+from parcours.tables import ContratEngagement, Usager
+from relais.cli.main import main
+from relais.cli.support import redact_database_url
+from relais.core.config import get_settings
+from relais.core.db import Database
+from relais.core.nir import nir_key
+from relais.core.tables import Organisation
 from relais.demo.dataset import PARTENAIRE_SCOPES
-from relais.models import AuditEvent, ContratEngagement, Organisation, Usager
-from relais.nir import nir_key
 
 ORGANISATION = {
     "type": "organisation",
@@ -46,7 +48,7 @@ def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     get_settings.cache_clear()
 
 
-# Loggers whose level or state relais.observability.configure_logging changes.
+# Loggers whose level or state relais.core.observability.configure_logging changes.
 _TOUCHED_LOGGERS = ("connexion", "uvicorn.access")
 
 

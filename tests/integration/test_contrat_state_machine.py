@@ -23,11 +23,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import delete
 from sqlmodel import select
 
-from adapters.ports import Refused
-from adapters.reference_store import contrat_domain
-from adapters.reference_store.contrat_domain import add_months
-from relais.models import ContratEngagement
-from relais.ratelimit import RateLimiter
+from parcours import contrat as contrat_domain
+from parcours.contrat import add_months
+from parcours.ports import Refused
+from parcours.tables import ContratEngagement
+from relais.core.ratelimit import RateLimiter
 from tests.e2e.conftest import CONTRAT_ENGAGEMENT_SCOPES, GIRONDE, Hub, hub_app, module_hub  # noqa: F401 - fixtures
 from tests.e2e.test_rendez_vous_partenaire import (  # noqa: F401 - fixtures
     START,

@@ -18,12 +18,13 @@ from habilitations.clients import (
     get_active_client,
     upsert_client,
 )
-from relais.db import Database
+from parcours.tables import Usager, UsagerOrganisation
+from relais.core.db import Database
+from relais.core.keys import KeySet, generate_keyset_document, parse_keyset_document
+from relais.core.nir import nir_key
+from relais.core.personal_data import blind_index, decrypt_field
+from relais.core.tables import Client, Organisation
 from relais.importer import DatasetError, ImportReport, import_file, import_records
-from relais.keys import KeySet, generate_keyset_document, parse_keyset_document
-from relais.models import Client, Organisation, Usager, UsagerOrganisation
-from relais.nir import nir_key
-from relais.personal_data import blind_index, decrypt_field
 
 SECRET = "un-secret-de-test-assez-long-0001"
 SCOPES = ["api_rechercher-usagerv2", "rechercheusager", "profil_accedant"]

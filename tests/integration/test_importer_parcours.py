@@ -16,21 +16,14 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from adapters.reference_store import orientation_domain
-from relais.db import Database
+from parcours import orientation as orientation_domain
+from parcours.tables import Activite, ConsequenceSanction, ContratEngagement, Orientation, RendezVous, Usager
+from relais.core.db import Database
+from relais.core.keys import KeySet, generate_keyset_document, parse_keyset_document
+from relais.core.nir import nir_key
+from relais.core.tables import Organisation
 from relais.demo.dataset import build_demo_records, demo_parcours
 from relais.importer import DatasetError, import_file, import_records
-from relais.keys import KeySet, generate_keyset_document, parse_keyset_document
-from relais.models import (
-    Activite,
-    ConsequenceSanction,
-    ContratEngagement,
-    Organisation,
-    Orientation,
-    RendezVous,
-    Usager,
-)
-from relais.nir import nir_key
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PENDING = "10000000001"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from relais.db import create_db_engine
+from relais.core.db import create_db_engine
 from relais.schema import metadata
 
 

@@ -23,10 +23,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from adapters.ports import Refusal, Refused
-from adapters.reference_store import orientation_domain
-from relais.db import Database
-from relais.models import Activite, ContratEngagement, Organisation, Orientation, Usager
+from parcours import orientation as orientation_domain
+from parcours.ports import Refusal, Refused
+from parcours.tables import Activite, ContratEngagement, Orientation, Usager
+from relais.core.db import Database
+from relais.core.tables import Organisation
 from tests.orientation_criteria import CRITERES_COMPLETS
 
 # Organisations covering the usager's département (33), by organisme.

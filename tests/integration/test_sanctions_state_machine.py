@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlmodel import Session, col, select
 
-from adapters.ports import Refused
-from adapters.reference_store import sanctions_domain as domain
-from relais.db import Database
-from relais.models import Activite, ConsequenceSanction, Organisation, Usager
+from parcours import sanctions as domain
+from parcours.ports import Refused
+from parcours.tables import Activite, ConsequenceSanction, Usager
+from relais.core.db import Database
+from relais.core.tables import Organisation
 
 AGENT = "AGT-TEST"
 _numeros = itertools.count(20_000_000_000)

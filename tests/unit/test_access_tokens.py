@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from relais.access_tokens import (
+from relais.core.access_tokens import (
     InvalidAccessToken,
     issue_access_token,
     jwks_document,
     verify_access_token,
 )
-from relais.keys import (
+from relais.core.keys import (
     KeySet,
     generate_keyset_document,
     load_keyset,

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from relais.core.nir import is_valid_numero_france_travail, normalize_nir
 from relais.demo.dataset import (
     ALIMENTATION_SCOPES,
     DEMO_CLIENTS,
@@ -20,7 +21,6 @@ from relais.demo.dataset import (
     demo_parcours,
     demo_samples,
 )
-from relais.nir import is_valid_numero_france_travail, normalize_nir
 from specs import SPECS_DIR, served_documents
 
 

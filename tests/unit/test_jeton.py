@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relais.jeton import (
+from relais.core.jeton import (
     JetonAutreClient,
     JetonError,
     JetonExpire,
@@ -15,7 +15,7 @@ from relais.jeton import (
     issue_jeton,
     open_jeton,
 )
-from relais.keys import (
+from relais.core.keys import (
     KeySet,
     generate_keyset_document,
     load_keyset,

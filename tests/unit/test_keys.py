@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from relais.config import Settings
-from relais.keys import (
+from relais.core.config import Settings
+from relais.core.keys import (
     EnvelopeError,
     KeySetError,
     generate_keyset_document,

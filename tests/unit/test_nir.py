@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relais.nir import (
+from relais.core.nir import (
     NirError,
     is_valid_iso_date,
     is_valid_numero_france_travail,

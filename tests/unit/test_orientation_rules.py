@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.reference_store.orientation_rules import (
+from parcours.orientation_rules import (
     DEFAULT_RULES_FILE,
     RuleTableError,
     default_rules,

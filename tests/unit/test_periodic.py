@@ -8,10 +8,10 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from relais.app import build_services, create_app
-from relais.config import Settings
-from relais.periodic import BackgroundJobs, PeriodicJob
-from relais.services import Services
+from api.app import build_services, create_app
+from api.periodic import BackgroundJobs, PeriodicJob
+from api.services import Services
+from relais.core.config import Settings
 
 
 def test_jobs_run_while_the_app_is_up_and_stop_with_it(tmp_path: Path) -> None:

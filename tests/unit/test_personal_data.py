@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, hmac
 
-from relais.keys import KeySet, generate_keyset_document, parse_keyset_document
-from relais.nir import NirError
-from relais.personal_data import FieldDecryptionError, blind_index, decrypt_field, encrypt_field
+from relais.core.keys import KeySet, generate_keyset_document, parse_keyset_document
+from relais.core.nir import NirError
+from relais.core.personal_data import FieldDecryptionError, blind_index, decrypt_field, encrypt_field
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 NIR = "2690549588157"

@@ -1,4 +1,4 @@
-from relais.ratelimit import RateLimiter
+from relais.core.ratelimit import RateLimiter
 
 
 class FakeClock:

@@ -1,6 +1,6 @@
 import pytest
 
-from relais.resolver import snake_case
+from api.resolver import snake_case
 
 
 @pytest.mark.parametrize(

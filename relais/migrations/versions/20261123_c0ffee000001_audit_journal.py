@@ -92,7 +92,7 @@ def _sequence_existing_events(head: sa.Table) -> None:
     """The events of the hash-chained journal become leaves 0..n-1, in their chain order."""
     from audit import merkle
     from audit.journal import CONTENT_FIELDS, event_leaf_hash
-    from relais.models import AuditEvent
+    from audit.models import AuditEvent
 
     table = AuditEvent.__table__  # type: ignore[attr-defined]
     bind = op.get_bind()
@@ -189,7 +189,7 @@ def _postgresql_triggers() -> None:
 
 
 def _postgresql_grants() -> None:
-    from relais.config import get_settings
+    from relais.core.config import get_settings
 
     role = get_settings().audit_app_role
     if not role:

@@ -29,7 +29,7 @@ def upgrade() -> None:
     from habilitations import lifecycle
     from habilitations.policy import subscribable
     from habilitations.roles import Principal
-    from relais.models import Client
+    from relais.core.tables import Client
 
     now = datetime.now(UTC)
     operator = Principal.command_line()

@@ -1,0 +1,120 @@
+"""Audit v1: the incidents opened by the detection rules — list, detail with evidence, transitions.
+
+A security officer sees and handles the incidents of their organisation; the CSSI all of
+them. An incident outside one's perimeter answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from connexion.lifecycle import ConnexionResponse
+from sqlmodel import Session, col, select
+from starlette.responses import StreamingResponse
+
+from api.admin.audit_access import AccessRefused, author_of, current_visibility
+from api.context import current_request
+from api.errors import erreur_partenaire, json_response, note_refusal
+from audit import checkpoints, incidents
+from audit.incident_models import Incident
+from audit.models import AuditEvent
+from audit.search import event_json
+from audit.verify import export_records
+
+MAX_EVIDENCE_SHOWN = 500
+
+
+def lister_incidents(etat: str | None = None, regle: str | None = None, limite: int = 100) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        _, visible = current_visibility(session)
+    except AccessRefused as refused:
+        return refused.response
+    state.audit.details = {"filtres": [name for name, value in (("etat", etat), ("regle", regle)) if value]}
+    rows, total = incidents.list_incidents(session, visible, etat=etat, regle=regle, limit=limite)
+    now = state.services.clock()
+    return json_response(200, {"total": total, "incidents": [incidents.incident_json(row, now) for row in rows]})
+
+
+def lire_incident(incidentId: str) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    state.audit.target = f"incident:{incidentId}"
+    try:
+        _, visible = current_visibility(session)
+        incident = incidents.get_incident(session, incidentId, visible)
+    except AccessRefused as refused:
+        return refused.response
+    except incidents.IncidentError as exc:
+        return _refused(exc)
+    return json_response(200, _detail(session, incident, state.services.clock()))
+
+
+def exporter_preuves_incident(incidentId: str) -> ConnexionResponse | StreamingResponse:
+    state = current_request()
+    session = state.session()
+    state.audit.target = f"incident:{incidentId}"
+    try:
+        _, visible = current_visibility(session)
+        incident = incidents.get_incident(session, incidentId, visible)
+    except AccessRefused as refused:
+        return refused.response
+    except incidents.IncidentError as exc:
+        return _refused(exc)
+    settings, now = state.services.settings, state.services.clock()
+    # Signed over everything committed, so that every piece of evidence carries its proof.
+    checkpoint = checkpoints.checkpoint_in(session, checkpoints.signing_key(settings), now=now)
+    records = export_records(
+        session,
+        incidents.evidence_ids(session, incident.id),
+        checkpoint=checkpoint or checkpoints.latest_checkpoint(session),
+    )
+    return StreamingResponse(
+        (json.dumps(record, ensure_ascii=False) + "\n" for record in records),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="incident-{incident.id}.jsonl"'},
+    )
+
+
+def changer_etat_incident(incidentId: str, body: dict[str, Any]) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    state.audit.target = f"incident:{incidentId}"
+    try:
+        principal, visible = current_visibility(session)
+        now = state.services.clock()
+        incident, before = incidents.transition(
+            session,
+            incidentId,
+            to=body["etat"],
+            comment=body["commentaire"],
+            now=now,
+            author=author_of(principal),
+            agent_id=principal.agent_id,
+            visible=visible,
+            expected_state=body.get("etatActuel"),
+        )
+    except AccessRefused as refused:
+        return refused.response
+    except incidents.IncidentError as exc:
+        return _refused(exc)
+    # State codes only: the comment may hold anything and stays in the incident's history.
+    state.audit.details = {"avant": before, "apres": incident.etat}
+    return json_response(200, _detail(session, incident, now))
+
+
+def _detail(session: Session, incident: Incident, now: Any) -> dict[str, Any]:
+    ids = incidents.evidence_ids(session, incident.id)[:MAX_EVIDENCE_SHOWN]
+    events = session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(ids)).order_by(col(AuditEvent.id))).all()
+    return {
+        **incidents.incident_json(incident, now),
+        "preuves": [event_json(event) for event in events],
+        "historique": [incidents.transition_json(item) for item in incidents.history(session, incident.id)],
+    }
+
+
+def _refused(exc: incidents.IncidentError) -> ConnexionResponse:
+    note_refusal(exc.code.lower())
+    return erreur_partenaire(exc.status, exc.code, exc.message)

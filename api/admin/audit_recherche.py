@@ -1,0 +1,163 @@
+"""Audit v1: search and export the journal, and the « qui a consulté mon dossier » report.
+
+Every call is audited by the request pipeline like any admin call; the handlers add what the
+event must say: the NAMES of the filters used (``details``), never their values, and, when
+searching by usager, the usager's internal id as ``target`` — never the NIR.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from connexion.lifecycle import ConnexionResponse
+from starlette.responses import StreamingResponse
+
+from api.admin.audit_access import AccessRefused, check_organisation, current_visibility, parse_moment
+from api.context import RequestState, current_request
+from api.errors import erreur_partenaire, json_response, note_refusal
+from audit import report as report_module
+from audit.search import (
+    Filters,
+    SearchError,
+    UsagerCible,
+    csv_lines,
+    event_json,
+    iter_events,
+    jsonl_records,
+    resolve_usager,
+    search,
+)
+from relais.core.nir import NirError
+
+CSV_MEDIA_TYPE = "text/csv"
+JSONL_MEDIA_TYPE = "application/jsonl"
+
+
+class _Refused(Exception):
+    def __init__(self, response: ConnexionResponse) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+def rechercher_evenements(body: dict[str, Any]) -> ConnexionResponse:
+    state = current_request()
+    try:
+        filters = _filters(state, body)
+        limit = min(int(body.get("limite", 100)), state.services.settings.audit_search_max_page)
+        page = search(state.session(), filters, limit=limit, cursor=body.get("curseur"))
+    except (AccessRefused, _Refused) as refused:
+        return refused.response
+    except SearchError as exc:
+        return _bad_request(exc.code, exc.message)
+    return json_response(
+        200,
+        {
+            "total": page.total,
+            "evenements": [event_json(event) for event in page.events],
+            "curseurSuivant": page.next_cursor,
+        },
+    )
+
+
+def exporter_evenements(body: dict[str, Any]) -> ConnexionResponse | StreamingResponse:
+    state = current_request()
+    try:
+        filters = _filters(state, body)
+    except (AccessRefused, _Refused) as refused:
+        return refused.response
+    except SearchError as exc:
+        return _bad_request(exc.code, exc.message)
+    fmt = body["format"]
+    assert state.audit.details is not None
+    state.audit.details["format"] = fmt
+    session = state.session()
+    if fmt == "csv":
+        return StreamingResponse(
+            csv_lines(iter_events(session, filters)),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="journal-audit.csv"'},
+        )
+    records = jsonl_records(session, filters, settings=state.services.settings, now=state.services.clock())
+    return StreamingResponse(
+        (json.dumps(record, ensure_ascii=False) + "\n" for record in records),
+        media_type=JSONL_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="journal-audit.jsonl"'},
+    )
+
+
+def rapport_acces_usager(body: dict[str, Any]) -> ConnexionResponse:
+    state = current_request()
+    try:
+        filters = _filters(state, body)
+    except (AccessRefused, _Refused) as refused:
+        return refused.response
+    except SearchError as exc:
+        return _bad_request(exc.code, exc.message)
+    assert filters.usager is not None
+    result = report_module.who_accessed(state.session(), filters)
+    # Whether the hub knows this person is itself sensitive (an RSA beneficiary...): only the
+    # CSSI, who sees every organisation, learns it; others learn only what their events show.
+    known = bool(filters.usager.usager_ids) if filters.visible is None else result.total > 0
+    return json_response(
+        200,
+        {
+            "usagerConnu": known,
+            "periode": {"debut": body.get("debut"), "fin": body.get("fin")},
+            "total": result.total,
+            "tronque": result.truncated,
+            "acces": result.accesses,
+            "organisations": result.organisations,
+        },
+    )
+
+
+# Filters ----------------------------------------------------------------------------------
+
+
+def _filters(state: RequestState, body: dict[str, Any]) -> Filters:
+    """The body's filters, with the caller's visibility; records their names in the audit event."""
+    session = state.session()
+    principal, visible = current_visibility(session)
+    check_organisation(visible, body.get("organisation"))
+    usager = _usager(state, body.get("usager"))
+    try:
+        debut, fin = parse_moment(body.get("debut")), parse_moment(body.get("fin"))
+    except ValueError:
+        raise _Refused(_bad_request("PERIODE_INVALIDE", "debut ou fin n'est pas une date-heure ISO 8601")) from None
+    if debut is not None and fin is not None and debut >= fin:
+        raise _Refused(_bad_request("PERIODE_INVALIDE", "debut doit précéder fin"))
+    filters = Filters(
+        usager=usager,
+        agent_id=body.get("agentId"),
+        agent_identifiant=body.get("agentIdentifiant"),
+        organisation=body.get("organisation"),
+        client_id=body.get("clientId"),
+        operation=body.get("operation"),
+        decision=body.get("decision"),
+        debut=debut,
+        fin=fin,
+        visible=visible,
+    )
+    state.audit.details = {"filtres": filters.names()}
+    if usager is not None and usager.reference is not None:
+        state.audit.target = usager.reference
+    return filters
+
+
+def _usager(state: RequestState, given: dict[str, Any] | None) -> UsagerCible | None:
+    if given is None:
+        return None
+    nir, numero = given.get("nir"), given.get("numeroFranceTravail")
+    if (nir is None) == (numero is None):
+        raise _Refused(_bad_request("USAGER_ABSENT", "usager : donner soit nir, soit numeroFranceTravail"))
+    try:
+        return resolve_usager(state.session(), state.services.keys, nir=nir, numero=numero)
+    except NirError as exc:
+        # The message names the problem, never the value.
+        raise _Refused(_bad_request("NIR_INVALIDE", str(exc))) from None
+
+
+def _bad_request(code: str, message: str) -> ConnexionResponse:
+    note_refusal(code.lower())
+    return erreur_partenaire(400, code, message)

@@ -1,0 +1,272 @@
+"""Connecteurs v1: delivery status and history of an organisation's connectors, replay, pause.
+
+Who: the RGC (titulaire or suppléant) or the RSSI of the connector's organisation, the CSSI
+and the hub operator; a connector outside one's perimeter answers 404, as if it did not exist.
+What: identifiers, types, statuses and attempts of the messages, never their content (which
+names usagers): an administrative role does not open beneficiary data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from connexion.lifecycle import ConnexionResponse
+from sqlmodel import Session, col, select
+
+from adapters.outbound import deliveries, registry
+from adapters.outbound.models import ACTIVE, Connector, DeliveryAttempt
+from api.admin.admin_security import admin_refused, current_principal
+from api.context import current_request
+from api.errors import json_response
+from habilitations.models import RGC_SUPPLEANT, RGC_TITULAIRE, RSSI
+from habilitations.roles import Principal
+from relais.core.outbox import OutboxMessage
+
+_ROLES = (RGC_TITULAIRE, RGC_SUPPLEANT, RSSI)
+ETAT = {ACTIVE: "ACTIF"}
+
+
+class Refused(Exception):
+    def __init__(self, response: ConnexionResponse) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+# Handlers ---------------------------------------------------------------------------------
+
+
+def lister_connecteurs() -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        visible = _visible_organisations(current_principal())
+    except Refused as refused:
+        return refused.response
+    query = select(Connector).order_by(col(Connector.name))
+    if visible is not None:
+        query = query.where(col(Connector.organisation_id).in_(visible))
+    connectors = session.exec(query).all()
+    return json_response(200, {"connecteurs": [_connecteur(session, c) for c in connectors]})
+
+
+def lire_connecteur(nom: str) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom)
+    except Refused as refused:
+        return refused.response
+    return json_response(200, _connecteur(session, connector))
+
+
+def suspendre_connecteur(nom: str) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom, lock=True)
+    except Refused as refused:
+        return refused.response
+    changed = registry.pause(session, connector, "suspendu par un agent", state.services.clock())
+    state.audit.details = {"action": "suspendre", "effet": changed}
+    session.flush()
+    return json_response(200, _connecteur(session, connector))
+
+
+def reprendre_connecteur(nom: str) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom, lock=True)
+    except Refused as refused:
+        return refused.response
+    waiting = registry.resume(session, connector, state.services.clock())
+    state.audit.details = {"action": "reprendre", "messages": waiting}
+    session.flush()
+    return json_response(200, _connecteur(session, connector))
+
+
+def lister_evenements(
+    nom: str,
+    statut: str | None = None,
+    depuis: str | None = None,
+    jusqua: str | None = None,
+    limite: int = 100,
+    decalage: int = 0,
+) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom)
+        since, until = _period(depuis, jusqua)
+    except Refused as refused:
+        return refused.response
+    state.audit.details = {"filtres": [n for n, v in (("statut", statut), ("depuis", depuis), ("jusqua", jusqua)) if v]}
+    statuses = [deliveries.STATUS_OF[statut]] if statut else None
+    page = deliveries.messages(
+        session, connector, statuses=statuses, since=since, until=until, limit=limite, offset=decalage
+    )
+    return json_response(200, {"total": page.total, "evenements": [_evenement(m) for m in page.messages]})
+
+
+def lire_evenement(nom: str, evenementId: str) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom)
+        found = _message(session, connector, evenementId)
+    except Refused as refused:
+        return refused.response
+    return json_response(200, _evenement(found, deliveries.attempts(session, found)))
+
+
+def rejouer_evenement(nom: str, evenementId: str) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom)
+        found = _message(session, connector, evenementId, lock=True)
+    except Refused as refused:
+        return refused.response
+    deliveries.replay(session, found, state.services.clock())
+    session.flush()
+    state.audit.details = {"action": "rejouer", "evenement": evenementId}
+    return json_response(202, _evenement(found))
+
+
+def rejouer_plage(nom: str, body: dict[str, Any]) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    try:
+        connector = _connector(session, nom)
+        since, until = _period(body.get("depuis"), body.get("jusqua"))
+    except Refused as refused:
+        return refused.response
+    statuses = [deliveries.STATUS_OF[s] for s in body.get("statuts") or ("ABANDONNE", "EN_ECHEC")]
+    count = deliveries.replay_range(
+        session, connector, state.services.clock(), statuses=statuses, since=since, until=until
+    )
+    session.flush()
+    state.audit.details = {"action": "rejouer_plage", "nombre": count}
+    return json_response(202, {"nombre": count})
+
+
+# Access -----------------------------------------------------------------------------------
+
+
+def _visible_organisations(principal: Principal) -> frozenset[int] | None:
+    """Organisation ids whose connectors the principal sees; None for all. Raises Refused."""
+    if principal.is_operator or principal.is_cssi:
+        return None
+    ids = frozenset(organisation_id for role, organisation_id in principal.roles if role in _ROLES)
+    if not ids:
+        raise Refused(
+            admin_refused(
+                403,
+                "ACCES_NON_AUTORISE",
+                "Réservé au RGC et au RSSI de l'organisation, au CSSI et à l'opérateur",
+                "role_insuffisant",
+            )
+        )
+    return ids
+
+
+def _connector(session: Session, nom: str, *, lock: bool = False) -> Connector:
+    state = current_request()
+    state.audit.target = f"connecteur:{nom}"
+    visible = _visible_organisations(current_principal())
+    connector = registry.by_name(session, nom, lock=lock)
+    if connector is None or (visible is not None and connector.organisation_id not in visible):
+        raise Refused(admin_refused(404, "CONNECTEUR_INCONNU", "Connecteur inconnu", "connecteur_inconnu"))
+    state.audit.organisation = registry.organisation_code(session, connector) or state.audit.organisation
+    return connector
+
+
+def _message(session: Session, connector: Connector, event_id: str, *, lock: bool = False) -> OutboxMessage:
+    found = deliveries.message(session, connector, event_id, lock=lock)
+    if found is None:
+        raise Refused(
+            admin_refused(404, "EVENEMENT_INCONNU", "Événement inconnu pour ce connecteur", "evenement_inconnu")
+        )
+    return found
+
+
+def _period(depuis: str | None, jusqua: str | None) -> tuple[datetime | None, datetime | None]:
+    since, until = _instant(depuis, "depuis"), _instant(jusqua, "jusqua")
+    if since is not None and until is not None and since > until:
+        raise Refused(
+            admin_refused(400, "PERIODE_INVALIDE", "Période invalide : depuis est après jusqua", "periode_invalide")
+        )
+    return since, until
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Refused(
+            admin_refused(
+                400,
+                "PERIODE_INVALIDE",
+                f"{name} invalide : date-heure RFC 3339 avec fuseau attendue",
+                "periode_invalide",
+            )
+        )
+    return parsed
+
+
+# Shapes -----------------------------------------------------------------------------------
+
+
+def _connecteur(session: Session, connector: Connector) -> dict[str, Any]:
+    settings = current_request().services.settings
+    last = deliveries.last_delivery(session, connector)
+    return {
+        "nom": connector.name,
+        "organisation": registry.organisation_code(session, connector),
+        "type": connector.kind,
+        "url": connector.url,
+        "evenements": list(connector.events),
+        "notifications": connector.notifications,
+        "etat": ETAT.get(connector.state, "SUSPENDU"),
+        "motifSuspension": connector.pause_reason,
+        "dateSuspension": _iso(connector.paused_at),
+        "echecsConsecutifs": connector.consecutive_failures,
+        "tentativesMax": connector.max_attempts or settings.connector_max_attempts,
+        "compteurs": deliveries.counts(session, connector),
+        "derniereLivraison": _iso(last),
+    }
+
+
+def _evenement(message: OutboxMessage, attempts: list[DeliveryAttempt] | None = None) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "identifiant": deliveries.event_id_of(message),
+        "type": message.topic,
+        "statut": deliveries.STATUT[message.status],
+        "tentatives": message.attempts,
+        "dateCreation": _iso(message.created_at),
+        "prochaineTentative": _iso(message.next_attempt_at) if message.status in deliveries.WAITING else None,
+        "derniereErreur": message.last_error,
+        "dateLivraison": _iso(message.delivered_at),
+    }
+    if attempts is not None:
+        shaped["historique"] = [
+            {
+                "numero": attempt.attempt,
+                "date": _iso(attempt.attempted_at),
+                "resultat": deliveries.STATUT.get(attempt.outcome, "EN_ECHEC"),
+                "codeHttp": attempt.http_status,
+                "erreur": attempt.error,
+                "dureeMs": attempt.duration_ms,
+            }
+            for attempt in attempts
+        ]
+    return shaped
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
