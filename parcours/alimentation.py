@@ -25,11 +25,12 @@ from sqlmodel import Session, select
 
 from parcours import contrat as contrat_domain
 from parcours import sanctions as sanctions_domain
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import ConsequenceSanction, Usager
 from relais.core.keys import KeySet
 from relais.core.nir import NIR_CONTEXT, NirError, is_valid_iso_date, normalize_nir
 from relais.core.personal_data import blind_index, encrypt_field
+from relais.core.refusals import RefusalKind
 
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -70,24 +71,24 @@ def valider_nir(raw: Any) -> str:
     """The 13-character NIR, or ``Refused(INVALID)``; the message never quotes the value."""
     if not raw:
         # Optional in some shapes, but the reference store finds usagers by NIR.
-        raise Refused(Refusal.INVALID, "NIR_OBLIGATOIRE", "NIR obligatoire (champ etatCivil.nir)")
+        raise Refused(RefusalKind.INVALID, "NIR_OBLIGATOIRE", "NIR obligatoire (champ etatCivil.nir)")
     try:
         return normalize_nir(str(raw))
     except NirError as exc:
-        raise Refused(Refusal.INVALID, "NIR_INVALIDE", nir_reason(exc)) from None
+        raise Refused(RefusalKind.INVALID, "NIR_INVALIDE", nir_reason(exc)) from None
 
 
 def valider_date_naissance(raw: Any, *, now: datetime) -> date:
     if not isinstance(raw, str) or not is_valid_iso_date(raw):
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "DATE_NAISSANCE_INVALIDE",
             "date de naissance invalide (date réelle attendue, au format AAAA-MM-JJ)",
         )
     value = date.fromisoformat(raw)
     if not EARLIEST_BIRTH_DATE <= value <= now.date():
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "DATE_NAISSANCE_INVALIDE",
             "date de naissance invalide (hors de la plage 1900-01-01 à aujourd'hui)",
         )
@@ -144,7 +145,7 @@ def enregistrer_usager(
                 session.add(usager)
         except IntegrityError:
             raise Refused(
-                Refusal.CONFLICT,
+                RefusalKind.CONFLICT,
                 "MODIFICATION_CONCURRENTE",
                 "Usager enregistré au même moment par un autre appel : renouvelez l'appel",
             ) from None
@@ -196,13 +197,13 @@ def enregistrer_inscription(
     depuis = _date_or_none(actuel.get("m_date_effet_statut"))
     if statut == INSCRIT and depuis is not None and depuis != effet:
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "USAGER_DEJA_INSCRIT",
             "L'usager est déjà inscrit depuis une autre date : enregistrez d'abord la cessation",
         )
     if statut in STATUTS_CLOS and depuis is not None and effet < depuis:
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "DATE_EFFET_INVALIDE",
             "m_date_effet_statut précède la fin de l'inscription précédente",
         )
@@ -227,7 +228,7 @@ def enregistrer_cessation(session: Session, usager: Usager, cessation: Mapping[s
     effet = _date_effet(cessation)
     nouveau = cessation.get("m_statut") or CESSE
     if nouveau not in STATUTS_CLOS:
-        raise Refused(Refusal.INVALID, "STATUT_INVALIDE", "m_statut doit valoir Cessé ou Radié")
+        raise Refused(RefusalKind.INVALID, "STATUT_INVALIDE", "m_statut doit valoir Cessé ou Radié")
     actuel = dict(usager.contrat or {})
     statut = actuel.get("m_statut")
     depuis = _date_or_none(actuel.get("m_date_effet_statut"))
@@ -236,13 +237,13 @@ def enregistrer_cessation(session: Session, usager: Usager, cessation: Mapping[s
         return "unchanged"
     if statut != INSCRIT:
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "USAGER_NON_INSCRIT",
             f"L'usager n'est pas inscrit (statut {statut or 'inconnu'}) : cessation impossible",
         )
     if depuis is not None and effet < depuis:
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "DATE_EFFET_INVALIDE",
             "m_date_effet_statut précède la date d'inscription",
         )
@@ -276,7 +277,7 @@ def _date_effet(body: Mapping[str, Any]) -> date:
     raw = body.get("m_date_effet_statut")
     if not isinstance(raw, str) or not is_valid_iso_date(raw):
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "DATE_EFFET_INVALIDE",
             "m_date_effet_statut invalide (date réelle attendue, au format AAAA-MM-JJ)",
         )
@@ -310,7 +311,7 @@ def ouvrir_manquement(
     donnes = [identifiant for identifiant in identifiants if identifiant]
     if len(set(donnes)) != len(donnes):
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "CONSEQUENCE_EN_DOUBLE",
             "identifiantConsequenceSanction en double dans le manquement",
         )
@@ -322,7 +323,7 @@ def ouvrir_manquement(
         if existing is not None:
             if existing.usager_id != usager.id or not meme_proposition(existing, payload):
                 raise Refused(
-                    Refusal.CONFLICT,
+                    RefusalKind.CONFLICT,
                     "CONSEQUENCE_EXISTANTE",
                     "identifiantConsequenceSanction déjà enregistré pour une autre proposition",
                 )

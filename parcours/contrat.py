@@ -36,9 +36,10 @@ from sqlmodel import Session, col, select
 from adapters.outbound import events
 from parcours import rendez_vous as rendez_vous_domain
 from parcours import writes
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import ContratEngagement
 from relais.core.calendar import add_months
+from relais.core.refusals import RefusalKind
 from relais.core.tables import new_id
 
 A_SIGNER = "A_SIGNER"
@@ -200,7 +201,7 @@ def _premier(
     contrat = contrat_de(session, usager_id, now=now, lock=True)
     if contrat is not None and contrat.etat != CLOTURE:
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "CONTRAT_EXISTANT",
             f"L'usager a déjà un contrat d'engagement (état {contrat.etat}) : utilisez PATCH {route}",
         )
@@ -223,7 +224,7 @@ def refuser(
     contrat = _existing(session, usager_id, now)
     if contrat.etat != A_SIGNER:
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "ETAT_CONTRAT_INCOMPATIBLE",
             f"Un contrat d'engagement à l'état {contrat.etat} ne peut pas être refusé (état attendu : A_SIGNER)",
         )
@@ -248,7 +249,7 @@ def signer(
     contrat = _existing(session, usager_id, now)
     if contrat.etat not in (A_SIGNER, REFUSE):
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "ETAT_CONTRAT_INCOMPATIBLE",
             f"Un contrat d'engagement à l'état {contrat.etat} ne peut pas être signé "
             "(état attendu : A_SIGNER ou REFUSE)",
@@ -359,7 +360,7 @@ def _existing(session: Session, usager_id: str, now: datetime) -> ContratEngagem
     contrat = contrat_de(session, usager_id, now=now, lock=True)
     if contrat is None:
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "CONTRAT_INEXISTANT",
             "L'usager n'a pas de contrat d'engagement : utilisez POST /signer pour créer le premier",
         )
@@ -487,7 +488,7 @@ def _published(session: Session, contrat: ContratEngagement, evenement: str, now
 
 
 def _invalide(champ: str, detail: str) -> Refused:
-    return Refused(Refusal.INVALID, "CONTRAT_INVALIDE", f"Contrat d'engagement : le champ {champ} {detail}")
+    return Refused(RefusalKind.INVALID, "CONTRAT_INVALIDE", f"Contrat d'engagement : le champ {champ} {detail}")
 
 
 def _datetime(payload: Mapping[str, Any], key: str) -> datetime | None:

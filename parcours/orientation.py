@@ -54,8 +54,9 @@ from parcours import writes
 from parcours.activites import ACT380, sujet_accompagnement
 from parcours.orientation_rules import RuleTable, Verdict, default_rules
 from parcours.perimeter import organisation_for
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import Orientation, Usager
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 BROUILLON = "BROUILLON"
@@ -134,7 +135,7 @@ def preconiser(
     etat = payload.get("etat") or EN_ATTENTE
     if etat not in PENDING:
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             "ETAT_ORIENTATION_INVALIDE",
             "Une orientation préconisée est à l'état BROUILLON ou EN_ATTENTE",
         )
@@ -224,14 +225,14 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
     """
     etat_decision = decision.get("etat_decision")
     if etat_decision not in (ACCEPTEE, REFUSEE):
-        raise Refused(Refusal.INVALID, "ETAT_DECISION_INVALIDE", "etat_decision doit valoir ACCEPTEE ou REFUSEE")
+        raise Refused(RefusalKind.INVALID, "ETAT_DECISION_INVALIDE", "etat_decision doit valoir ACCEPTEE ou REFUSEE")
     date_decision = _date_decision(decision.get("date_decision"), now=now)
     contre_parcours = contre_organisme = ""  # the counter-proposal, on a refusal
     if etat_decision == REFUSEE:
         missing = [name for name in ("motif_refus", "parcours", "organisme") if not decision.get(name)]
         if missing:
             raise Refused(
-                Refusal.INVALID,
+                RefusalKind.INVALID,
                 "CONTRE_PROPOSITION_INCOMPLETE",
                 "Un refus d'orientation doit indiquer motif_refus et la contre-proposition (parcours et organisme) :"
                 f" {', '.join(missing)} absent",
@@ -240,7 +241,7 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
         contre_organisme = _code(decision["organisme"], ORGANISMES[:-1], "organisme")
         if decision.get("organisme_decision") and decision["organisme_decision"] != contre_organisme:
             raise Refused(
-                Refusal.INVALID,
+                RefusalKind.INVALID,
                 "DECISION_INCOHERENTE",
                 "En cas de refus, organisme_decision est l'organisme de la contre-proposition",
             )
@@ -248,7 +249,7 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
         extra = [name for name in ("motif_refus", "commentaire_refus", "parcours", "organisme") if decision.get(name)]
         if extra:
             raise Refused(
-                Refusal.INVALID,
+                RefusalKind.INVALID,
                 "DECISION_INCOHERENTE",
                 "Une décision acceptée ne porte ni motif de refus ni contre-proposition :"
                 f" {', '.join(extra)} non prévu",
@@ -262,18 +263,18 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
     if orientation is None:
         if ouverte(session, usager.id) is not None:
             raise Refused(
-                Refusal.CONFLICT,
+                RefusalKind.CONFLICT,
                 "ORIENTATION_NON_EN_ATTENTE",
                 "Aucune orientation en attente de décision : l'orientation de l'usager est déjà décidée",
             )
         raise Refused(
-            Refusal.UNKNOWN,
+            RefusalKind.UNKNOWN,
             "AUCUNE_ORIENTATION_EN_ATTENTE",
             "Aucune orientation en attente de décision pour cet usager : calculez d'abord son orientation",
         )
     if orientation.etat != EN_ATTENTE:
         raise Refused(
-            Refusal.CONFLICT,
+            RefusalKind.CONFLICT,
             "ORIENTATION_NON_EN_ATTENTE",
             "L'orientation de l'usager est à l'état brouillon : calculez-la avant de la décider",
         )
@@ -286,7 +287,7 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
     if etat_decision == ACCEPTEE:
         if orientation.parcours in (None, "IND") or orientation.organisme in (None, "IND"):
             raise Refused(
-                Refusal.CONFLICT,
+                RefusalKind.CONFLICT,
                 "ORIENTATION_INDETERMINEE",
                 "L'orientation préconisée est indéterminée (IND) : complétez les critères avec calculOrientation"
                 " ou refusez-la avec une contre-proposition",
@@ -552,14 +553,16 @@ def _structure(value: Any) -> dict[str, Any] | None:
     if not value:
         return None
     if not isinstance(value, Mapping):
-        raise Refused(Refusal.INVALID, "STRUCTURE_INVALIDE", "structure invalide : objet attendu")
+        raise Refused(RefusalKind.INVALID, "STRUCTURE_INVALIDE", "structure invalide : objet attendu")
     shaped = {key: value.get(key) for key in ("code_aurore", "code_safir", "libelle_structure")}
     return shaped if any(shaped.values()) else None
 
 
 def _code(value: Any, allowed: tuple[str, ...], name: str) -> str:
     if value not in allowed:
-        raise Refused(Refusal.INVALID, f"{name.upper()}_INVALIDE", f"{name} doit valoir l'un de : {', '.join(allowed)}")
+        raise Refused(
+            RefusalKind.INVALID, f"{name.upper()}_INVALIDE", f"{name} doit valoir l'un de : {', '.join(allowed)}"
+        )
     return str(value)
 
 
@@ -578,8 +581,8 @@ def _check_date(value: Any, name: str, *, now: datetime) -> date | None:
             parsed = date.fromisoformat(str(value))
         except ValueError:
             raise Refused(
-                Refusal.INVALID, f"{name.upper()}_INVALIDE", f"{name} invalide : date AAAA-MM-JJ attendue"
+                RefusalKind.INVALID, f"{name.upper()}_INVALIDE", f"{name} invalide : date AAAA-MM-JJ attendue"
             ) from None
     if parsed > now.date():
-        raise Refused(Refusal.INVALID, f"{name.upper()}_FUTURE", f"{name} ne peut pas être dans le futur")
+        raise Refused(RefusalKind.INVALID, f"{name.upper()}_FUTURE", f"{name} ne peut pas être dans le futur")
     return parsed

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
+from relais.core.refusals import RefusalKind
+from relais.core.refusals import Refused as KernelRefused
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -78,22 +81,14 @@ class StatutUsagerBackend(Protocol):
 # validated against the spec by the time a backend sees them.
 
 
-class Refusal(enum.Enum):
-    """Why a backend refused a call; the API layer maps each kind to an HTTP status."""
+class Refused(KernelRefused):
+    """A call the parcours rules refuse. ``code`` and ``message`` follow the contract (French).
 
-    INVALID = "invalid"  # a value or a combination of values the contract's rules forbid (400)
-    UNKNOWN = "unknown"  # the designated object does not exist for this usager (400/404)
-    CONFLICT = "conflict"  # the object is not (any more) in a state that allows the call (409)
+    The root refusal of the parcours domain; ``kind`` tells the API layer which status fits.
+    """
 
-
-class Refused(Exception):
-    """A call the domain rules refuse. ``code`` and ``message`` follow the contract (French)."""
-
-    def __init__(self, kind: Refusal, code: str, message: str) -> None:
-        super().__init__(code)
-        self.kind = kind
-        self.code = code
-        self.message = message
+    def __init__(self, kind: RefusalKind, code: str, message: str) -> None:
+        super().__init__(kind, code, message)
 
 
 @dataclass(frozen=True)

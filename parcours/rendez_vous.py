@@ -35,8 +35,9 @@ from parcours import activites as activites_domain
 from parcours import writes
 from parcours.activites import ACT380, sujet_accompagnement
 from parcours.perimeter import organisation_for
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import Activite, RendezVous, Usager
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 MOTIFS = ("ACC", "ORI", "AUT")
@@ -95,7 +96,7 @@ def enregistrer_rendez_vous(
         rdv = _locked(session, identifiant)
         if rdv is not None and (rdv.usager_id != usager.id or rdv.organisation_id != organisation.id):
             raise Refused(
-                Refusal.CONFLICT,
+                RefusalKind.CONFLICT,
                 "ID_DEJA_UTILISE",
                 "Cet identifiant de rendez-vous est déjà utilisé pour un autre usager ou une autre structure",
             )
@@ -222,7 +223,7 @@ def _apply_acc_rules(session: Session, rdv: RendezVous, *, was_standing: bool, n
             duplicate = _other_standing_acc(session, rdv, since=_period_start(session, sujet))
         if duplicate:
             raise Refused(
-                Refusal.CONFLICT,
+                RefusalKind.CONFLICT,
                 "MOTIF_ACC_DEJA_UTILISE",
                 "Le motif ACC est réservé au premier rendez-vous d'accompagnement : l'usager en a déjà un, "
                 "utilisez le motif AUT",
@@ -353,11 +354,11 @@ def _apply(rdv: RendezVous, fields: Mapping[str, Any]) -> None:
 def _owned(session: Session, usager: Usager, organisation: Organisation, identifiant: Any) -> RendezVous:
     rdv = _locked(session, identifiant) if _text(identifiant, 64) and identifiant else None
     if rdv is None or rdv.usager_id != usager.id:
-        raise Refused(Refusal.UNKNOWN, ID_NON_RECONNU, ID_NON_RECONNU_MESSAGE)
+        raise Refused(RefusalKind.UNKNOWN, ID_NON_RECONNU, ID_NON_RECONNU_MESSAGE)
     if rdv.organisation_id != organisation.id:
-        # Refusal.INVALID carrying this code: the API answers it 403 (see api.partner.rendez_vous_partenaire).
+        # RefusalKind.INVALID carrying this code: the API answers it 403 (see api.partner.rendez_vous_partenaire).
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             RDV_AUTRE_STRUCTURE,
             "Ce rendez-vous a été pris par une autre structure : seule celle-ci peut le modifier ou l'annuler",
         )
@@ -396,4 +397,4 @@ def _saved(
 
 
 def _invalide(champ: str, detail: str) -> Refused:
-    return Refused(Refusal.INVALID, "RDV_INVALIDE", f"Rendez-vous : le champ {champ} {detail}")
+    return Refused(RefusalKind.INVALID, "RDV_INVALIDE", f"Rendez-vous : le champ {champ} {detail}")

@@ -36,8 +36,9 @@ from sqlmodel import Session, select
 from adapters.outbound import events
 from parcours import activites as activites_domain
 from parcours import perimeter, writes
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import ConsequenceSanction, Usager
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 # codeSortie values (C001 is the contract's; the others are choix Relais).
@@ -67,17 +68,17 @@ CODES: Mapping[str, str] = {
     C_USAGER: "Usager inconnu",
 }
 
-KIND: Mapping[str, Refusal] = {
-    C_INCONNUE: Refusal.UNKNOWN,
-    C_ETAT: Refusal.CONFLICT,
-    C_OBLIGATOIRE: Refusal.INVALID,
-    C_VALEUR: Refusal.INVALID,
-    C_CONFLIT: Refusal.CONFLICT,
-    C_ORGANISATION: Refusal.INVALID,
-    C_RADIATION: Refusal.CONFLICT,
-    C_DEPARTEMENT: Refusal.INVALID,
-    C_IDENTIFIANT: Refusal.CONFLICT,
-    C_USAGER: Refusal.UNKNOWN,
+KIND: Mapping[str, RefusalKind] = {
+    C_INCONNUE: RefusalKind.UNKNOWN,
+    C_ETAT: RefusalKind.CONFLICT,
+    C_OBLIGATOIRE: RefusalKind.INVALID,
+    C_VALEUR: RefusalKind.INVALID,
+    C_CONFLIT: RefusalKind.CONFLICT,
+    C_ORGANISATION: RefusalKind.INVALID,
+    C_RADIATION: RefusalKind.CONFLICT,
+    C_DEPARTEMENT: RefusalKind.INVALID,
+    C_IDENTIFIANT: RefusalKind.CONFLICT,
+    C_USAGER: RefusalKind.UNKNOWN,
 }
 
 

@@ -20,9 +20,10 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from parcours.perimeter import caller_organisation
-from parcours.ports import ActivitesPage, Caller, Refusal, Refused
+from parcours.ports import ActivitesPage, Caller, Refused
 from parcours.tables import Activite, Usager
 from relais.core.keys import KeySet
+from relais.core.refusals import RefusalKind
 
 _CURSOR_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 CURSEUR_INVALIDE = "CURSEUR_INVALIDE"
@@ -106,7 +107,7 @@ def decode_cursor(cursor: str) -> tuple[date, str]:
         return date.fromisoformat(echeance), last_id
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise Refused(
-            Refusal.INVALID,
+            RefusalKind.INVALID,
             CURSEUR_INVALIDE,
             "Curseur invalide : renvoyez le curseur de la réponse précédente sans le modifier",
         ) from None

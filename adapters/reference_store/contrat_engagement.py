@@ -11,9 +11,10 @@ from sqlmodel import Session
 
 from parcours import contrat as contrat_domain
 from parcours.perimeter import attached_usager, caller_organisation
-from parcours.ports import Caller, Refusal, Refused, UsagerData
+from parcours.ports import Caller, Refused, UsagerData
 from parcours.tables import ContratEngagement, Usager
 from relais.core.keys import KeySet
+from relais.core.refusals import RefusalKind
 
 
 class ContratEngagementStore:
@@ -80,7 +81,7 @@ class ContratEngagementStore:
         session = self._session()
         usager = attached_usager(session, caller, ref)
         if usager is None:
-            raise Refused(Refusal.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'existe plus")
+            raise Refused(RefusalKind.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'existe plus")
         return session, usager, self._clock()
 
     @staticmethod

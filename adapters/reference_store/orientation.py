@@ -12,9 +12,10 @@ from api.context import current_request
 from parcours import orientation as orientation_domain
 from parcours.orientation_rules import RuleTable, load_rules
 from parcours.perimeter import attached_usager
-from parcours.ports import Caller, Refusal, Refused, UsagerData
+from parcours.ports import Caller, Refused, UsagerData
 from parcours.tables import Orientation, Usager
 from relais.core.keys import KeySet
+from relais.core.refusals import RefusalKind
 
 
 class _Ecriture(Protocol):
@@ -70,7 +71,7 @@ class OrientationStore:
     def _usager(self, session: Session, caller: Caller, ref: str) -> Usager:
         usager = attached_usager(session, caller, ref)
         if usager is None:
-            raise Refused(Refusal.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'est plus connu")
+            raise Refused(RefusalKind.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'est plus connu")
         return usager
 
     @staticmethod

@@ -11,9 +11,10 @@ from sqlmodel import Session
 
 from parcours import rendez_vous as rendez_vous_domain
 from parcours.perimeter import attached_usager, caller_organisation
-from parcours.ports import Caller, Refusal, Refused, UsagerData, UsagerNotAttached
+from parcours.ports import Caller, Refused, UsagerData, UsagerNotAttached
 from parcours.tables import Usager
 from relais.core.keys import KeySet
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 
@@ -57,7 +58,7 @@ class RendezVousStore:
     def _resolve(self, session: Session, caller: Caller, ref: str) -> tuple[Usager, Organisation]:
         usager = attached_usager(session, caller, ref)
         if usager is None:
-            raise Refused(Refusal.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'existe plus")
+            raise Refused(RefusalKind.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'existe plus")
         organisation = caller_organisation(session, caller)
         if organisation is None:  # attached_usager has refused already; kept for the type checker
             raise UsagerNotAttached

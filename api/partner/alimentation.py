@@ -27,12 +27,17 @@ from parcours import (
 from parcours import (
     sanctions as sanctions_domain,
 )
-from parcours.ports import Caller, Refusal, Refused
+from parcours.ports import Caller, Refused
 from parcours.tables import Usager
+from relais.core.refusals import RefusalKind
 
 # Every refusal of the feed's rules is about the body or the usager's state: a reference the
 # rules do not know (UNKNOWN) is a bad request here, the only 404 being the usager itself.
-REFUSAL_STATUS: Mapping[Refusal, int] = {Refusal.INVALID: 400, Refusal.UNKNOWN: 400, Refusal.CONFLICT: 409}
+REFUSAL_STATUS: Mapping[RefusalKind, int] = {
+    RefusalKind.INVALID: 400,
+    RefusalKind.UNKNOWN: 400,
+    RefusalKind.CONFLICT: 409,
+}
 RESULTATS: Mapping[str, str] = {"created": "CREE", "updated": "MODIFIE", "unchanged": "INCHANGE"}
 
 # What an operation does once its usager is found; its refusals become error responses.

@@ -16,14 +16,19 @@ from connexion.lifecycle import ConnexionResponse
 from api.context import current_request
 from api.errors import erreur_partenaire, jeton_refused, json_response, note_refusal
 from api.partner.caller import caller_of
-from parcours.ports import Caller, Refusal, Refused, UsagerData, UsagerNotAttached
+from parcours.ports import Caller, Refused, UsagerData, UsagerNotAttached
 from relais.core.jeton import JETON_HEADER, JetonAutreClient, JetonError, JetonExpire, open_jeton
+from relais.core.refusals import RefusalKind
 
 Action = Callable[[Caller, str], UsagerData]
 # Renders a domain refusal in the called API's error format, given the HTTP status.
 RefusalRenderer = Callable[[int, Refused], ConnexionResponse]
 
-REFUSAL_STATUS: Mapping[Refusal, int] = {Refusal.INVALID: 400, Refusal.UNKNOWN: 404, Refusal.CONFLICT: 409}
+REFUSAL_STATUS: Mapping[RefusalKind, int] = {
+    RefusalKind.INVALID: 400,
+    RefusalKind.UNKNOWN: 404,
+    RefusalKind.CONFLICT: 409,
+}
 
 
 def render_erreur_partenaire(status: int, refused: Refused) -> ConnexionResponse:
@@ -34,7 +39,7 @@ def for_usager(
     action: Action,
     *,
     status: int = 200,
-    refusal_status: Mapping[Refusal, int] = REFUSAL_STATUS,
+    refusal_status: Mapping[RefusalKind, int] = REFUSAL_STATUS,
     render_refusal: RefusalRenderer = render_erreur_partenaire,
 ) -> ConnexionResponse:
     """Run ``action`` for the usager of the request's jeton; answer ``status`` with its payload.

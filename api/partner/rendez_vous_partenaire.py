@@ -8,10 +8,11 @@ from connexion.lifecycle import ConnexionResponse
 
 from api.context import current_request
 from api.partner.per_usager import for_usager, render_erreur_partenaire
-from parcours.ports import Caller, Refusal, Refused, UsagerData
+from parcours.ports import Caller, Refused, UsagerData
+from relais.core.refusals import RefusalKind
 
 # ``ID_NON_RECONNU`` is a 400 in France Travail's answers (rdv-insertion relies on it).
-REFUSAL_STATUS = {Refusal.INVALID: 400, Refusal.UNKNOWN: 400, Refusal.CONFLICT: 409}
+REFUSAL_STATUS = {RefusalKind.INVALID: 400, RefusalKind.UNKNOWN: 400, RefusalKind.CONFLICT: 409}
 # A rendez-vous booked by another organisation: the caller may see it, not change it.
 FORBIDDEN_CODES = frozenset({"RDV_AUTRE_STRUCTURE"})
 

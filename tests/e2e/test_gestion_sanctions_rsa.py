@@ -21,8 +21,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import col, select
 
 from parcours import sanctions as domain
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import Activite, ConsequenceSanction, Usager, UsagerOrganisation
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 from tests.e2e.conftest import (
     GIRONDE,
@@ -724,7 +725,7 @@ class TestProposition:
             with pytest.raises(Refused) as refused:
                 domain.proposer_consequence(session, usager, dict(PROPOSITION_SUSPENSION), now=hub.clock.now)
             assert refused.value.code == "C009"
-            assert refused.value.kind is Refusal.INVALID
+            assert refused.value.kind is RefusalKind.INVALID
             session.rollback()
         # Only the first, valid proposal was written (with its activity).
         assert count(hub) == before + 1

@@ -24,9 +24,10 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from parcours import orientation as orientation_domain
-from parcours.ports import Refusal, Refused
+from parcours.ports import Refused
 from parcours.tables import Activite, ContratEngagement, Orientation, Usager
 from relais.core.db import Database
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 from tests.orientation_criteria import CRITERES_COMPLETS
 
@@ -130,11 +131,11 @@ def make_machine(database: Database, usager_id: str) -> type[RuleBasedStateMachi
             refused = self.run(lambda s, u: orientation_domain.decider(s, u, decision, now=self.now, agent="A"))
             model = self.model
             if not accept and not complete:
-                expected: Refusal | None = Refusal.INVALID
+                expected: RefusalKind | None = RefusalKind.INVALID
             elif model.pending is None:
-                expected = Refusal.CONFLICT if model.open_organisme is not None else Refusal.UNKNOWN
+                expected = RefusalKind.CONFLICT if model.open_organisme is not None else RefusalKind.UNKNOWN
             elif model.pending == "BROUILLON" or (accept and model.pending_ind):
-                expected = Refusal.CONFLICT
+                expected = RefusalKind.CONFLICT
             else:
                 expected = None
             assert (refused.kind if refused else None) == expected, refused and refused.code
