@@ -22,14 +22,13 @@ from adapters.reference_store.rendez_vous import RendezVousStore
 from adapters.reference_store.sanctions import SanctionsStore
 from api.context import current_request
 from api.errors import audit_failure_response, handle_problem, handle_unexpected
+from api.jobs import CHECKPOINT_JOB, DETECTION_JOB
 from api.periodic import BackgroundJobs
 from api.pipeline import RequestPipeline
 from api.resolver import ContractResolver
 from api.security import RateLimited, handle_rate_limited
 from api.services import Services
 from api.validation import validator_map
-from audit.checkpoints import CHECKPOINT_JOB
-from audit.detection import DETECTION_JOB
 from parcours.orientation_rules import load_rules
 from parcours.ports import Backends
 from relais.core.config import Settings, get_settings

@@ -21,7 +21,6 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +33,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from api.periodic import PeriodicJob
-from api.services import Services
 from audit import merkle
 from audit.journal import sequence_in
 from audit.models import AuditCheckpoint, AuditLeaf, AuditTreeHead
@@ -280,17 +277,3 @@ def consistency_proof(session: Session, first_size: int, second_size: int) -> li
         raise ValueError("tailles d'arbre incohérentes")
     levels = ProofTree(session, second_size).levels
     return [node.hex() for node in levels.consistency_proof(first_size)]
-
-
-# In the app ------------------------------------------------------------------------------
-
-
-def _periodic_run(services: Services, wait: Callable[[float], bool]) -> None:
-    create_checkpoint(services.database, services.settings, now=services.clock())
-
-
-# Run by the app while it is up (relais/periodic.py): sequences pending events and signs a
-# checkpoint every RELAIS_AUDIT_CHECKPOINT_INTERVAL_SECONDS; a failed run is retried at the next.
-CHECKPOINT_JOB = PeriodicJob(
-    "checkpoints", lambda services: services.settings.audit_checkpoint_interval_seconds, _periodic_run
-)

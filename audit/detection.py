@@ -4,7 +4,7 @@ Design: requests never run a rule. They only append their event, as before; a de
 reads the journal after a watermark (the highest event id already evaluated, one locked row),
 evaluates every rule on the new events, opens or extends incidents and moves the watermark,
 all in one transaction. It runs every ``audit_detection_interval_seconds`` in the app (see
-``DETECTION_JOB``) and on demand with ``relais audit detect``; both take the same row lock,
+``api.jobs``) and on demand with ``relais audit detect``; both take the same row lock,
 so two runs never evaluate the same events, and a run that fails changes nothing (the next
 one starts from the same watermark). Each event is evaluated exactly once; a rule firing
 again on the same subject adds evidence to its open incident (``audit.incidents``).
@@ -34,8 +34,6 @@ import structlog
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
-from api.periodic import PeriodicJob
-from api.services import Services
 from audit.incident_models import DetectorState
 from audit.incidents import open_or_extend, remind_overdue
 from audit.journal import append_event
@@ -504,15 +502,3 @@ def run_detection(
     with database.transaction() as session:
         remind_overdue(session, now=moment)
     return DetectionReport(evaluated, watermark, alerts, opened)
-
-
-def _periodic_run(services: Services, wait: Callable[[float], bool]) -> None:
-    report = run_detection(services.database, services.settings, now=services.clock, sleep=wait)
-    if report.opened:
-        log.warning("incidents_opened", count=len(report.opened), incidents=report.opened)
-
-
-# Run by the app while it is up (relais/periodic.py); a failed run restarts from the watermark.
-DETECTION_JOB = PeriodicJob(
-    "detection", lambda services: services.settings.audit_detection_interval_seconds, _periodic_run
-)

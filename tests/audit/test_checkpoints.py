@@ -113,7 +113,7 @@ def test_cli_checkpoint_public_key_and_verify(database: Database, tmp_path: Path
 def test_the_app_job_signs_what_is_pending(database: Database, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from audit.checkpoints import CHECKPOINT_JOB
+    from api.jobs import CHECKPOINT_JOB
 
     settings = settings_for(database, tmp_path)
     services = SimpleNamespace(database=database, settings=settings, clock=lambda: T0)
