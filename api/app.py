@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from connexion import AsyncApp
@@ -12,28 +11,25 @@ from connexion.options import SwaggerUIOptions
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
-from adapters.france_travail.answers import GatewayRefusal, UpstreamAnswer, UpstreamUnavailable, handle_upstream_answer
 from adapters.france_travail.backends import build_gateway_backends
-from adapters.reference_store import ReferenceStore
-from adapters.reference_store.activites import ActivitesStore
-from adapters.reference_store.contrat_engagement import ContratEngagementStore
-from adapters.reference_store.orientation import OrientationStore
-from adapters.reference_store.rendez_vous import RendezVousStore
-from adapters.reference_store.sanctions import SanctionsStore
+from adapters.france_travail.errors import GatewayRefused, UpstreamAnswer, UpstreamUnavailable
+from adapters.outbound import events as connector_events
+from adapters.reference_store import build_reference_backends
 from api.context import current_request
 from api.errors import audit_failure_response, handle_problem, handle_unexpected
 from api.jobs import CHECKPOINT_JOB, DETECTION_JOB
 from api.periodic import BackgroundJobs
 from api.pipeline import RequestPipeline
+from api.refusals import handle_gateway_refused, handle_upstream_answer, handle_upstream_unavailable
 from api.resolver import ContractResolver
 from api.security import RateLimited, handle_rate_limited
 from api.services import Services
 from api.validation import validator_map
-from parcours.orientation_rules import load_rules
-from parcours.ports import Backends
+from parcours.orientation_rules import RuleTable, load_rules
+from relais.core.auditing import AuditDraft
 from relais.core.config import Settings, get_settings
 from relais.core.db import Database
-from relais.core.keys import KeySet, load_or_create_keyset
+from relais.core.keys import load_or_create_keyset
 from relais.core.observability import Metrics, configure_logging
 from relais.core.ratelimit import RateLimiter
 from specs import OPS_SPEC, SPECS_DIR, api_specs
@@ -43,21 +39,37 @@ def build_services(settings: Settings) -> Services:
     # A département's own orientation rule table is checked now, not on the first calcul.
     load_rules(settings.orientation_rules_file)
     keys = load_or_create_keyset(settings)
+    # The domains' events reach the organisations' connectors, in the change's transaction.
+    connector_events.install()
 
-    # Backends read through the request's own session, so reads, writes and the audit
-    # event of one call share one transaction.
+    # The backends are built once, but each call must read and write in its own unit of work
+    # (its reads, writes and audit event commit or roll back together), at its own clock, and
+    # record in its own audit draft: they take providers of these, answered here, in the web
+    # shell, from the request being served. Outside a request they raise LookupError.
     def session() -> Session:
         return current_request().session()
 
     def clock() -> datetime:
         return current_request().services.clock()
 
+    def audit() -> AuditDraft:
+        return current_request().audit
+
+    def rules() -> RuleTable:
+        # The serving app's settings, read on each call (the table is cached per file version).
+        return load_rules(current_request().services.settings.orientation_rules_file)
+
     if settings.backend == "france-travail":
         backends = build_gateway_backends(
-            settings, session=session, keys=keys, clock=clock, jeton_ttl=lambda: current_request().services.jeton_ttl
+            settings,
+            session=session,
+            keys=keys,
+            clock=clock,
+            jeton_ttl=lambda: current_request().services.jeton_ttl,
+            audit=audit,
         )
     else:
-        backends = _reference_backends(session, keys, clock)
+        backends = build_reference_backends(session=session, keys=keys, clock=clock, rules=rules)
     return Services(
         settings=settings,
         database=Database(settings.resolved_database_url),
@@ -65,20 +77,6 @@ def build_services(settings: Settings) -> Services:
         backends=backends,
         metrics=Metrics(),
         rate_limiter=RateLimiter(),
-    )
-
-
-def _reference_backends(session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> Backends:
-    store = ReferenceStore(session, keys)
-    return Backends(
-        rechercher_usager=store,
-        informations_administratives=store,
-        statut_usager=store,
-        activites=ActivitesStore(session, keys, clock),
-        orientation=OrientationStore(session, keys, clock),
-        rendez_vous=RendezVousStore(session, keys, clock),
-        contrat_engagement=ContratEngagementStore(session, keys, clock),
-        sanctions=SanctionsStore(session, keys, clock),
     )
 
 
@@ -124,10 +122,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         jobs=[CHECKPOINT_JOB, DETECTION_JOB],
     )
     app.add_error_handler(RateLimited, handle_rate_limited)
-    # The France Travail gateway's answers, passed on as France Travail sent them.
+    # The France Travail gateway's answers (passed on as France Travail sent them) and refusals.
     app.add_error_handler(UpstreamAnswer, handle_upstream_answer)
-    app.add_error_handler(UpstreamUnavailable, handle_upstream_answer)
-    app.add_error_handler(GatewayRefusal, handle_upstream_answer)
+    app.add_error_handler(UpstreamUnavailable, handle_upstream_unavailable)
+    app.add_error_handler(GatewayRefused, handle_gateway_refused)
     app.add_error_handler(ProblemException, handle_problem)
     app.add_error_handler(HTTPException, handle_problem)
     app.add_error_handler(Exception, handle_unexpected)

@@ -1,16 +1,19 @@
-"""Per-request state shared by the middleware, the security check and the handlers.
+"""Per-request state shared by the middleware, the security checks and the handlers.
 
-The outermost Relais middleware puts a ``RequestState`` in a context variable. Starlette
-copies the context into the thread that runs a synchronous handler, so handlers see the
-same mutable object and what they record (the usager, the reason of a refusal) reaches the
-audit event written after them.
+The outermost Relais middleware (``api.pipeline``) puts a ``RequestState`` in a context
+variable. Starlette copies the context into the thread that runs a synchronous handler, so
+handlers see the same mutable object and what they record (the usager, the reason of a
+refusal) reaches the audit event written after them.
+
+This is the web shell's own state: handlers read it and pass what the code below them needs
+as arguments. Nothing outside ``api/`` calls ``current_request()``.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from relais.core.auditing import AuditDraft
 
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from api.services import Services
+    from habilitations.roles import Principal
 
 
 @dataclass
@@ -25,8 +29,8 @@ class RequestState:
     request_id: str
     services: Services
     audit: AuditDraft
-    # The authenticated agent of an admin API call (habilitations.roles.Principal).
-    principal: Any = None
+    # The authenticated agent of an admin API call, set by ``api.admin.admin_security``.
+    principal: Principal | None = None
     _session: Session | None = field(default=None, repr=False)
 
     def session(self) -> Session:

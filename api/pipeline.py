@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.context import RequestState, bind_request, unbind_request
 from api.resolver import contract_operation_id
 from api.services import Services
-from audit.journal import append_event, decision_for
+from audit.journal import decision_for
 from relais.core.auditing import AuditDraft
 from relais.core.observability import safe_exception_fields
 
@@ -178,7 +178,7 @@ def _commit_with_audit(state: RequestState, status: int) -> None:
         if status >= 400:
             # A refused or failed call changes nothing: only its audit event is kept.
             session.rollback()
-        append_event(
+        state.services.audit_recorder.record(
             session,
             state.audit,
             request_id=state.request_id,

@@ -12,12 +12,10 @@ audited with the reason. The audit event records the agent and the habilitation 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
 import anyio
-import yaml
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
@@ -26,10 +24,10 @@ from api.errors import AgentForbidden, note_refusal
 from api.resolver import contract_operation_id
 from habilitations.clients import get_active_client
 from habilitations.policy import Decision, decide
-from relais.core.access_tokens import InvalidAccessToken, verify_access_token
+from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
 from relais.core.ratelimit import RateDecision
 from relais.core.tables import Organisation
-from specs import SPECS_DIR, served_documents
+from specs import load_document, served_documents
 
 AGENT_HEADER = "pa-identifiant-agent"
 
@@ -53,14 +51,8 @@ async def token_info(
     state = current_request()
     services = state.services
     try:
-        claims = verify_access_token(
-            services.keys,
-            token,
-            issuer=services.settings.issuer,
-            audience=services.settings.token_audience,
-            now=services.clock(),
-            leeway=timedelta(seconds=services.settings.token_leeway_seconds),
-            max_token_age=services.token_ttl,
+        claims = verify_relais_token(
+            services.keys, services.settings, token, audience=TokenAudience.PARTNER, now=services.clock()
         )
     except InvalidAccessToken as exc:
         note_refusal(f"invalid_token:{exc.reason}")
@@ -121,7 +113,14 @@ def _decide(state: RequestState, client_id: str, identifiant: str, api: str, req
     if client is None:
         return Decision.deny("client_inconnu")
     decision = decide(
-        session, client=client, identifiant=identifiant, api=api, required_scopes=required, now=state.services.clock()
+        session,
+        client=client,
+        identifiant=identifiant,
+        api=api,
+        required_scopes=required,
+        now=state.services.clock(),
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     if decision.suspended_now:
         # The suspension stands although this call is refused (a refused call's own work is
@@ -145,8 +144,7 @@ def _operations_with_agent_header() -> frozenset[tuple[str, str]]:
     """(base path, operationId) of the operations whose spec requires ``pa-identifiant-agent``."""
     found: set[tuple[str, str]] = set()
     for name, _, base in served_documents():
-        document = yaml.safe_load((SPECS_DIR / name).read_text(encoding="utf-8"))
-        for item in (document.get("paths") or {}).values():
+        for item in (load_document(name).get("paths") or {}).values():
             shared = item.get("parameters") or []
             for method, operation in item.items():
                 if method == "parameters" or not isinstance(operation, dict) or "operationId" not in operation:

@@ -5,8 +5,9 @@ ids) and a notification clock: convention art. 5 has each party inform the other
 latest 48 hours after discovering a personal data breach, so ``echeance_notification`` is the
 detection time plus ``audit_incident_notification_hours``. States move
 ``OUVERT → QUALIFIE → NOTIFIE → CLOS`` (closing is allowed from any open state, e.g. a false
-positive), each move with its author and a comment. While an incident is not closed, the same
-rule firing again on the same subject adds evidence to it rather than opening another.
+positive), each move with its author and a comment; a refused move raises ``AuditRefused``.
+While an incident is not closed, the same rule firing again on the same subject adds
+evidence to it rather than opening another.
 
 Opening queues alerts in the durable outbox, in the same transaction: one for France
 Travail's CSSI and one for the security officer of the organisation concerned.
@@ -32,6 +33,7 @@ from audit.incident_models import (
     IncidentPreuve,
     IncidentTransition,
 )
+from audit.refusals import AuditRefused, RefusalKind
 from relais.core.outbox import enqueue
 from relais.core.tables import Organisation
 
@@ -39,16 +41,6 @@ ALERT_TOPIC = "audit.incident.ouvert"
 # The 48-hour notification deadline passed without the incident being notified or closed.
 OVERDUE_TOPIC = "audit.incident.echeance_depassee"
 DETECTOR_AUTHOR = "relais:detection"
-
-
-class IncidentError(Exception):
-    """A refused incident action: HTTP status, stable code and a French, value-free message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -173,16 +165,20 @@ def transition(
     """Move an incident to ``to``; returns it with its previous state. Locks the row."""
     incident = session.exec(select(Incident).where(Incident.id == incident_id).with_for_update()).first()
     if incident is None or not _visible(incident, visible):
-        raise IncidentError(404, "INCIDENT_INCONNU", "Incident inconnu")
+        raise AuditRefused(RefusalKind.UNKNOWN, "INCIDENT_INCONNU", "Incident inconnu")
     if not comment.strip():
-        raise IncidentError(400, "COMMENTAIRE_OBLIGATOIRE", "Un commentaire est obligatoire pour changer d'état")
+        raise AuditRefused(
+            RefusalKind.INVALID, "COMMENTAIRE_OBLIGATOIRE", "Un commentaire est obligatoire pour changer d'état"
+        )
     before = incident.etat
     if expected_state is not None and expected_state != before:
-        raise IncidentError(
-            409, "MODIFICATION_CONCURRENTE", "L'incident a changé d'état entre-temps : relisez-le avant d'agir"
+        raise AuditRefused(
+            RefusalKind.CONFLICT,
+            "MODIFICATION_CONCURRENTE",
+            "L'incident a changé d'état entre-temps : relisez-le avant d'agir",
         )
     if to not in TRANSITIONS.get(before, ()):
-        raise IncidentError(409, "TRANSITION_INTERDITE", f"Transition interdite : {before} vers {to}")
+        raise AuditRefused(RefusalKind.CONFLICT, "TRANSITION_INTERDITE", f"Transition interdite : {before} vers {to}")
     incident.etat = to
     if to == QUALIFIE:
         incident.qualifie_le = now
@@ -216,7 +212,7 @@ def _visible(incident: Incident, visible: frozenset[str] | None) -> bool:
 def get_incident(session: Session, incident_id: str, visible: frozenset[str] | None) -> Incident:
     incident = session.get(Incident, incident_id)
     if incident is None or not _visible(incident, visible):
-        raise IncidentError(404, "INCIDENT_INCONNU", "Incident inconnu")
+        raise AuditRefused(RefusalKind.UNKNOWN, "INCIDENT_INCONNU", "Incident inconnu")
     return incident
 
 
@@ -290,4 +286,4 @@ def transition_json(item: IncidentTransition) -> dict[str, Any]:
     }
 
 
-__all__ = ["CLOS", "NOTIFIE", "OUVERT", "QUALIFIE", "IncidentError", "open_or_extend", "transition"]
+__all__ = ["CLOS", "NOTIFIE", "OUVERT", "QUALIFIE", "open_or_extend", "transition"]

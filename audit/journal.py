@@ -7,7 +7,8 @@ Two steps, so that requests never queue on one lock:
    in the caller's transaction: if it cannot be written, the caller's work fails with it
    (fail closed). Its ``seq`` comes from a PostgreSQL sequence (SQLite serialises writers
    anyway and uses ``max(seq) + 1``), and its ``hash`` column receives the RFC 6962 leaf hash
-   of its canonical content, so an edit made before sequencing is still caught.
+   of its canonical content, so an edit made before sequencing is still caught. Other domains
+   append through ``JournalRecorder``, the kernel's ``AuditRecorder`` port, handed to them.
 2. ``sequence_pending`` (run before each checkpoint, by ``relais audit checkpoint`` and on
    demand — Certificate Transparency's "merge delay") gives committed events gap-free leaf
    indices in ``seq`` order and advances the tree head. Only sequencers lock the head row.
@@ -42,7 +43,7 @@ from audit.models import AUDIT_EVENT_SEQ, AuditEvent, AuditLeaf, AuditTreeHead
 from relais.core.auditing import AuditDraft
 
 if TYPE_CHECKING:
-    from audit.verify import VerifyReport
+    from relais.core.auditing import AuditRecorder
     from relais.core.db import Database
 
 log = structlog.get_logger("relais.audit")
@@ -213,6 +214,27 @@ def append_event(
     return event
 
 
+class JournalRecorder:
+    """The journal as the kernel's ``AuditRecorder``: what other domains are handed to write an
+    event without importing this domain. Appends in the caller's session (``append_event``)."""
+
+    def record(
+        self,
+        session: Session,
+        draft: AuditDraft,
+        *,
+        request_id: str,
+        http_status: int,
+        occurred_at: datetime,
+    ) -> None:
+        append_event(session, draft, request_id=request_id, http_status=http_status, occurred_at=occurred_at)
+
+
+if TYPE_CHECKING:
+    # The port is structural: this line makes mypy hold the class to it.
+    _port: AuditRecorder = JournalRecorder()
+
+
 # The sequencer --------------------------------------------------------------------------------
 
 _event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -283,13 +305,6 @@ def sequence_pending(database: Database) -> int:
     """Give committed events their leaf indices, in a transaction of its own."""
     with database.transaction() as session:
         return sequence_in(session)
-
-
-def verify_database(session: Session) -> VerifyReport:
-    """Recompute the tree and check every event and checkpoint (signatures: see audit.verify)."""
-    from audit.verify import verify_database as verify
-
-    return verify(session, public_keys=None)
 
 
 def replay_key(content: Mapping[str, Any]) -> int:

@@ -1,12 +1,15 @@
 """Search the audit journal: filters, the security officer's visibility, cursor paging, totals.
 
-An usager is given by NIR or numéro France Travail and resolved here to what the journal
-holds: internal usager ids and NIR blind indexes (a search by NIR for someone Relais does not
-know still finds who looked for that NIR). The NIR itself is never stored nor returned.
+An usager is searched for by what the journal holds of them: internal usager ids and NIR
+blind indexes (``UsagerCible``). The caller resolves the NIR or numéro France Travail it was
+given to those keys, through the parcours tables (the audit domain does not read them); a
+search by NIR for someone Relais does not know still finds who looked for that NIR. The NIR
+itself is never stored nor returned.
 
 Results come newest first and are paged by event id (``id`` is assigned at insert and never
 changes; leaf indices may be assigned later by the journal's sequencer). A cursor is the last
-id seen, so a page never repeats or skips an event even while new ones are appended.
+id seen, so a page never repeats or skips an event even while new ones are appended. A filter
+or cursor that cannot be used raises ``AuditRefused`` (``RefusalKind.INVALID``).
 """
 
 from __future__ import annotations
@@ -25,24 +28,13 @@ from sqlalchemy import ColumnElement, false, func, or_
 from sqlmodel import Session, col, select
 
 from audit import checkpoints
+from audit.export import export_records
 from audit.models import AuditEvent
-from audit.verify import export_records
-from parcours.tables import Usager
+from audit.refusals import AuditRefused, RefusalKind
 from relais.core.config import Settings
-from relais.core.keys import KeySet
-from relais.core.personal_data import blind_index
 
 DECISIONS = ("allowed", "denied", "error")
 EXPORT_CHUNK = 1000
-
-
-class SearchError(ValueError):
-    """A filter or cursor that cannot be used; the message is French and value-free."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -56,18 +48,6 @@ class UsagerCible:
     def reference(self) -> str | None:
         """What an audit event may name the usager by: its internal id, never the NIR."""
         return f"usager:{self.usager_ids[0]}" if self.usager_ids else None
-
-
-def resolve_usager(session: Session, keys: KeySet, *, nir: str | None, numero: str | None) -> UsagerCible:
-    """Resolve a NIR (raises ``NirError``) or a numéro France Travail to the journal's keys."""
-    if nir is not None:
-        index = blind_index(keys, nir)
-        ids = session.exec(select(Usager.id).where(Usager.nir_index == index)).all()
-        return UsagerCible(tuple(ids), (index,))
-    if numero is not None:
-        rows = session.exec(select(Usager.id, Usager.nir_index).where(Usager.numero_france_travail == numero)).all()
-        return UsagerCible(tuple(row[0] for row in rows), tuple(row[1] for row in rows if row[1]))
-    raise SearchError("USAGER_ABSENT", "usager : donner nir ou numeroFranceTravail")
 
 
 @dataclass(frozen=True)
@@ -148,11 +128,17 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise SearchError("CURSEUR_INVALIDE", "curseur invalide : reprendre la recherche depuis le début") from None
+        raise _invalid_cursor() from None
     prefix, _, number = raw.partition(":")
     if prefix != "id" or not number.isdigit() or len(number) > 18:
-        raise SearchError("CURSEUR_INVALIDE", "curseur invalide : reprendre la recherche depuis le début")
+        raise _invalid_cursor()
     return int(number)
+
+
+def _invalid_cursor() -> AuditRefused:
+    return AuditRefused(
+        RefusalKind.INVALID, "CURSEUR_INVALIDE", "curseur invalide : reprendre la recherche depuis le début"
+    )
 
 
 def search(session: Session, filters: Filters, *, limit: int, cursor: str | None = None) -> Page:

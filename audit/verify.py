@@ -9,16 +9,9 @@ missing payload lies below a signed purge. Anyone who rewrites the database must
 the leaves and cannot re-sign the checkpoints without the signing key, which lives outside it.
 
 Each finding is located (leaf index, event ``seq``, checkpoint id); the report's ``problem`` is
-the first one in leaf order. The same checker runs over a database and over a full export;
-a selective export (search results) is checked leaf by leaf with its inclusion proofs.
-
-Export format (JSON Lines, one record a line), written by ``export_records``::
-
-    {"type": "relais-audit-export", "version": 1, "origin": ..., "full": bool, "checkpointId": ...}
-    {"type": "checkpoint", "id", "treeSize", "rootHash", "issuedAt", "keyId", "signature", "note"}
-    {"type": "purge", "id", "leafEnd", "cutoff", "purgedAt", "checkpointId", "keyId", "signature"}
-    {"type": "event", "id", "leafIndex", "leafHash", "event": {...}, "proof": [...] | null}
-    {"type": "leaf", "leafIndex", "leafHash"}          (a purged payload, full exports only)
+the first one in leaf order. The same checker runs over a database and over a full export
+(``audit.export`` writes and documents the format); a selective export (search results) is
+checked leaf by leaf with its inclusion proofs.
 """
 
 from __future__ import annotations
@@ -31,23 +24,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Table, func, literal_column, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from audit import merkle
-from audit.checkpoints import (
-    ORIGIN,
-    ProofTree,
-    checkpoint_json,
-    checkpoint_note,
-    key_id,
-    latest_checkpoint,
-    purge_note,
-    signature_valid,
-)
-from audit.journal import CONTENT_FIELDS, UNCHAINED, event_content, leaf_bytes, replay_key, timestamp_text
+from audit.checkpoints import checkpoint_note, key_id, purge_note, signature_valid
+from audit.export import EXPORT_TYPE, EXPORT_VERSION, select_all
+from audit.journal import CONTENT_FIELDS, UNCHAINED, leaf_bytes, replay_key, timestamp_text
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditPurge, AuditTreeHead
 
-EXPORT_VERSION = 1
 _MAX_PROBLEMS = 50
 
 
@@ -355,12 +339,6 @@ def _db_purges(session: Session) -> list[_Purge]:
     ]
 
 
-def select_all(model: Any) -> Any:
-    from sqlmodel import select as sqlmodel_select
-
-    return sqlmodel_select(model).order_by(col(model.id))
-
-
 def _sqlite_time(stored: str) -> str:
     if len(stored) == 26 and stored[10] == " ":
         return f"{stored[:10]}T{stored[11:]}+00:00"
@@ -368,7 +346,7 @@ def _sqlite_time(stored: str) -> str:
     return timestamp_text(datetime.fromisoformat(stored))
 
 
-def verify_database(session: Session, public_keys: Iterable[Ed25519PublicKey] | None) -> VerifyReport:
+def verify_database(session: Session, public_keys: Iterable[Ed25519PublicKey] | None = None) -> VerifyReport:
     """Recompute the whole tree from the database and check it (``public_keys=None``: no signatures)."""
     report = VerifyReport()
     checker = _Checker(_keys_by_id(public_keys), _db_checkpoints(session), _db_purges(session), report)
@@ -436,100 +414,7 @@ def verify_database(session: Session, public_keys: Iterable[Ed25519PublicKey] | 
     return checker.finish()
 
 
-# Export --------------------------------------------------------------------------------------
-
-
-def _purge_json(purge: AuditPurge) -> dict[str, Any]:
-    return {
-        "id": purge.id,
-        "leafEnd": purge.leaf_end,
-        "cutoff": purge.cutoff.isoformat(),
-        "purgedAt": purge.purged_at.isoformat(),
-        "checkpointId": purge.checkpoint_id,
-        "eventsDeleted": purge.events_deleted,
-        "keyId": purge.key_id,
-        "signature": purge.signature,
-    }
-
-
-def export_records(
-    session: Session,
-    event_ids: Iterable[int] | None = None,
-    *,
-    checkpoint: AuditCheckpoint | None = None,
-) -> Iterator[dict[str, Any]]:
-    """The proof-carrying export, record by record (see the module docstring for the format).
-
-    ``event_ids=None`` exports the whole journal (every leaf, checkpoint and purge); otherwise
-    the given events, each with its inclusion proof against ``checkpoint`` (default: the latest
-    one). An event not yet covered by that checkpoint is exported with ``"proof": null``.
-    """
-    full = event_ids is None
-    checkpoint = checkpoint or latest_checkpoint(session)
-    yield {
-        "type": "relais-audit-export",
-        "version": EXPORT_VERSION,
-        "origin": ORIGIN,
-        "full": full,
-        "checkpointId": checkpoint.id if checkpoint else None,
-    }
-    if full:
-        for row in session.exec(select_all(AuditCheckpoint)):
-            yield {"type": "checkpoint", **checkpoint_json(row)}
-        for purge in session.exec(select_all(AuditPurge)):
-            yield {"type": "purge", **_purge_json(purge)}
-        content_columns = [_events.c[name] for name in CONTENT_FIELDS]
-        query = (
-            select(_leaves.c.leaf_index, _leaves.c.leaf_hash, _events.c.id.label("event_row"), *content_columns)
-            .select_from(_leaves.outerjoin(_events, _events.c.id == _leaves.c.event_id))
-            .order_by(_leaves.c.leaf_index)
-        )
-        for row in session.connection().execution_options(yield_per=20_000).execute(query):
-            mapping = row._mapping
-            if mapping["event_row"] is None:
-                yield {"type": "leaf", "leafIndex": mapping["leaf_index"], "leafHash": mapping["leaf_hash"]}
-            else:
-                yield {
-                    "type": "event",
-                    "id": mapping["event_row"],
-                    "leafIndex": mapping["leaf_index"],
-                    "leafHash": mapping["leaf_hash"],
-                    "event": event_content(mapping),
-                    "proof": None,
-                }
-        return
-    if checkpoint is not None:
-        yield {"type": "checkpoint", **checkpoint_json(checkpoint)}
-    tree = ProofTree(session, checkpoint.tree_size) if checkpoint is not None else None
-    wanted = list(event_ids or ())
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
-        query = (
-            select(
-                _events.c.id.label("event_row"),
-                _leaves.c.leaf_index,
-                _leaves.c.leaf_hash,
-                *[_events.c[n] for n in CONTENT_FIELDS],
-            )
-            .select_from(_events.outerjoin(_leaves, _leaves.c.event_id == _events.c.id))
-            .where(_events.c.id.in_(chunk))
-        )
-        rows = {row._mapping["event_row"]: row._mapping for row in session.execute(query)}
-        ordered = sorted(
-            (rows[i] for i in chunk if i in rows),
-            key=lambda m: (m["leaf_index"] is None, m["leaf_index"] or 0, m["seq"]),
-        )
-        for mapping in ordered:
-            index = mapping["leaf_index"]
-            covered = tree is not None and index is not None and index < tree.tree_size
-            yield {
-                "type": "event",
-                "id": mapping["event_row"],
-                "leafIndex": index,
-                "leafHash": mapping["leaf_hash"] or merkle.leaf_hash(leaf_bytes(event_content(mapping))).hex(),
-                "event": event_content(mapping),
-                "proof": tree.path(index) if covered and tree is not None else None,
-            }
+# Export files --------------------------------------------------------------------------------
 
 
 def _parse_time(value: str) -> datetime:
@@ -546,7 +431,7 @@ def verify_export(lines: Iterable[str], public_keys: Iterable[Ed25519PublicKey] 
     except (StopIteration, json.JSONDecodeError):
         report.problems.append(Problem("format_invalide", "fichier vide ou illisible"))
         return report
-    if header.get("type") != "relais-audit-export" or header.get("version") != EXPORT_VERSION:
+    if header.get("type") != EXPORT_TYPE or header.get("version") != EXPORT_VERSION:
         report.problems.append(Problem("format_invalide", "en-tête d'export Relais absent ou d'une autre version"))
         return report
     checkpoints: list[_Checkpoint] = []

@@ -12,30 +12,32 @@ habilitated people and a prompt correction of every anomaly. A campaign therefor
   decision; at closure (every item decided, fresh authentication of the RGC) applies what is
   left and freezes a report in JSON, CSV and HTML whose SHA-256 goes to the audit trail.
 
-State changes of agents and grants are never written here: applying a decision calls
-``habilitations.lifecycle``, which audits each transition. What it refuses (an RGC keeping
-their own grant, a grant already revoked...) becomes the remediation's status, never a
-silent success.
+State changes of grants are never written here: applying a decision calls
+``habilitations.grants``, which audits each transition through the ``AuditRecorder`` the
+caller passes, under the caller's ``request_id``. What it refuses (an RGC keeping their own
+grant, a grant already revoked...) becomes the remediation's status, never a silent
+success. The evidence is gathered by ``habilitations.campaign_evidence`` and the frozen
+report written by ``habilitations.campaign_reports``.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import html
-import io
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import func, type_coerce
-from sqlmodel import Session, UTCDateTime, col, select
+from sqlmodel import Session, col, select
 
-from audit.journal import decision_for
-from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import grants
+from habilitations.campaign_evidence import (
+    ETATS_REVUS,
+    evidence,
+    grants_under_review,
+    override_targets,
+    previous_campaign_at,
+    subscribed_scopes,
+)
 from habilitations.campaign_models import (
     A_APPLIQUER,
     APPLIQUEE,
@@ -53,51 +55,25 @@ from habilitations.campaign_models import (
     CampagneRapport,
     CampagneRevue,
 )
-from habilitations.inactivity import is_overdue, local_date
-from habilitations.models import ACTIF, BLOQUE, SUSPENDU_INACTIVITE, Agent, Habilitation, Souscription
+from habilitations.campaign_reports import render_reports, report_document
+from habilitations.inactivity import local_date
+from habilitations.models import Habilitation
+from habilitations.refusals import CampaignRefused, TransitionRefused
 from habilitations.roles import Principal
+from habilitations.transitions import SYSTEM_ACTOR
+from relais.core.auditing import AuditLookup, AuditRecorder
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
-# Grants still in force, hence under review (revoked and deleted ones are history).
-ETATS_REVUS = (ACTIF, SUSPENDU_INACTIVITE, BLOQUE)
-SCOPE_UNUSED_AFTER = timedelta(days=90)
 # A campaign is a yearly exercise: its deadline is at most a year away.
 MAX_CAMPAIGN_DAYS = 366
 COMMENT_MAX_LENGTH = 2000
 
-# Anomaly flags (codes, shown to the RGC and kept in the report).
-DEVRAIT_ETRE_SUSPENDU = "DEVRAIT_ETRE_SUSPENDU"
-SCOPE_INUTILISE_90_JOURS = "SCOPE_INUTILISE_90_JOURS"
-HORS_SOUSCRIPTION = "HORS_SOUSCRIPTION"
-SANS_JUSTIFICATION = "SANS_JUSTIFICATION"
-BLOCAGE_SECURITE = "BLOCAGE_SECURITE"
-
-ATTESTATION = (
-    "Le responsable de gestion des comptes atteste avoir revu l'ensemble des habilitations de son "
-    "organisation et décidé, pour chacune, de son maintien, de sa réduction ou de sa révocation "
-    "(convention, annexe 1, article 5)."
-)
 EXPIRY_COMMENT = "Sans réponse à la date limite : révocation automatique"
 EXPIRY_ACTOR = "echeance"
-# Revocation reasons recorded by the lifecycle.
+# Revocation reasons recorded by the grants' transitions.
 MOTIF_REVUE = "revue_annuelle"
 MOTIF_ECHEANCE = "revue_annuelle_sans_reponse"
-
-# Refusal kinds, mapped to HTTP statuses by the API.
-INVALIDE = "invalide"
-INTROUVABLE = "introuvable"
-CONFLIT = "conflit"
-INTERDIT = "interdit"
-
-
-class CampaignRefused(Exception):
-    """A campaign request that cannot be honoured: a stable code and a French message."""
-
-    def __init__(self, kind: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -109,140 +85,24 @@ class ClosedCampaign:
     failed: int
 
 
-def actor_label(actor: Principal) -> str:
-    if actor.agent_id is not None:
-        return f"agent:{actor.agent_id}"
-    return actor.libelle or "cli:operateur"
-
-
-# Evidence ------------------------------------------------------------------------------------
-
-
-def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def last_use_per_scope(session: Session, habilitation: Habilitation) -> dict[str, datetime | None]:
-    """When each scope of the grant was last used by an allowed call made under it."""
-    # Grouped in the database: a busy agent's year of calls is a handful of rows here. The
-    # maximum keeps the column's type, so SQLite gives it back aware like the column.
-    rows = session.exec(
-        select(AuditEvent.scopes, type_coerce(func.max(AuditEvent.occurred_at), UTCDateTime()))
-        .where(
-            AuditEvent.habilitation_id == habilitation.id,
-            AuditEvent.decision == decision_for(200),
-            col(AuditEvent.scopes).is_not(None),
-        )
-        .group_by(col(AuditEvent.scopes))
-    ).all()
-    last: dict[str, datetime | None] = dict.fromkeys(habilitation.scopes)
-    for scopes, occurred_at in rows:
-        for scope in (scopes or "").split():
-            if scope in last:
-                seen = last[scope]
-                if seen is None or occurred_at > seen:
-                    last[scope] = occurred_at
-    return last
-
-
-def _subscribed_scopes(session: Session, organisation_id: int) -> dict[str, set[str]]:
-    rows = session.exec(select(Souscription).where(Souscription.organisation_id == organisation_id)).all()
-    return {row.api: set(row.scopes) for row in rows}
-
-
-def _override_targets(session: Session, organisation_id: int, since: datetime | None) -> set[str]:
-    """Targets (``agent:<id>``, ``habilitation:<id>``) of security overrides since a date."""
-    organisation = session.get(Organisation, organisation_id)
-    assert organisation is not None
-    return {event.target for event in lifecycle.security_overrides(session, organisation.code, since) if event.target}
-
-
-def evidence(
-    session: Session,
-    agent: Agent,
-    habilitation: Habilitation,
-    *,
-    subscriptions: dict[str, set[str]],
-    overrides: set[str],
-    now: datetime,
-) -> dict[str, Any]:
-    """What the RGC sees to decide on one grant (codes and dates: no personal data)."""
-    last_use = last_use_per_scope(session, habilitation)
-    unused_since = now - SCOPE_UNUSED_AFTER
-    unused = sorted(
-        scope
-        for scope, used in last_use.items()
-        if (used is None and habilitation.accordee_le <= unused_since) or (used is not None and used <= unused_since)
-    )
-    outside = sorted(set(habilitation.scopes) - subscriptions.get(habilitation.api, set()))
-    anomalies: list[str] = []
-    if agent.etat == ACTIF and is_overdue(agent, now):
-        anomalies.append(DEVRAIT_ETRE_SUSPENDU)
-    if unused:
-        anomalies.append(SCOPE_INUTILISE_90_JOURS)
-    if outside:
-        anomalies.append(HORS_SOUSCRIPTION)
-    if not (habilitation.justification or "").strip():
-        anomalies.append(SANS_JUSTIFICATION)
-    blocked = BLOQUE in (agent.etat, habilitation.etat)
-    if blocked or {f"agent:{agent.id}", f"habilitation:{habilitation.id}"} & overrides:
-        anomalies.append(BLOCAGE_SECURITE)
-    return {
-        "etatAgent": agent.etat,
-        "etatHabilitation": habilitation.etat,
-        "derniereUtilisationParScope": {scope: _iso(used) for scope, used in sorted(last_use.items())},
-        "derniereConnexion": _iso(agent.derniere_connexion),
-        "derniereConnexionAcr": agent.derniere_connexion_acr,
-        "derniereActivite": _iso(agent.derniere_activite),
-        "accordeeLe": _iso(habilitation.accordee_le),
-        "ancienneteJours": max((now - habilitation.accordee_le).days, 0),
-        "justification": habilitation.justification,
-        "scopesInutilises": unused,
-        "scopesHorsSouscription": outside,
-        "anomalies": anomalies,
-    }
-
-
-def _grants_under_review(session: Session, organisation_id: int) -> list[tuple[Agent, Habilitation]]:
-    rows = session.exec(
-        select(Agent, Habilitation)
-        .join(Habilitation, col(Habilitation.agent_id) == col(Agent.id))
-        .where(Agent.organisation_id == organisation_id, col(Habilitation.etat).in_(ETATS_REVUS))
-        .order_by(col(Agent.identifiant), col(Agent.id), col(Habilitation.api), col(Habilitation.id))
-    ).all()
-    return [(agent, habilitation) for agent, habilitation in rows]
-
-
-def _previous_campaign_at(session: Session, organisation_id: int, before: datetime | None = None) -> datetime | None:
-    query = select(CampagneRevue.ouverte_le).where(CampagneRevue.organisation_id == organisation_id)
-    if before is not None:
-        query = query.where(CampagneRevue.ouverte_le < before)
-    return session.exec(query.order_by(col(CampagneRevue.ouverte_le).desc()).limit(1)).first()
-
-
-def findings(session: Session, organisation_id: int, now: datetime) -> list[tuple[Agent, Habilitation, dict[str, Any]]]:
-    """Current anomalies of the organisation's grants in force, the campaign's flags live."""
-    subscriptions = _subscribed_scopes(session, organisation_id)
-    overrides = _override_targets(session, organisation_id, _previous_campaign_at(session, organisation_id))
-    found = []
-    for agent, habilitation in _grants_under_review(session, organisation_id):
-        proof = evidence(session, agent, habilitation, subscriptions=subscriptions, overrides=overrides, now=now)
-        if proof["anomalies"]:
-            found.append((agent, habilitation, proof))
-    return found
-
-
 # Opening ------------------------------------------------------------------------------------
 
 
 def open_campaign(
-    session: Session, actor: Principal, organisation: Organisation, date_limite: date, now: datetime
+    session: Session,
+    actor: Principal,
+    organisation: Organisation,
+    date_limite: date,
+    now: datetime,
+    *,
+    lookup: AuditLookup,
 ) -> CampagneRevue:
+    """One item per grant in force, with its evidence (read from the journal through ``lookup``)."""
     assert organisation.id is not None
     today = local_date(now)
     if not today < date_limite <= today + timedelta(days=MAX_CAMPAIGN_DAYS):
         raise CampaignRefused(
-            INVALIDE,
+            RefusalKind.INVALID,
             "DATE_LIMITE_INVALIDE",
             f"La date limite doit être postérieure à aujourd'hui et à moins de {MAX_CAMPAIGN_DAYS} jours",
         )
@@ -255,20 +115,23 @@ def open_campaign(
     ).first()
     if current is not None:
         raise CampaignRefused(
-            CONFLIT, "CAMPAGNE_DEJA_OUVERTE", "Une campagne de revue est déjà en cours pour cette organisation"
+            RefusalKind.CONFLICT,
+            "CAMPAGNE_DEJA_OUVERTE",
+            "Une campagne de revue est déjà en cours pour cette organisation",
         )
-    overrides = _override_targets(session, organisation.id, _previous_campaign_at(session, organisation.id))
+    since = previous_campaign_at(session, organisation.id)
+    overrides = override_targets(session, organisation.id, since, lookup=lookup)
     campagne = CampagneRevue(
         organisation_id=organisation.id,
         date_limite=date_limite,
         ouverte_par=actor.agent_id,
-        ouverte_par_libelle=actor_label(actor),
+        ouverte_par_libelle=actor.label,
         ouverte_le=now,
     )
     session.add(campagne)
     session.flush()
-    subscriptions = _subscribed_scopes(session, organisation.id)
-    for agent, habilitation in _grants_under_review(session, organisation.id):
+    subscriptions = subscribed_scopes(session, organisation.id)
+    for agent, habilitation in grants_under_review(session, organisation.id):
         assert agent.id is not None
         session.add(
             CampagneElement(
@@ -282,6 +145,7 @@ def open_campaign(
                     subscriptions=subscriptions,
                     overrides=overrides,
                     now=now,
+                    lookup=lookup,
                 ),
             )
         )
@@ -298,7 +162,9 @@ def get_campaign(session: Session, campagne_id: str, *, lock: bool = False) -> C
         query = query.with_for_update()
     campagne = session.exec(query).first()
     if campagne is None:
-        raise CampaignRefused(INTROUVABLE, "CAMPAGNE_INCONNUE", "Aucune campagne de revue ne porte cet identifiant")
+        raise CampaignRefused(
+            RefusalKind.UNKNOWN, "CAMPAGNE_INCONNUE", "Aucune campagne de revue ne porte cet identifiant"
+        )
     return campagne
 
 
@@ -335,11 +201,14 @@ def decide(
     date_fin: date | None,
     scopes: Sequence[str] | None,
     now: datetime,
+    recorder: AuditRecorder,
+    request_id: str,
 ) -> CampagneElement:
-    expire_if_due(session, campagne, now)
+    """Record the actor's decision on one item (a campaign past its deadline expires first)."""
+    expire_if_due(session, campagne, now, recorder=recorder, request_id=request_id)
     if campagne.etat != OUVERTE:
         raise CampaignRefused(
-            CONFLIT,
+            RefusalKind.CONFLICT,
             "CAMPAGNE_NON_OUVERTE",
             "La campagne n'accepte plus de décision (date limite dépassée ou campagne clôturée)",
         )
@@ -349,13 +218,15 @@ def decide(
         .with_for_update()
     ).first()
     if item is None:
-        raise CampaignRefused(INTROUVABLE, "ELEMENT_INCONNU", "Cet élément n'appartient pas à la campagne")
+        raise CampaignRefused(RefusalKind.UNKNOWN, "ELEMENT_INCONNU", "Cet élément n'appartient pas à la campagne")
     if decision not in DECISIONS:
-        raise CampaignRefused(INVALIDE, "DECISION_INVALIDE", f"Décision inconnue : attendu {', '.join(DECISIONS)}")
+        raise CampaignRefused(
+            RefusalKind.INVALID, "DECISION_INVALIDE", f"Décision inconnue : attendu {', '.join(DECISIONS)}"
+        )
     commentaire = commentaire.strip()
     if not commentaire or len(commentaire) > COMMENT_MAX_LENGTH:
         raise CampaignRefused(
-            INVALIDE,
+            RefusalKind.INVALID,
             "COMMENTAIRE_OBLIGATOIRE",
             f"Chaque décision porte un commentaire (1 à {COMMENT_MAX_LENGTH} caractères)",
         )
@@ -363,7 +234,7 @@ def decide(
     assert habilitation is not None
     if actor.agent_id is not None and actor.agent_id == item.agent_id and decision in (MAINTENIR, MAINTENIR_JUSQU_AU):
         raise CampaignRefused(
-            INTERDIT,
+            RefusalKind.FORBIDDEN,
             "AUTO_REVUE_INTERDITE",
             "Un RGC ne peut pas maintenir ses propres habilitations : un autre RGC de l'organisation doit en décider",
         )
@@ -372,28 +243,32 @@ def decide(
     if decision == MAINTENIR_JUSQU_AU:
         if date_fin is None or date_fin <= local_date(now):
             raise CampaignRefused(
-                INVALIDE, "DATE_FIN_INVALIDE", "« maintenir_jusqu_au » demande une dateFin postérieure à aujourd'hui"
+                RefusalKind.INVALID,
+                "DATE_FIN_INVALIDE",
+                "« maintenir_jusqu_au » demande une dateFin postérieure à aujourd'hui",
             )
         decision_date_fin = date_fin
     elif date_fin is not None:
-        raise CampaignRefused(INVALIDE, "DATE_FIN_NON_PREVUE", "dateFin n'est prévue que pour « maintenir_jusqu_au »")
+        raise CampaignRefused(
+            RefusalKind.INVALID, "DATE_FIN_NON_PREVUE", "dateFin n'est prévue que pour « maintenir_jusqu_au »"
+        )
     if decision == REDUIRE:
         kept = list(dict.fromkeys(scopes or []))
         if not kept or not set(kept) < set(habilitation.scopes):
             raise CampaignRefused(
-                INVALIDE,
+                RefusalKind.INVALID,
                 "SCOPES_INVALIDES",
                 "« reduire » demande une partie non vide et stricte des scopes de l'habilitation",
             )
         decision_scopes = kept
     elif scopes:
-        raise CampaignRefused(INVALIDE, "SCOPES_NON_PREVUS", "scopes n'est prévu que pour « reduire »")
+        raise CampaignRefused(RefusalKind.INVALID, "SCOPES_NON_PREVUS", "scopes n'est prévu que pour « reduire »")
     item.decision = decision
     item.decision_date_fin = decision_date_fin
     item.decision_scopes = decision_scopes
     item.commentaire = commentaire
     item.decidee_par = actor.agent_id
-    item.decidee_par_libelle = actor_label(actor)
+    item.decidee_par_libelle = actor.label
     item.decidee_le = now
     item.remediation = SANS_OBJET if decision == MAINTENIR else A_APPLIQUER
     session.add(item)
@@ -404,48 +279,85 @@ def decide(
 # Applying decisions (deadline or closure) ---------------------------------------------------
 
 
-def _apply(session: Session, actor: Principal, item: CampagneElement, now: datetime) -> None:
-    """Apply one decision through the lifecycle; record the outcome as the remediation."""
+def _apply(
+    session: Session,
+    actor: Principal,
+    item: CampagneElement,
+    now: datetime,
+    *,
+    recorder: AuditRecorder,
+    request_id: str,
+) -> None:
+    """Apply one decision through the grants' transitions; record the outcome as the remediation."""
     if item.remediation != A_APPLIQUER:
         return
     habilitation = session.get(Habilitation, item.habilitation_id)
     assert habilitation is not None
-    # A code, as the lifecycle wants: the campaign itself is the request's audit target.
+    # A code, as the transitions want: the campaign itself is the request's audit target.
     reason = MOTIF_ECHEANCE if item.decidee_par_libelle == EXPIRY_ACTOR else MOTIF_REVUE
     try:
         if habilitation.etat not in ETATS_REVUS:
             item.remediation, item.remediation_code = SANS_OBJET, f"habilitation_{habilitation.etat}"
         elif item.decision == REVOQUER:
-            lifecycle.revoke_habilitation(session, actor, habilitation.id, motif=reason, now=now)
+            grants.revoke_habilitation(
+                session, actor, habilitation.id, motif=reason, now=now, recorder=recorder, request_id=request_id
+            )
             item.remediation, item.remediation_code = APPLIQUEE, None
         elif item.decision == REDUIRE:
-            lifecycle.reduce_habilitation(session, actor, habilitation.id, scopes=item.decision_scopes or [], now=now)
+            grants.reduce_habilitation(
+                session,
+                actor,
+                habilitation.id,
+                scopes=item.decision_scopes or [],
+                now=now,
+                recorder=recorder,
+                request_id=request_id,
+            )
             item.remediation, item.remediation_code = APPLIQUEE, None
         elif item.decision == MAINTENIR_JUSQU_AU:
             assert item.decision_date_fin is not None
-            lifecycle.set_habilitation_end(session, actor, habilitation.id, date_fin=item.decision_date_fin, now=now)
+            grants.set_habilitation_end(
+                session,
+                actor,
+                habilitation.id,
+                date_fin=item.decision_date_fin,
+                now=now,
+                recorder=recorder,
+                request_id=request_id,
+            )
             item.remediation, item.remediation_code = APPLIQUEE, None
-    except lifecycle.LifecycleRefused as refused:
+    except TransitionRefused as refused:
         item.remediation, item.remediation_code = EN_ECHEC, refused.code[:64]
     item.remediation_le = now
     session.add(item)
 
 
-def _apply_all(session: Session, actor: Principal, campagne: CampagneRevue, now: datetime) -> tuple[int, int]:
+def _apply_all(
+    session: Session,
+    actor: Principal,
+    campagne: CampagneRevue,
+    now: datetime,
+    *,
+    recorder: AuditRecorder,
+    request_id: str,
+) -> tuple[int, int]:
     applied = failed = 0
     for item in items(session, campagne):
-        _apply(session, actor, item, now)
+        _apply(session, actor, item, now, recorder=recorder, request_id=request_id)
         applied += item.remediation == APPLIQUEE
         failed += item.remediation == EN_ECHEC
     session.flush()
     return applied, failed
 
 
-def expire_if_due(session: Session, campagne: CampagneRevue, now: datetime) -> bool:
+def expire_if_due(
+    session: Session, campagne: CampagneRevue, now: datetime, *, recorder: AuditRecorder, request_id: str
+) -> bool:
     """Past its deadline, an open campaign revokes what is unanswered and applies every decision.
 
     Checked when the campaign is touched too, so that a late sweep never lets a decision in
-    after the deadline.
+    after the deadline. The automation acts (``SYSTEM_ACTOR``, audited on the lifecycle
+    channel) under the caller's ``request_id``.
     """
     if campagne.etat != OUVERTE or local_date(now) <= campagne.date_limite:
         return False
@@ -459,7 +371,7 @@ def expire_if_due(session: Session, campagne: CampagneRevue, now: datetime) -> b
             item.remediation = A_APPLIQUER
             session.add(item)
     session.flush()
-    _apply_all(session, lifecycle_actor(), campagne, now)
+    _apply_all(session, SYSTEM_ACTOR, campagne, now, recorder=recorder, request_id=request_id)
     campagne.etat = ECHUE
     campagne.echue_le = now
     campagne.version += 1
@@ -468,12 +380,7 @@ def expire_if_due(session: Session, campagne: CampagneRevue, now: datetime) -> b
     return True
 
 
-def lifecycle_actor() -> Principal:
-    """Who revokes at the deadline: the automation, audited on the lifecycle channel."""
-    return lifecycle.SYSTEM_ACTOR
-
-
-def expire_due_campaigns(session: Session, now: datetime) -> int:
+def expire_due_campaigns(session: Session, now: datetime, *, recorder: AuditRecorder, request_id: str) -> int:
     """Expire every open campaign whose deadline is over; the number of campaigns expired.
 
     Idempotent: an expired campaign is no longer open. The caller commits.
@@ -483,41 +390,50 @@ def expire_due_campaigns(session: Session, now: datetime) -> int:
         .where(CampagneRevue.etat == OUVERTE, col(CampagneRevue.date_limite) < local_date(now))
         .with_for_update()
     ).all()
-    return sum(1 for campagne in due if expire_if_due(session, campagne, now))
+    return sum(1 for campagne in due if expire_if_due(session, campagne, now, recorder=recorder, request_id=request_id))
 
 
 # Closing and the report ---------------------------------------------------------------------
 
 
 def close_campaign(
-    session: Session, actor: Principal, campagne: CampagneRevue, *, now: datetime, fresh_auth: timedelta
+    session: Session,
+    actor: Principal,
+    campagne: CampagneRevue,
+    *,
+    now: datetime,
+    fresh_auth: timedelta,
+    recorder: AuditRecorder,
+    request_id: str,
 ) -> ClosedCampaign:
-    expire_if_due(session, campagne, now)
+    """Apply every decision and freeze the report (each format stored with its SHA-256)."""
+    expire_if_due(session, campagne, now, recorder=recorder, request_id=request_id)
     if campagne.etat == CLOTUREE:
-        raise CampaignRefused(CONFLIT, "CAMPAGNE_CLOTUREE", "La campagne est déjà clôturée")
+        raise CampaignRefused(RefusalKind.CONFLICT, "CAMPAGNE_CLOTUREE", "La campagne est déjà clôturée")
     undecided = count_undecided(session, campagne)
     if undecided:
         raise CampaignRefused(
-            CONFLIT,
+            RefusalKind.CONFLICT,
             "ELEMENTS_NON_DECIDES",
             f"{undecided} élément(s) sans décision : chaque habilitation doit être décidée avant la clôture",
         )
     if not actor.authenticated_within(now, fresh_auth):
         raise CampaignRefused(
-            INTERDIT,
+            RefusalKind.FORBIDDEN,
             "AUTHENTIFICATION_RECENTE_REQUISE",
             "La clôture demande une authentification récente : reconnectez-vous avec ProConnect puis recommencez",
         )
-    applied, failed = _apply_all(session, actor, campagne, now)
+    applied, failed = _apply_all(session, actor, campagne, now, recorder=recorder, request_id=request_id)
     campagne.etat = CLOTUREE
     campagne.cloturee_par = actor.agent_id
-    campagne.cloturee_par_libelle = actor_label(actor)
+    campagne.cloturee_par_libelle = actor.label
     campagne.cloturee_le = now
     campagne.version += 1
     session.add(campagne)
     session.flush()
     hashes = {}
-    for format_, content in render_reports(session, campagne).items():
+    document = report_document(session, campagne, items(session, campagne))
+    for format_, content in render_reports(document).items():
         digest = hashlib.sha256(content.encode()).hexdigest()
         session.add(
             CampagneRapport(campagne_id=campagne.id, format=format_, contenu=content, sha256=digest, cree_le=now)
@@ -529,225 +445,12 @@ def close_campaign(
 
 def report(session: Session, campagne: CampagneRevue, format_: str) -> CampagneRapport:
     if campagne.etat != CLOTUREE:
-        raise CampaignRefused(CONFLIT, "CAMPAGNE_NON_CLOTUREE", "Le rapport n'existe qu'une fois la campagne clôturée")
+        raise CampaignRefused(
+            RefusalKind.CONFLICT, "CAMPAGNE_NON_CLOTUREE", "Le rapport n'existe qu'une fois la campagne clôturée"
+        )
     found = session.exec(
         select(CampagneRapport).where(CampagneRapport.campagne_id == campagne.id, CampagneRapport.format == format_)
     ).first()
     if found is None:
-        raise CampaignRefused(INTROUVABLE, "RAPPORT_INCONNU", "Format de rapport inconnu : json, csv ou html")
+        raise CampaignRefused(RefusalKind.UNKNOWN, "RAPPORT_INCONNU", "Format de rapport inconnu : json, csv ou html")
     return found
-
-
-def campaign_json(session: Session, campagne: CampagneRevue) -> dict[str, Any]:
-    organisation = session.get(Organisation, campagne.organisation_id)
-    assert organisation is not None
-    all_items = items(session, campagne)
-    return {
-        "id": campagne.id,
-        "organisation": organisation.code,
-        "etat": campagne.etat,
-        "dateLimite": campagne.date_limite.isoformat(),
-        "ouverteLe": _iso(campagne.ouverte_le),
-        "ouvertePar": campagne.ouverte_par_libelle,
-        "echueLe": _iso(campagne.echue_le),
-        "clotureeLe": _iso(campagne.cloturee_le),
-        "clotureePar": campagne.cloturee_par_libelle,
-        "elements": len(all_items),
-        "elementsNonDecides": sum(1 for item in all_items if item.decision is None),
-    }
-
-
-def item_json(item: CampagneElement) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "agentId": item.agent_id,
-        "habilitationId": item.habilitation_id,
-        "preuves": item.preuves,
-        "decision": item.decision,
-        "dateFin": _iso(item.decision_date_fin),
-        "scopes": item.decision_scopes,
-        "commentaire": item.commentaire,
-        "decideePar": item.decidee_par_libelle,
-        "decideeLe": _iso(item.decidee_le),
-        "remediation": item.remediation,
-        "remediationCode": item.remediation_code,
-        "remediationLe": _iso(item.remediation_le),
-    }
-
-
-def _report_rows(session: Session, campagne: CampagneRevue) -> list[dict[str, Any]]:
-    rows = []
-    for item in items(session, campagne):
-        agent = session.get(Agent, item.agent_id)
-        habilitation = session.get(Habilitation, item.habilitation_id)
-        assert agent is not None and habilitation is not None
-        rows.append(
-            {
-                "agent": {
-                    "id": agent.id,
-                    "identifiant": agent.identifiant,
-                    "type": agent.type,
-                    "nom": agent.nom,
-                    "prenom": agent.prenom,
-                },
-                "habilitation": {
-                    "id": habilitation.id,
-                    "api": habilitation.api,
-                    "finalite": habilitation.finalite,
-                },
-                **{key: value for key, value in item_json(item).items() if key not in ("agentId", "habilitationId")},
-            }
-        )
-    return rows
-
-
-def report_document(session: Session, campagne: CampagneRevue) -> dict[str, Any]:
-    rows = _report_rows(session, campagne)
-    decisions: dict[str, int] = {}
-    for row in rows:
-        decisions[row["decision"]] = decisions.get(row["decision"], 0) + 1
-    return {
-        "campagne": campaign_json(session, campagne),
-        "attestation": ATTESTATION,
-        "synthese": {
-            "elements": len(rows),
-            "decisions": dict(sorted(decisions.items())),
-            "remediationsEnEchec": sum(1 for row in rows if row["remediation"] == EN_ECHEC),
-            "anomalies": sum(1 for row in rows if row["preuves"].get("anomalies")),
-        },
-        "elements": rows,
-    }
-
-
-CSV_COLUMNS = (
-    "element",
-    "agent_id",
-    "agent_identifiant",
-    "agent_type",
-    "agent_nom",
-    "agent_prenom",
-    "habilitation_id",
-    "api",
-    "finalite",
-    "etat_habilitation",
-    "derniere_connexion",
-    "anciennete_jours",
-    "derniere_utilisation_par_scope",
-    "anomalies",
-    "justification",
-    "decision",
-    "date_fin",
-    "scopes_conserves",
-    "commentaire",
-    "decidee_par",
-    "decidee_le",
-    "remediation",
-    "remediation_code",
-)
-
-
-def _csv_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells starting with these as formulas (CSV injection).
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv(rows: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        proofs = row["preuves"]
-        writer.writerow(
-            _csv_cell(value)
-            for value in (
-                row["id"],
-                row["agent"]["id"],
-                row["agent"]["identifiant"],
-                row["agent"]["type"],
-                row["agent"]["nom"],
-                row["agent"]["prenom"],
-                row["habilitation"]["id"],
-                row["habilitation"]["api"],
-                row["habilitation"]["finalite"],
-                proofs.get("etatHabilitation"),
-                proofs.get("derniereConnexion"),
-                proofs.get("ancienneteJours"),
-                " ".join(
-                    f"{scope}={used or 'jamais'}" for scope, used in proofs["derniereUtilisationParScope"].items()
-                ),
-                " ".join(proofs.get("anomalies", [])),
-                proofs.get("justification"),
-                row["decision"],
-                row["dateFin"],
-                " ".join(row["scopes"] or []),
-                row["commentaire"],
-                row["decideePar"],
-                row["decideeLe"],
-                row["remediation"],
-                row["remediationCode"],
-            )
-        )
-    return buffer.getvalue()
-
-
-def _html(document: dict[str, Any]) -> str:
-    def e(value: Any) -> str:
-        return html.escape("" if value is None else str(value), quote=True)
-
-    campagne = document["campagne"]
-    lines = [
-        "<!DOCTYPE html>",
-        '<html lang="fr"><head><meta charset="utf-8">',
-        f"<title>Revue des habilitations {e(campagne['organisation'])} {e(campagne['id'])}</title>",
-        "<style>body{font-family:sans-serif;font-size:10pt}table{border-collapse:collapse;width:100%}"
-        "th,td{border:1px solid #444;padding:2px 4px;vertical-align:top}@media print{a{color:inherit}}</style>",
-        "</head><body>",
-        f"<h1>Revue annuelle des habilitations — {e(campagne['organisation'])}</h1>",
-        "<dl>",
-    ]
-    for label, key in (
-        ("Campagne", "id"),
-        ("Date limite", "dateLimite"),
-        ("Ouverte le", "ouverteLe"),
-        ("Ouverte par", "ouvertePar"),
-        ("Échue le", "echueLe"),
-        ("Clôturée le", "clotureeLe"),
-        ("Clôturée par", "clotureePar"),
-    ):
-        lines.append(f"<dt>{e(label)}</dt><dd>{e(campagne[key])}</dd>")
-    lines += ["</dl>", f"<p>{e(document['attestation'])}</p>", "<table><thead><tr>"]
-    headers = ("Agent", "API", "Dernières utilisations", "Anomalies", "Décision", "Commentaire", "Remédiation")
-    lines.append("".join(f"<th>{e(header)}</th>" for header in headers) + "</tr></thead><tbody>")
-    for row in document["elements"]:
-        agent = row["agent"]
-        proofs = row["preuves"]
-        uses = "<br>".join(
-            f"{e(scope)} : {e(used or 'jamais')}" for scope, used in proofs["derniereUtilisationParScope"].items()
-        )
-        decision = row["decision"] or ""
-        if row["dateFin"]:
-            decision += f" ({row['dateFin']})"
-        if row["scopes"]:
-            decision += f" ({' '.join(row['scopes'])})"
-        cells = (
-            e(f"{agent['identifiant']} — {agent['prenom']} {agent['nom']}".strip()),
-            e(row["habilitation"]["api"]),
-            uses,
-            e(" ".join(proofs.get("anomalies", []))),
-            e(decision),
-            e(row["commentaire"]),
-            e(" ".join(filter(None, (row["remediation"], row["remediationCode"])))),
-        )
-        lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    lines += ["</tbody></table>", "</body></html>", ""]
-    return "\n".join(lines)
-
-
-def render_reports(session: Session, campagne: CampagneRevue) -> dict[str, str]:
-    document = report_document(session, campagne)
-    return {
-        "json": json.dumps(document, ensure_ascii=False, sort_keys=True, indent=2) + "\n",
-        "csv": _csv(document["elements"]),
-        "html": _html(document),
-    }

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from habilitations.lifecycle import suspend_for_inactivity
+from habilitations.agent_states import suspend_for_inactivity
 from habilitations.models import ACTIF, Agent
+from relais.core.auditing import AuditRecorder
 from relais.core.calendar import add_months
 from relais.core.outbox import OutboxMessage, enqueue
 from relais.core.tables import Organisation
@@ -50,6 +51,12 @@ def is_overdue(agent: Agent, now: datetime) -> bool:
     return local_date(now) >= inactivity_due_date(agent)
 
 
+def record_activity(session: Session, agent: Agent, now: datetime) -> None:
+    """A call accepted for the agent: the input of the inactivity rule (not a transition)."""
+    agent.derniere_activite = now
+    session.add(agent)
+
+
 @dataclass
 class SweepReport:
     suspended: list[int] = field(default_factory=list)
@@ -60,9 +67,10 @@ class SweepReport:
         return {"suspendus": len(self.suspended), "avertissements": len(self.warned)}
 
 
-def sweep(session: Session, now: datetime) -> SweepReport:
+def sweep(session: Session, now: datetime, *, recorder: AuditRecorder, request_id: str) -> SweepReport:
     """Suspend every overdue active agent and warn those near their due date.
 
+    Each suspension is audited through ``recorder`` under ``request_id`` (the sweep's run).
     The caller commits. Re-running it the same day changes nothing more.
     """
     report = SweepReport()
@@ -72,7 +80,7 @@ def sweep(session: Session, now: datetime) -> SweepReport:
         assert agent.id is not None
         due = inactivity_due_date(agent)
         if today >= due:
-            suspend_for_inactivity(session, agent.id, due=due, now=now)
+            suspend_for_inactivity(session, agent.id, due=due, now=now, recorder=recorder, request_id=request_id)
             report.suspended.append(agent.id)
             continue
         threshold = _warning_threshold(today, due)

@@ -15,7 +15,8 @@ The flow is the authorization code flow with PKCE (S256), ``state`` and ``nonce`
    as the agent's last activity.
 
 Nothing here logs or puts in an error the code, a token, an e-mail or a name: refusals
-carry a reason code for the audit trail and a generic French message for the person.
+(``habilitations.refusals.LoginRefused``) carry a reason code for the audit trail and a
+generic French message for the person. The SIRET directory is ``habilitations.sirets``.
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ from joserfc.jwk import KeySet
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
+from habilitations.agent_states import suspend_for_inactivity
 from habilitations.inactivity import inactivity_due_date, is_overdue
-from habilitations.lifecycle import suspend_for_inactivity
 from habilitations.login_models import LoginAttempt, OrganisationSiret
 from habilitations.models import ACTIF, HUMAIN, Agent
+from habilitations.refusals import LoginRefused
+from habilitations.sirets import SIRET_PATTERN
+from relais.core.auditing import AuditRecorder
 from relais.core.config import Settings
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 # ProConnect requires ``state`` and ``nonce`` of at least 32 characters; 32 random bytes
@@ -55,7 +60,6 @@ CODE_VERIFIER_LENGTH = 64
 LEEWAY_SECONDS = 60
 # A reason code from the provider's ``error`` parameter, kept only if it looks like one.
 _ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
-_SIRET = re.compile(r"^\d{14}$")
 _AMR = re.compile(r"^[a-z0-9_-]{1,16}$")
 
 MESSAGE_NOT_CONFIGURED = "La connexion des agents par ProConnect n'est pas configurée sur ce Relais"
@@ -75,30 +79,29 @@ def message_acr(accepted: list[str]) -> str:
     )
 
 
-class LoginRefused(Exception):
-    """A login that ends without a token: HTTP status, error code, French message, audit reason."""
+# The kinds of login refusal (``LoginRefused``, in ``habilitations.refusals``):
+# - UNKNOWN: the login attempt the callback names is unknown, expired or already used;
+# - INVALID: what ProConnect sent could not be verified (signature, claims, code);
+# - FORBIDDEN: verified, but no active account, or not a multi-factor level Relais accepts;
+# - UNAVAILABLE: ProConnect does not answer, or answers in error.
 
-    def __init__(self, status: int, code: str, message: str, reason: str, *, keep_writes: bool = False) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.reason = reason
-        # True when the refusal itself changed something that must stand (a suspension for
-        # inactivity decided at this login), although a refused call's work is rolled back.
-        self.keep_writes = keep_writes
+
+def bad_state(reason: str) -> LoginRefused:
+    return LoginRefused(RefusalKind.UNKNOWN, "CONNEXION_INVALIDE", MESSAGE_BAD_STATE, reason=reason)
 
 
 def not_verified(reason: str) -> LoginRefused:
-    return LoginRefused(401, "AUTHENTIFICATION_NON_VERIFIEE", MESSAGE_NOT_VERIFIED, reason)
+    return LoginRefused(RefusalKind.INVALID, "AUTHENTIFICATION_NON_VERIFIEE", MESSAGE_NOT_VERIFIED, reason=reason)
 
 
 def provider_unavailable(reason: str) -> LoginRefused:
-    return LoginRefused(502, "PROCONNECT_INDISPONIBLE", MESSAGE_PROVIDER_DOWN, reason)
+    return LoginRefused(RefusalKind.UNAVAILABLE, "PROCONNECT_INDISPONIBLE", MESSAGE_PROVIDER_DOWN, reason=reason)
 
 
 def no_account(reason: str, *, keep_writes: bool = False) -> LoginRefused:
-    return LoginRefused(403, "COMPTE_NON_AUTORISE", MESSAGE_NO_ACCOUNT, reason, keep_writes=keep_writes)
+    return LoginRefused(
+        RefusalKind.FORBIDDEN, "COMPTE_NON_AUTORISE", MESSAGE_NO_ACCOUNT, reason=reason, keep_writes=keep_writes
+    )
 
 
 def is_configured(settings: Settings) -> bool:
@@ -251,22 +254,22 @@ def consume_attempt(session: Session, state: str, now: datetime) -> Attempt:
     ``state``, one updates the row and the other finds it already used.
     """
     if len(state) < 32 or len(state) > 128:
-        raise LoginRefused(400, "CONNEXION_INVALIDE", MESSAGE_BAD_STATE, "login_state_unknown")
+        raise bad_state("login_state_unknown")
     key = state_hash(state)
     attempt = session.get(LoginAttempt, key)
     if attempt is None:
-        raise LoginRefused(400, "CONNEXION_INVALIDE", MESSAGE_BAD_STATE, "login_state_unknown")
+        raise bad_state("login_state_unknown")
     if attempt.used_at is not None:
-        raise LoginRefused(400, "CONNEXION_INVALIDE", MESSAGE_BAD_STATE, "login_state_replayed")
+        raise bad_state("login_state_replayed")
     consumed = session.execute(
         update(LoginAttempt)
         .where(col(LoginAttempt.state_hash) == key, col(LoginAttempt.used_at).is_(None))
         .values(used_at=now)
     )
     if consumed.rowcount != 1:  # type: ignore[attr-defined]
-        raise LoginRefused(400, "CONNEXION_INVALIDE", MESSAGE_BAD_STATE, "login_state_replayed")
+        raise bad_state("login_state_replayed")
     if _aware(attempt.expires_at) <= now:
-        raise LoginRefused(400, "CONNEXION_INVALIDE", MESSAGE_BAD_STATE, "login_state_expired")
+        raise bad_state("login_state_expired")
     return Attempt(nonce=attempt.nonce, code_verifier=attempt.code_verifier)
 
 
@@ -363,14 +366,14 @@ def authentication_methods(claims: Mapping[str, Any]) -> list[str]:
 
 
 def check_acr(claims: Mapping[str, Any], settings: Settings) -> str:
-    """The ID token's ``acr`` if it is a multi-factor level Relais accepts (else a 403)."""
+    """The ID token's ``acr`` if it is a multi-factor level Relais accepts (else refused)."""
     acr = claims.get("acr")
     if not isinstance(acr, str) or acr not in settings.proconnect_accepted_acr:
         raise LoginRefused(
-            403,
+            RefusalKind.FORBIDDEN,
             "NIVEAU_AUTHENTIFICATION_INSUFFISANT",
             message_acr(settings.proconnect_accepted_acr),
-            "acr_not_accepted",
+            reason="acr_not_accepted",
         )
     return acr
 
@@ -438,7 +441,7 @@ class Identity:
         return cls(
             sub=str(claims["sub"]),
             email=text("email"),
-            siret=siret if siret and _SIRET.match(siret) else None,
+            siret=siret if siret and SIRET_PATTERN.match(siret) else None,
             given_name=text("given_name"),
             usual_name=text("usual_name"),
         )
@@ -451,14 +454,23 @@ class Admitted:
     first_login: bool
 
 
-def admit_agent(session: Session, identity: Identity, acr: str, now: datetime) -> Admitted:
+def admit_agent(
+    session: Session,
+    identity: Identity,
+    acr: str,
+    now: datetime,
+    *,
+    recorder: AuditRecorder,
+    request_id: str,
+) -> Admitted:
     """The active agent this identity is, with the login recorded as their last activity.
 
     Known ``sub`` first. Otherwise, on a first login, the one human agent of the SIRET's
     organisation with this e-mail and no ``sub`` yet; their ``sub`` is recorded then.
     Anyone else, and any agent who is not active, is refused: the reason (unknown,
     ambiguous, which state) goes to the audit trail only. An active agent past the two
-    months of inactivity is suspended there and then, and refused.
+    months of inactivity is suspended there and then (audited through ``recorder`` under the
+    login's ``request_id``), and refused.
     """
     agent = session.exec(select(Agent).where(Agent.sub == identity.sub).with_for_update()).first()
     first_login = agent is None
@@ -472,7 +484,9 @@ def admit_agent(session: Session, identity: Identity, acr: str, now: datetime) -
     if is_overdue(agent, now):
         # A late sweep lets no one through, and a login must not reset the clock of an
         # agent already past the two months: suspended now (one transition event), refused.
-        suspend_for_inactivity(session, agent.id, due=inactivity_due_date(agent), now=now)
+        suspend_for_inactivity(
+            session, agent.id, due=inactivity_due_date(agent), now=now, recorder=recorder, request_id=request_id
+        )
         raise no_account("agent_inactivite", keep_writes=True)
     organisation = session.get(Organisation, agent.organisation_id)
     if organisation is None:
@@ -542,47 +556,3 @@ def end_session_url(settings: Settings, provider: Provider, id_token: str) -> st
     if settings.proconnect_post_logout_redirect_uri:
         params["post_logout_redirect_uri"] = settings.proconnect_post_logout_redirect_uri
     return str(httpx.URL(provider.end_session_endpoint, params=params))
-
-
-# The SIRET directory ---------------------------------------------------------------------
-
-
-class SiretRefused(Exception):
-    """A SIRET the directory cannot take or drop, with a French message."""
-
-
-def add_siret(session: Session, organisation_code: str, siret: str, now: datetime) -> bool:
-    """Attach an establishment to an organisation; False when it already was (idempotent)."""
-    if not _SIRET.match(siret):
-        raise SiretRefused("SIRET invalide : 14 chiffres attendus")
-    organisation = session.exec(select(Organisation).where(Organisation.code == organisation_code)).first()
-    if organisation is None or organisation.id is None:
-        raise SiretRefused(f"organisation inconnue : {organisation_code}")
-    existing = session.get(OrganisationSiret, siret)
-    if existing is not None:
-        if existing.organisation_id != organisation.id:
-            raise SiretRefused("ce SIRET est déjà rattaché à une autre organisation")
-        return False
-    session.add(OrganisationSiret(siret=siret, organisation_id=organisation.id, created_at=now))
-    session.flush()
-    return True
-
-
-def remove_siret(session: Session, siret: str) -> bool:
-    row = session.get(OrganisationSiret, siret)
-    if row is None:
-        return False
-    session.delete(row)
-    session.flush()
-    return True
-
-
-def sirets(session: Session, organisation_code: str | None = None) -> list[tuple[str, str]]:
-    """(SIRET, organisation code) pairs of the directory, by organisation then SIRET."""
-    query = select(OrganisationSiret.siret, Organisation.code).join(
-        Organisation, col(Organisation.id) == col(OrganisationSiret.organisation_id)
-    )
-    if organisation_code is not None:
-        query = query.where(Organisation.code == organisation_code)
-    rows = session.exec(query).all()
-    return sorted(((siret, code) for siret, code in rows), key=lambda row: (row[1], row[0]))

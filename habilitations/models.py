@@ -2,7 +2,9 @@
 
 Deny by default: an agent reaches beneficiary data only through an ``active`` habilitation
 of an ``active`` agent, for scopes within its organisation's subscription. Every state
-change is written by ``habilitations.lifecycle`` and yields exactly one audit event.
+change is written by the domain's state-change modules (``agents``, ``agent_states``,
+``grants``, ``designations``, ``subscriptions``, ``transitional``) and yields exactly one
+audit event.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ ETATS = (ACTIF, SUSPENDU_INACTIVITE, BLOQUE, REVOQUE, SUPPRIME)
 
 HUMAIN = "humain"
 TECHNIQUE = "technique"  # a batch identity (``pa-identifiant-agent: BATCH``) bound to one client
+
+# The transitional technical identity of a client that existed before enforcement (see
+# ``habilitations.transitional``): a partner call whose pa-identifiant-agent matches no agent
+# is made under it while it is active. No one else may take this identifiant.
+TRANSITION_IDENTIFIANT = "*"
+TRANSITION_FINALITE = "transition"
 
 # Roles held through a designation. Being RGC grants no data access by itself.
 RGC_TITULAIRE = "rgc_titulaire"

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-import yaml
 from sqlmodel import Session, col, select
 
-from habilitations.inactivity import inactivity_due_date, is_overdue, local_date
-from habilitations.lifecycle import TRANSITION_IDENTIFIANT, record_activity, suspend_for_inactivity
-from habilitations.models import ACTIF, Agent, Habilitation, Souscription
+from habilitations.agent_states import suspend_for_inactivity
+from habilitations.inactivity import inactivity_due_date, is_overdue, local_date, record_activity
+from habilitations.models import ACTIF, TRANSITION_IDENTIFIANT, Agent, Habilitation, Souscription
+from relais.core.auditing import AuditRecorder
 from relais.core.tables import Client
-from specs import SPECS_DIR, served_documents
+from specs import load_document, served_documents
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,14 @@ def decide(
     api: str,
     required_scopes: Iterable[str],
     now: datetime,
+    recorder: AuditRecorder,
+    request_id: str,
 ) -> Decision:
-    """Apply the rules; an allowed call records the agent's activity in ``session``."""
+    """Apply the rules; an allowed call records the agent's activity in ``session``.
+
+    An agent found past their inactivity deadline is suspended there and then: that
+    transition is audited through ``recorder`` under the call's own ``request_id``.
+    """
     required = set(required_scopes)
     agent = find_agent(session, client, identifiant) if identifiant != TRANSITION_IDENTIFIANT else None
     if agent is None:
@@ -81,7 +87,9 @@ def decide(
     if agent.etat != ACTIF:
         return Decision.deny(f"agent_{agent.etat}", agent.id)
     if is_overdue(agent, now):
-        suspend_for_inactivity(session, agent.id, due=inactivity_due_date(agent), now=now)
+        suspend_for_inactivity(
+            session, agent.id, due=inactivity_due_date(agent), now=now, recorder=recorder, request_id=request_id
+        )
         return Decision.deny("agent_inactivite", agent.id, suspended_now=True)
     grants = session.exec(
         select(Habilitation).where(
@@ -115,6 +123,12 @@ def decide(
 
 
 @cache
+def served_apis() -> frozenset[str]:
+    """The names grants and subscriptions use: each served spec file's stem."""
+    return frozenset(name.removesuffix(".yaml") for name, _, _ in served_documents())
+
+
+@cache
 def api_scopes() -> dict[str, frozenset[str]]:
     """Each served API's name (its spec file's stem) → every scope its operations require.
 
@@ -123,7 +137,7 @@ def api_scopes() -> dict[str, frozenset[str]]:
     """
     found: dict[str, frozenset[str]] = {}
     for name, _, _ in served_documents():
-        document = yaml.safe_load((SPECS_DIR / name).read_text(encoding="utf-8"))
+        document = load_document(name)
         scopes: set[str] = set()
         for item in (document.get("paths") or {}).values():
             for operation in item.values():

@@ -45,6 +45,13 @@ class Principal:
         return cls(agent_id=None, organisation_id=None, organisation=None, roles=frozenset(), libelle="cli:operateur")
 
     @property
+    def label(self) -> str:
+        """How records and the audit trail name the actor: ``agent:<id>``, or its ``libelle``."""
+        if self.agent_id is not None:
+            return f"agent:{self.agent_id}"
+        return self.libelle or "cli:operateur"
+
+    @property
     def is_command_line(self) -> bool:
         return self.agent_id is None
 

@@ -15,8 +15,9 @@ closed one, the usager has one current contract). Every transition loads the row
 (``with_for_update``), checks the state it expects, and bumps ``version``: a call that finds
 the state already moved is refused (``Refused(CONFLICT)``) and changes nothing.
 
-A signature or a refusal through the API is told to the usager's département's connectors
-(``contrat_engagement.signe``, ``contrat_engagement.refuse``) in the same transaction.
+A signature or a refusal through the API publishes a domain event concerning the usager's
+département (``contrat_engagement.signe``, ``contrat_engagement.refuse``, ``parcours.events``)
+in the same transaction.
 
 The 12-month closure is applied by ``cloturer_suspensions_echues`` (a periodic batch) and
 also lazily whenever a contract is read or moved, so a late batch never lets a stale
@@ -33,9 +34,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from adapters.outbound import events
+from parcours import events, writes
 from parcours import rendez_vous as rendez_vous_domain
-from parcours import writes
 from parcours.ports import Refused
 from parcours.tables import ContratEngagement
 from relais.core.calendar import add_months
@@ -482,7 +482,7 @@ def _saved(session: Session, contrat: ContratEngagement, now: datetime) -> Contr
 
 
 def _published(session: Session, contrat: ContratEngagement, evenement: str, now: datetime) -> ContratEngagement:
-    """The département's connectors hear of a signature or a refusal, in the same transaction."""
+    """The département hears of a signature or a refusal (a domain event, same transaction)."""
     events.contrat_engagement(session, contrat, evenement, now)
     return contrat
 

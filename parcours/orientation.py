@@ -30,9 +30,9 @@ Side effects, in the same transaction:
   take is now the new organisation's).
 - a decision or a forced orientation returns a signed or refused contrat d'engagement to
   "à signer" (``contrat_domain.remettre_a_signer``).
-- the connectors of the organisations concerned get ``orientation.a_decider`` (the
-  département with the ACT382) and ``orientation.decidee`` (the département and the
-  accompanying organisation) through the outbox (``adapters.outbound.events``).
+- the domain events ``orientation.a_decider`` (concerning the département with the ACT382)
+  and ``orientation.decidee`` (the département and the accompanying organisation) are
+  published (``parcours.events``); their connectors hear of them.
 
 Every write locks the usager's row (``FOR NO KEY UPDATE`` on PostgreSQL, which does not block
 inserts referencing it) and then the orientation rows it moves, so that two agents never both
@@ -47,10 +47,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from adapters.outbound import events
 from parcours import activites as activites_domain
 from parcours import contrat as contrat_domain
-from parcours import writes
+from parcours import events, writes
 from parcours.activites import ACT380, sujet_accompagnement
 from parcours.orientation_rules import RuleTable, Verdict, default_rules
 from parcours.perimeter import organisation_for

@@ -12,9 +12,9 @@
   closed is reopened for the same organisation: the first appointment is still to be taken.
 - DELETE does not remove the row: the rendez-vous becomes ``ANNULE`` and stays in the usager's
   history (evidence of what was planned); deleting it again is a no-op.
-- Every write tells the booking organisation's and the usager's département's connectors
-  (``rendez_vous.pris``, ``rendez_vous.modifie``, ``rendez_vous.annule``) through the outbox,
-  in the same transaction (``adapters.outbound.events``).
+- Every write publishes a domain event (``rendez_vous.pris``, ``rendez_vous.modifie``,
+  ``rendez_vous.annule``, ``parcours.events``) concerning the booking organisation and the
+  usager's département, in the same transaction; their connectors hear of it.
 
 Every write locks the usager's row first (``FOR NO KEY UPDATE`` on PostgreSQL, a no-op on
 SQLite), then the rendez-vous it changes, so two concurrent bookings of a first ``ACC`` cannot
@@ -30,9 +30,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from adapters.outbound import events
 from parcours import activites as activites_domain
-from parcours import writes
+from parcours import events, writes
 from parcours.activites import ACT380, sujet_accompagnement
 from parcours.perimeter import organisation_for
 from parcours.ports import Refused
@@ -386,7 +385,8 @@ def _saved(
 ) -> RendezVous:
     """Check the ACC rule and write; a refusal leaves the session unflushed for this row.
 
-    The booking organisation's and the usager's département's connectors hear of a change.
+    A change is published as a domain event concerning the booking organisation and the
+    usager's département.
     """
     _apply_acc_rules(session, rdv, was_standing=was_standing, now=now)
     saved = writes.save_version(session, rdv, now)

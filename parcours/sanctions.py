@@ -18,74 +18,46 @@ State machine (``etat`` of a consequence) and the GLI100 activity open in each s
     validated SUSP_RSA / SUPP_RSA: VALIDEE --ANNULATION_SANCTION--> ANNULEE
 
 A refused call changes nothing. Every applied step is appended to ``historique`` with the
-agent who made it, and told to the deciding CD's connectors through the outbox in the same
-transaction (``sanction.a_instruire``, ``sanction.etat_modifie``, ``sanction.decidee``).
-Refusals carry the ``codeSortie`` of the API (``CODES`` below).
+agent who made it, and published as a domain event concerning the deciding CD in the same
+transaction (``sanction.a_instruire``, ``sanction.etat_modifie``, ``sanction.decidee``,
+``parcours.events``).
+Refusals carry the ``codeSortie`` of the API (``CODES``); the codes and the rules of the values a
+call carries are ``parcours.sanctions_valeurs``'s, imported here for the callers.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from adapters.outbound import events
 from parcours import activites as activites_domain
-from parcours import perimeter, writes
-from parcours.ports import Refused
+from parcours import events, perimeter, writes
+from parcours.sanctions_valeurs import (
+    C_CONFLIT,
+    C_DEPARTEMENT,
+    C_ETAT,
+    C_IDENTIFIANT,
+    C_INCONNUE,
+    C_OBLIGATOIRE,
+    C_ORGANISATION,
+    C_RADIATION,
+    C_SUCCES,  # noqa: F401  (read here by the callers)
+    C_USAGER,  # noqa: F401  (read here by the callers)
+    C_VALEUR,
+    CODES,  # noqa: F401  (read here by the callers)
+    IDENTIFIANT,
+    refus,
+    valeurs,
+    valider_code,
+    valider_date,
+    valider_manquement,
+    valider_motif,
+)
 from parcours.tables import ConsequenceSanction, Usager
-from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
-
-# codeSortie values (C001 is the contract's; the others are choix Relais).
-C_SUCCES = "C001"
-C_INCONNUE = "C002"
-C_ETAT = "C003"
-C_OBLIGATOIRE = "C004"
-C_VALEUR = "C005"
-C_CONFLIT = "C006"
-C_ORGANISATION = "C007"
-C_RADIATION = "C008"
-C_DEPARTEMENT = "C009"
-C_IDENTIFIANT = "C010"
-C_USAGER = "C011"
-
-CODES: Mapping[str, str] = {
-    C_SUCCES: "Traitement effectué",
-    C_INCONNUE: "Conséquence de sanction inconnue pour cet usager",
-    C_ETAT: "Événement non autorisé dans l'état actuel de la conséquence de sanction",
-    C_OBLIGATOIRE: "Donnée obligatoire absente pour cet événement",
-    C_VALEUR: "Valeur non conforme aux règles de gestion",
-    C_CONFLIT: "La conséquence de sanction a été modifiée par un autre appel : relisez-la avant de réessayer",
-    C_ORGANISATION: "L'organisation de l'accédant ne décide pas de cette conséquence de sanction",
-    C_RADIATION: "La radiation a déjà été demandée pour cette conséquence de sanction",
-    C_DEPARTEMENT: "Aucun conseil départemental ne couvre l'usager",
-    C_IDENTIFIANT: "Identifiant de conséquence de sanction déjà utilisé",
-    C_USAGER: "Usager inconnu",
-}
-
-KIND: Mapping[str, RefusalKind] = {
-    C_INCONNUE: RefusalKind.UNKNOWN,
-    C_ETAT: RefusalKind.CONFLICT,
-    C_OBLIGATOIRE: RefusalKind.INVALID,
-    C_VALEUR: RefusalKind.INVALID,
-    C_CONFLIT: RefusalKind.CONFLICT,
-    C_ORGANISATION: RefusalKind.INVALID,
-    C_RADIATION: RefusalKind.CONFLICT,
-    C_DEPARTEMENT: RefusalKind.INVALID,
-    C_IDENTIFIANT: RefusalKind.CONFLICT,
-    C_USAGER: RefusalKind.UNKNOWN,
-}
-
-
-def refus(code: str, detail: str | None = None) -> Refused:
-    message = CODES[code]
-    return Refused(KIND[code], code, f"{message} : {detail}" if detail else message)
-
 
 # Types of consequence ------------------------------------------------------------------
 SUSP = "SUSP_RSA"
@@ -195,117 +167,6 @@ def sujet(identifiant: str) -> str:
     return f"consequence:{identifiant}"
 
 
-# Value rules ----------------------------------------------------------------------------
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# Identifiers are kept as given, within this alphabet; any other value designates nothing.
-_IDENTIFIANT = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-# Codes of the manquement (N65, R2...) and of the contract's closed lists.
-_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
-# Free texts: no control characters (and so no NUL, which PostgreSQL text refuses).
-_CONTROLE = re.compile(r"[\x00-\x1f\x7f]")
-MAX_MOTIF = 255
-MAX_CODE = 32
-
-
-@dataclass(frozen=True)
-class Valeurs:
-    """A modalité, amount and duration checked together (proposed or validated)."""
-
-    modalite: str | None
-    montant: float | None
-    duree: int | None
-
-
-def _date(payload: Mapping[str, Any], name: str, *, now: datetime, required: bool) -> date | None:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            raise refus(C_OBLIGATOIRE, name)
-        return None
-    if not isinstance(value, str) or not _DATE.match(value):
-        raise refus(C_VALEUR, f"{name} doit être une date au format AAAA-MM-JJ")
-    try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        raise refus(C_VALEUR, f"{name} doit être une date au format AAAA-MM-JJ") from None
-    if parsed > now.date():
-        raise refus(C_VALEUR, f"{name} ne peut pas être dans le futur")
-    return parsed
-
-
-def _code(
-    payload: Mapping[str, Any], name: str, *, required: bool, allowed: tuple[str, ...] | None = None
-) -> str | None:
-    value = payload.get(name)
-    if value is None or value == "":
-        if required:
-            raise refus(C_OBLIGATOIRE, name)
-        return None
-    if not isinstance(value, str) or not _CODE.fullmatch(value):
-        raise refus(C_VALEUR, f"{name} doit être un code d'au plus {MAX_CODE} lettres, chiffres, . _ -")
-    if allowed is not None and value not in allowed:
-        raise refus(C_VALEUR, f"{name} doit valoir {', '.join(allowed)}")
-    return value
-
-
-def valeurs(payload: Mapping[str, Any], modalite: str, montant: str, duree: str, *, required: bool) -> Valeurs:
-    """Check a modalité (M = amount in euros > 0, P = rate 30-100) and a duration (1-4 months)."""
-    for name in (modalite, montant, duree) if required else ():
-        if payload.get(name) is None:
-            raise refus(C_OBLIGATOIRE, name)
-    m = _code(payload, modalite, required=False, allowed=("M", "P"))
-    raw_montant = payload.get(montant)
-    raw_duree = payload.get(duree)
-    value: float | None = None
-    if raw_montant is not None:
-        if isinstance(raw_montant, bool) or not isinstance(raw_montant, int | float):
-            raise refus(C_VALEUR, f"{montant} doit être un nombre")
-        if m is None:
-            raise refus(C_OBLIGATOIRE, f"{modalite} (nécessaire pour interpréter {montant})")
-        value = float(raw_montant)
-        if m == "M" and not value > 0:
-            raise refus(C_VALEUR, f"{montant} est un montant en euros strictement positif (modalité M)")
-        if m == "P" and not 30 <= value <= 100:
-            raise refus(C_VALEUR, f"{montant} est un taux compris entre 30 et 100 (modalité P)")
-        if value > 1_000_000:
-            raise refus(C_VALEUR, f"{montant} est hors des bornes autorisées")
-    d: int | None = None
-    if raw_duree is not None:
-        if isinstance(raw_duree, bool) or not isinstance(raw_duree, int):
-            raise refus(C_VALEUR, f"{duree} est un nombre entier de mois")
-        if not 1 <= raw_duree <= 4:
-            raise refus(C_VALEUR, f"{duree} est un nombre de mois compris entre 1 et 4")
-        d = raw_duree
-    return Valeurs(m, value, d)
-
-
-def _motif(payload: Mapping[str, Any], *, required: bool) -> str | None:
-    value = payload.get("motifEvenement")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise refus(C_OBLIGATOIRE, "motifEvenement")
-        return None
-    if not isinstance(value, str) or len(value) > MAX_MOTIF or _CONTROLE.search(value):
-        raise refus(
-            C_VALEUR, f"motifEvenement est un texte d'au plus {MAX_MOTIF} caractères, sans caractère de contrôle"
-        )
-    return value.strip()
-
-
-def _manquement(payload: Mapping[str, Any], *, now: datetime, required: bool) -> dict[str, Any]:
-    nature = _code(payload, "natureManquement", required=required)
-    rang = _code(payload, "rangManquement", required=required)
-    date_manquement = _date(payload, "dateManquement", now=now, required=False)
-    manquement: dict[str, Any] = {"natureManquement": nature, "rangManquement": rang}
-    manquement["dateManquement"] = date_manquement.isoformat() if date_manquement else None
-    libelle = payload.get("libelleManquement")
-    if libelle is not None:
-        if not isinstance(libelle, str) or len(libelle) > MAX_MOTIF or _CONTROLE.search(libelle):
-            raise refus(C_VALEUR, f"libelleManquement est un texte d'au plus {MAX_MOTIF} caractères, sans contrôle")
-        manquement["libelleManquement"] = libelle
-    return manquement
-
-
 def _trace(c: ConsequenceSanction, type_: str, *, agent: str, now: datetime, date_evenement: date | None) -> None:
     entry = {
         "typeEvenement": type_,
@@ -333,14 +194,14 @@ def proposer_consequence(
     """
     identifiant = payload.get("identifiantConsequenceSanction")
     if identifiant is not None:
-        if not isinstance(identifiant, str) or not _IDENTIFIANT.fullmatch(identifiant):
+        if not isinstance(identifiant, str) or not IDENTIFIANT.fullmatch(identifiant):
             raise refus(C_VALEUR, "identifiantConsequenceSanction : 1 à 64 caractères alphanumériques, . _ : -")
         if session.get(ConsequenceSanction, identifiant) is not None:
             raise refus(C_IDENTIFIANT)
-    type_ = _code(payload, "typeConsequenceSanction", required=True, allowed=TYPES_CONSEQUENCE)
+    type_ = valider_code(payload, "typeConsequenceSanction", required=True, allowed=TYPES_CONSEQUENCE)
     assert type_ is not None
     proposees = valeurs(payload, "modaliteProposee", "montantPropose", "dureeProposee", required=False)
-    manquement = _manquement(payload, now=now, required=False)
+    manquement = valider_manquement(payload, now=now, required=False)
     cd = perimeter.organisation_for(session, usager, "CD")
     if cd is None or cd.id is None:
         raise refus(C_DEPARTEMENT)
@@ -392,7 +253,7 @@ def _load_for_update(session: Session, usager: Usager, identifiant: str) -> Cons
     concurrent writer to finish and returns the committed row. A version change between the
     two means another call won the race: this one is refused as a conflict.
     """
-    if not _IDENTIFIANT.fullmatch(identifiant):
+    if not IDENTIFIANT.fullmatch(identifiant):
         raise refus(C_INCONNUE)
     seen = session.exec(
         select(ConsequenceSanction.version).where(
@@ -445,7 +306,7 @@ def appliquer_evenement(
     evenement = body.get("evenement")
     if not isinstance(evenement, Mapping):
         raise refus(C_OBLIGATOIRE, "evenement")
-    type_evenement = _code(evenement, "typeEvenement", required=True, allowed=TYPES_EVENEMENT)
+    type_evenement = valider_code(evenement, "typeEvenement", required=True, allowed=TYPES_EVENEMENT)
     assert type_evenement is not None
     c = _a_decider(session, usager, organisation, identifiant)
     cible = transition_of(c, type_evenement)
@@ -454,15 +315,15 @@ def appliquer_evenement(
     for name in OBLIGATOIRES.get(type_evenement, ()):
         if body.get(name) is None or body.get(name) == "":
             raise refus(C_OBLIGATOIRE, f"{name} pour {type_evenement}")
-    date_evenement = _date(evenement, "dateEvenement", now=now, required=True)
+    date_evenement = valider_date(evenement, "dateEvenement", now=now, required=True)
     # Values are checked whenever given, even if this event does not use them.
     validees = valeurs(body, "modaliteDecisionValidee", "montantValide", "dureeValidee", required=False)
     # Any type is accepted here (SIP workflows echo the proposed type on SAISIE_SANCTION);
     # VALID_SANCTION then needs a suspension or a suppression.
-    type_valide = _code(body, "typeConsequenceSanctionValide", required=False, allowed=TYPES_CONSEQUENCE)
+    type_valide = valider_code(body, "typeConsequenceSanctionValide", required=False, allowed=TYPES_CONSEQUENCE)
     if type_evenement == VALID_SANCTION and type_valide not in TYPES_SANCTION:
         raise refus(C_VALEUR, f"typeConsequenceSanctionValide doit valoir {' ou '.join(TYPES_SANCTION)}")
-    motif = _motif(body, required=type_evenement == ANNULATION_SANCTION)
+    motif = valider_motif(body, required=type_evenement == ANNULATION_SANCTION)
 
     if type_evenement == ANNULATION_SANCTION and type_valide != c.type_consequence_validee:
         raise refus(C_VALEUR, "typeConsequenceSanctionValide ne correspond pas à la conséquence validée")
@@ -510,9 +371,9 @@ def decision_partenaire(
         raise refus(C_ORGANISATION, "seul un conseil départemental transmet une décision de sanction")
     if not perimeter.is_attached(session, organisation, usager):
         raise refus(C_ORGANISATION, "l'usager n'est pas rattaché à ce conseil départemental")
-    date_notification = _date(body, "dateNotificationDecisionSanction", now=now, required=True)
-    manquement = _manquement(body, now=now, required=True)
-    type_valide = _code(body, "typeSanctionValide", required=True, allowed=TYPES_SANCTION)
+    date_notification = valider_date(body, "dateNotificationDecisionSanction", now=now, required=True)
+    manquement = valider_manquement(body, now=now, required=True)
+    type_valide = valider_code(body, "typeSanctionValide", required=True, allowed=TYPES_SANCTION)
     validees = valeurs(body, "modaliteDecisionValidee", "montantValide", "dureeValidee", required=True)
     assert type_valide is not None
     c = ConsequenceSanction(
@@ -563,7 +424,7 @@ def demander_radiation(
 
 # Reads -----------------------------------------------------------------------------------
 def consequence_of(session: Session, usager: Usager, identifiant: str) -> ConsequenceSanction:
-    if not _IDENTIFIANT.fullmatch(identifiant):
+    if not IDENTIFIANT.fullmatch(identifiant):
         raise refus(C_INCONNUE)
     c = session.exec(
         select(ConsequenceSanction).where(

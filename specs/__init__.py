@@ -1,11 +1,15 @@
 """OpenAPI contracts served by Relais, and the JSON Schema of the ``relais import`` format.
 
 The YAML documents mirror France Travail's partner API contracts; ``common.yaml`` holds the
-components they share (referenced as ``common.yaml#/components/...``).
+components they share (referenced as ``common.yaml#/components/...``). Code that reads a
+contract (the web shell's security check, the habilitations policy, the CLI banner) goes
+through ``load_document``: each file is parsed once per process.
 """
 
 import re
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,6 +20,18 @@ COMMON_SPEC = "common.yaml"
 # API, so this one is served without Swagger UI (its spec file is here all the same).
 OPS_SPEC = "relais-ops-v1.yaml"
 _VERSION = re.compile(r"/(v\d+)$")
+
+
+@lru_cache(maxsize=64)
+def load_document(name: str) -> dict[str, Any]:
+    """The parsed YAML document ``name`` (a file name in ``specs/``), parsed once per process.
+
+    The same dict is handed to every caller: read it, never change it.
+    """
+    document = yaml.safe_load((SPECS_DIR / name).read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"{name} : document OpenAPI attendu")
+    return document
 
 
 def api_specs() -> list[str]:
@@ -35,7 +51,7 @@ def served_documents() -> list[tuple[str, str, str]]:
     for path in sorted(SPECS_DIR.glob("*.yaml")):
         if path.name in (COMMON_SPEC, OPS_SPEC):
             continue
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_document(path.name)
         if document.get("x-relais-served", True) is False:
             continue
         base = document["servers"][0]["url"]

@@ -4,6 +4,11 @@ Each method sends the call the contract describes, with the scope set of its API
 the ``pa-*`` headers and, for per-usager calls, the upstream jeton kept behind the caller's
 Relais jeton (``jetons.py``). Success answers go back through the ports as data; any other
 answer is raised as ``UpstreamAnswer`` and reaches the caller as France Travail sent it.
+
+The gateway is built once per app but serves each call in that call's own unit of work: the
+web shell hands it providers (``session``, ``clock``, ``jeton_ttl``, ``audit``) that answer
+for the call being served, so the jeton mapping, the audit draft and the request's other
+writes commit together.
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ import httpx
 from sqlmodel import Session
 
 from adapters.france_travail import jetons
-from adapters.france_travail.answers import GatewayRefusal, UpstreamAnswer
 from adapters.france_travail.client import FranceTravailClient, UpstreamResponse
 from adapters.france_travail.credentials import Credentials, token_providers
+from adapters.france_travail.errors import GatewayRefused, UpstreamAnswer
 from adapters.france_travail.tokens import Scopes
 from parcours.ports import ActivitesPage, Backends, Caller, Issue, UsagerData, UsagerMatch
+from relais.core.auditing import AuditDraft
 from relais.core.config import Settings
 from relais.core.keys import KeySet
 from relais.core.nir import NirError
 from relais.core.personal_data import blind_index
+from relais.core.refusals import RefusalKind
 
 # Scope sets per API, as France Travail lists them (contract §0.3): one token each, since a
 # single unsubscribed scope fails the whole token request.
@@ -42,7 +49,7 @@ SANCTIONS_RADIATION = SANCTIONS | {"demandeRadiation"}
 
 P = "/partenaire"
 # France Travail's message for an unknown rendez-vous (contract §0.6).
-ID_NON_RECONNU = "Il n'existe pas de rdv pour l'id et l'utilisateur indiqué"
+ID_NON_RECONNU_MESSAGE = "Il n'existe pas de rdv pour l'id et l'utilisateur indiqué"
 
 
 class _Gateway:
@@ -53,12 +60,29 @@ class _Gateway:
         keys: KeySet,
         clock: Callable[[], datetime],
         jeton_ttl: Callable[[], timedelta],
+        audit: Callable[[], AuditDraft | None],
     ) -> None:
         self._client = client
         self._session = session
         self._keys = keys
         self._clock = clock
         self._jeton_ttl = jeton_ttl
+        self._audit = audit
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        scopes: Scopes,
+        caller: Caller,
+        *,
+        jeton: str | None = None,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
+        return self._client.call(
+            method, path, scopes=scopes, caller=caller, audit=self._audit(), jeton=jeton, body=body, params=params
+        )
 
     def _for_usager(
         self,
@@ -74,20 +98,15 @@ class _Gateway:
         try:
             row = jetons.recall(self._session(), self._keys, client_id=caller.client_id, ref=ref, now=self._clock())
         except jetons.JetonInconnu:
-            raise GatewayRefusal(
-                401,
+            # The upstream jeton expired and was purged: the caller must search again.
+            raise GatewayRefused(
+                RefusalKind.UNKNOWN,
                 "JETON_USAGER_EXPIRE",
                 "Jeton usager expiré : refaites la recherche usager",
-                "gateway_jeton_inconnu",
+                reason="gateway_jeton_inconnu",
             ) from None
-        response = self._client.call(
-            method,
-            path,
-            scopes=scopes,
-            caller=caller,
-            jeton=jetons.upstream_jeton(self._keys, row),
-            body=body,
-            params=params,
+        response = self._call(
+            method, path, scopes, caller, jeton=jetons.upstream_jeton(self._keys, row), body=body, params=params
         )
         payload = _success(response)
         return UsagerData(_nir_index(self._keys, payload) or row.nir_index, payload)
@@ -96,21 +115,17 @@ class _Gateway:
 class RechercherUsagerGateway(_Gateway):
     def par_nir(self, caller: Caller, *, nir: str, date_naissance: date) -> UsagerMatch:
         body = {"nir": nir, "dateNaissance": date_naissance.isoformat()}
-        response = self._client.call(
-            "POST",
-            f"{P}/rechercher-usager/v2/usagers/par-datenaissance-et-nir",
-            scopes=RECHERCHE,
-            caller=caller,
-            body=body,
+        response = self._call(
+            "POST", f"{P}/rechercher-usager/v2/usagers/par-datenaissance-et-nir", RECHERCHE, caller, body=body
         )
         return self._match(caller, response, blind_index(self._keys, nir))
 
     def par_numero_france_travail(self, caller: Caller, *, numero: str) -> UsagerMatch:
-        response = self._client.call(
+        response = self._call(
             "POST",
             f"{P}/rechercher-usager/v2/usagers/par-numero-francetravail",
-            scopes=RECHERCHE,
-            caller=caller,
+            RECHERCHE,
+            caller,
             body={"numeroFranceTravail": numero},
         )
         return self._match(caller, response, None)
@@ -178,12 +193,8 @@ class ActivitesGateway(_Gateway):
             )
             if value is not None
         }
-        response = self._client.call(
-            "GET",
-            f"{P}/activites-operationnelles/v2/activites/chercher",
-            scopes=ACTIVITES,
-            caller=caller,
-            params=params,
+        response = self._call(
+            "GET", f"{P}/activites-operationnelles/v2/activites/chercher", ACTIVITES, caller, params=params
         )
         body = _success(response)
         if body is None:
@@ -225,11 +236,8 @@ class RendezVousGateway(_Gateway):
     def supprimer(self, caller: Caller, ref: str, identifiant: str) -> UsagerData:
         if identifiant in (".", ".."):
             # Quoted, any other identifier stays one path segment; these two would move up the path.
-            raise GatewayRefusal(
-                400,
-                "ID_NON_RECONNU",
-                "Il n'existe pas de rdv pour l'id et l'utilisateur indiqué",
-                "gateway_id_invalide",
+            raise GatewayRefused(
+                RefusalKind.INVALID, "ID_NON_RECONNU", ID_NON_RECONNU_MESSAGE, reason="gateway_id_invalide"
             )
         path = f"{self._BASE}/rendez-vous/{quote(identifiant, safe='')}"
         return self._for_usager("DELETE", path, RDV, caller, ref)
@@ -301,10 +309,15 @@ def build_gateway_backends(
     keys: KeySet,
     clock: Callable[[], datetime],
     jeton_ttl: Callable[[], timedelta],
+    audit: Callable[[], AuditDraft | None],
     http: httpx.Client | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Backends:
-    """Every partner port served from France Travail, as configured by ``RELAIS_FT_*``."""
+    """Every partner port served from France Travail, as configured by ``RELAIS_FT_*``.
+
+    ``session``, ``clock``, ``jeton_ttl`` and ``audit`` answer for the call being served
+    (its unit of work, its clock, its audit draft): see the module docstring.
+    """
     default = (
         Credentials(settings.ft_client_id, settings.ft_client_secret)
         if settings.ft_client_id and settings.ft_client_secret
@@ -337,7 +350,7 @@ def build_gateway_backends(
         max_retry_wait=settings.ft_max_retry_wait_seconds,
         **extra,
     )
-    parts = (client, session, keys, clock, jeton_ttl)
+    parts = (client, session, keys, clock, jeton_ttl, audit)
     return Backends(
         rechercher_usager=RechercherUsagerGateway(*parts),
         informations_administratives=InformationsAdministrativesGateway(*parts),

@@ -4,8 +4,8 @@ Every answer is decoded as UTF-8 whatever charset it declares (RDVI was broken b
 unannounced encoding change, contract §0.4). A 429 is retried after its ``Retry-After``, a
 bounded number of times and never for longer than configured; then it is passed on. A 401
 means the cached access token was revoked: it is renewed once. A timeout or an unreachable
-platform is ``UpstreamUnavailable`` (the contract's 503). Each call records in the request's
-audit event that the data came from France Travail, with France Travail's request id.
+platform is ``UpstreamUnavailable`` (the contract's 503). Each call writes in the audit draft
+it is given that the data came from France Travail, with France Travail's request id.
 """
 
 from __future__ import annotations
@@ -20,17 +20,23 @@ from typing import Any
 
 import httpx
 
-from adapters.france_travail.answers import FORWARDED_HEADERS, UpstreamUnavailable
 from adapters.france_travail.credentials import TokenProviders
+from adapters.france_travail.errors import UpstreamUnavailable
 from adapters.france_travail.tokens import Scopes
-from api.context import current_request
 from parcours.ports import Caller
+from relais.core.auditing import AuditDraft
 from relais.core.jeton import JETON_HEADER
 
 DATA_ORIGIN = "france-travail"
 # Where France Travail's gateway may put its own id of the request (first one present wins).
 UPSTREAM_REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "x-b3-traceid", "x-amzn-trace-id")
 _DEFAULT_RETRY_AFTER = 1.0
+# Upstream headers worth passing on: what a client needs to wait before calling again.
+FORWARDED_HEADERS = (
+    "retry-after",
+    "x-ratelimit-burst-capacity-clientidlimiter",
+    "x-ratelimit-remaining-clientidlimiter",
+)
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,18 @@ class FranceTravailClient:
         *,
         scopes: Scopes,
         caller: Caller,
+        audit: AuditDraft | None,
         jeton: str | None = None,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """``path`` from the host on, e.g. ``/partenaire/contrat-usager/v2/contrat``."""
-        _note_origin()
+        """``path`` from the host on, e.g. ``/partenaire/contrat-usager/v2/contrat``.
+
+        ``audit`` is the draft of the audited call being served (None outside one): it says
+        the data came from France Travail even when France Travail does not answer.
+        """
+        if audit is not None:
+            audit.data_origin = DATA_ORIGIN
         # The caller's organisation's own France Travail application (credentials.py).
         tokens = self._tokens.for_organisation(caller.organisation)
         renewed = False
@@ -79,6 +91,8 @@ class FranceTravailClient:
         while True:
             access_token = tokens.token(scopes)
             response = self._send(method, path, access_token, caller, jeton, body, params)
+            if audit is not None:
+                audit.upstream_request_id = upstream_request_id(response) or audit.upstream_request_id
             if response.status_code == 401 and not renewed:
                 tokens.invalidate(scopes, access_token)
                 renewed = True
@@ -122,7 +136,6 @@ class FranceTravailClient:
             raise UpstreamUnavailable("timeout") from None
         except httpx.HTTPError:
             raise UpstreamUnavailable("unreachable") from None
-        _note_upstream_request_id(response)
         return response
 
 
@@ -154,19 +167,10 @@ def _decoded(response: httpx.Response) -> UpstreamResponse:
     return UpstreamResponse(response.status_code, body, headers)
 
 
-def _note_origin() -> None:
-    try:
-        current_request().audit.data_origin = DATA_ORIGIN
-    except LookupError:
-        pass
-
-
-def _note_upstream_request_id(response: httpx.Response) -> None:
+def upstream_request_id(response: httpx.Response) -> str | None:
+    """France Travail's own id of the request, from the first header that carries one."""
     for name in UPSTREAM_REQUEST_ID_HEADERS:
         value = response.headers.get(name)
         if value:
-            try:
-                current_request().audit.upstream_request_id = value[:128]
-            except LookupError:
-                pass
-            return
+            return value[:128]
+    return None

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from adapters.france_travail.answers import GatewayRefusal
+from adapters.france_travail.errors import GatewayRefused
 from adapters.france_travail.tokens import TokenProvider
+from relais.core.refusals import RefusalKind
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,11 @@ class TokenProviders:
         else:
             credentials = self._default
         if credentials is None:
-            raise GatewayRefusal(
-                403,
+            raise GatewayRefused(
+                RefusalKind.FORBIDDEN,
                 "ACCES_NON_AUTORISE",
                 "Accès non autorisé : aucune habilitation France Travail n'est configurée pour votre organisation",
-                "gateway_sans_habilitation",
+                reason="gateway_sans_habilitation",
             )
         with self._lock:
             provider = self._providers.get(credentials)

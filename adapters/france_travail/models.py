@@ -1,7 +1,7 @@
 """The gateway's one table: which upstream ``jetonUsager`` stands behind a Relais jeton.
 
 A partner never sees France Travail's jeton: Relais hands out its own (bound to the client,
-see ``relais/jeton.py``) naming the row id below, and keeps the upstream jeton here,
+see ``relais/core/jeton.py``) naming the row id below, and keeps the upstream jeton here,
 encrypted, bound to the same client. A row outlives its Relais jeton by nothing: it is
 deleted once expired.
 """

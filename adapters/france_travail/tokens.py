@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from adapters.france_travail.answers import UpstreamUnavailable
+from adapters.france_travail.errors import UpstreamUnavailable
 
 log = structlog.get_logger("relais.france_travail")
 

@@ -24,6 +24,7 @@ from adapters.inbound.feed import FeedRejected, FeedReport, RowError, apply_rows
 from adapters.inbound.mapping import FeedFormat
 from adapters.inbound.models import ImportedFile
 from adapters.inbound.ports import SourceRow
+from relais.core.auditing import AuditRecorder
 from relais.core.db import Database
 from relais.core.keys import KeySet
 
@@ -105,6 +106,7 @@ def import_csv(
     feed_format: FeedFormat,
     *,
     organisation: str,
+    audit: AuditRecorder,
     now: datetime | None = None,
 ) -> CsvImport:
     """Import ``path`` in one transaction; raise FeedRejected (nothing written) on any bad line."""
@@ -130,6 +132,7 @@ def import_csv(
                 origin=source.origin,
                 operation=operation,
                 organisation=organisation,
+                audit=audit,
                 now=now,
             )
             session.add(
@@ -142,6 +145,7 @@ def import_csv(
             session.rollback()
             audit_rejection(
                 session,
+                audit,
                 origin=source.origin,
                 operation=operation,
                 organisation=organisation,

@@ -1,11 +1,13 @@
 """Apply rows of an inbound feed: validate every row, identify its usager, record it, audit it.
 
-The records go through ``relais.importer`` (its schema and the reference store's domain
-rules, as ``relais import`` records them), so a CSV line, a pulled item, an API call and a
-JSONL record leave the same state. All rows are checked before anything is kept: the run is
-one transaction and a single bad row rejects it, with every bad row reported by its position.
-Every row that changed something gets its own audit event (channel ``adapter``) naming the
-source as its origin and the matching rule that found the usager.
+The records are checked by the import format (``import_format``: the schema ``relais
+import`` checks) and recorded by the parcours domain (``parcours.records``, the rules ``relais
+import`` and the API apply), so a CSV line, a pulled item, an API call and a JSONL record leave
+the same state. All rows are checked before anything is kept: the run is one transaction and
+a single bad row rejects it, with every bad row reported by its position. Every row that
+changed something gets its own audit event (channel ``adapter``, written by the
+``AuditRecorder`` the caller hands in) naming the source as its origin and the matching rule
+that found the usager.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from adapters.inbound.import_format import DatasetError, check_record
 from adapters.inbound.mapping import CellError, FeedFormat
 from adapters.inbound.matching import Match, MatchError, identity_of, match_usager
 from adapters.inbound.ports import SourceRow
-from audit.journal import append_event
 from parcours.perimeter import is_attached
-from relais.core.auditing import AuditDraft
+from parcours.ports import Refused
+from parcours.records import ParcoursRecords
+from relais.core.auditing import AuditDraft, AuditRecorder
 from relais.core.keys import KeySet
 from relais.core.tables import Organisation
 from relais.core.text import champ_invalide
-from relais.importer import DatasetError, _Importer
 
 CHANNEL = "adapter"
 # Keys that make two rows of one run the same record (the second would silently win).
@@ -36,12 +39,6 @@ _NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "rendez-vous": ("id",),
     "contrat-engagement": ("numeroFranceTravail",),
     "manquement": ("numeroFranceTravail", "consequences"),
-}
-_REPORT_FIELD = {
-    "orientation": "orientations",
-    "rendez-vous": "rendez_vous",
-    "contrat-engagement": "contrats_engagement",
-    "manquement": "manquements",
 }
 MAX_REPORTED_ERRORS = 200
 
@@ -91,13 +88,14 @@ def apply_rows(
     origin: str,
     operation: str,
     organisation: str,
+    audit: AuditRecorder,
     now: datetime,
 ) -> FeedReport:
     """Record ``rows`` in ``session`` (the caller commits); raise FeedRejected, having written nothing.
 
     ``organisation`` is the code of the organisation whose editor sent the rows: each row's
     usager must be attached to it (its territory or an explicit attachment), as a partner call
-    of that organisation would require.
+    of that organisation would require. ``audit`` writes one event per row that changed something.
     """
     owner = session.exec(select(Organisation).where(Organisation.code == organisation)).first()
     if owner is None:
@@ -106,26 +104,30 @@ def apply_rows(
     report = FeedReport(rows=len(prepared) + len({error.position for error in errors}))
     if errors:
         raise FeedRejected(errors[:MAX_REPORTED_ERRORS])
-    importer = _Importer(session, keys, now)
+    records = ParcoursRecords(session, keys, now)
     run_id = uuid.uuid4().hex
-    counts = getattr(importer.report, _REPORT_FIELD[feed_format.enregistrement])
     for position, record, match in prepared:
-        before = (counts.created, counts.updated)
         # A savepoint per row: a refused row leaves nothing behind, and the next rows are still checked.
         savepoint = session.begin_nested()
         try:
-            importer.import_record(position, record)
+            check_record(position, record)
+            outcome = records.apply(position, record["type"], record["data"])
         except DatasetError as exc:
             savepoint.rollback()
             errors.append(RowError(position, exc.reason))
             continue
+        except Refused as refused:
+            # The domain rules' messages name fields, never values.
+            savepoint.rollback()
+            errors.append(RowError(position, refused.message))
+            continue
         savepoint.commit()
-        outcome = "created" if counts.created > before[0] else "updated" if counts.updated > before[1] else "unchanged"
         report.rules[match.rule] = report.rules.get(match.rule, 0) + 1
         setattr(report, outcome, getattr(report, outcome) + 1)
         if outcome != "unchanged":
             _audit(
                 session,
+                audit,
                 match,
                 organisation=owner.code,
                 origin=origin,
@@ -141,7 +143,14 @@ def apply_rows(
 
 
 def audit_rejection(
-    session: Session, *, origin: str, operation: str, organisation: str, errors: int, now: datetime
+    session: Session,
+    audit: AuditRecorder,
+    *,
+    origin: str,
+    operation: str,
+    organisation: str,
+    errors: int,
+    now: datetime,
 ) -> None:
     """One event for a rejected run: who tried what, from where, and how many rows were wrong."""
     draft = AuditDraft(
@@ -153,7 +162,7 @@ def audit_rejection(
         reason="fichier_rejete",
         details={"lignes_en_erreur": errors},
     )
-    append_event(session, draft, request_id=uuid.uuid4().hex, http_status=422, occurred_at=now)
+    audit.record(session, draft, request_id=uuid.uuid4().hex, http_status=422, occurred_at=now)
 
 
 def _prepare(
@@ -207,6 +216,7 @@ def _prepare_row(
 
 def _audit(
     session: Session,
+    audit: AuditRecorder,
     match: Match,
     *,
     organisation: str,
@@ -227,4 +237,4 @@ def _audit(
         data_origin=origin[:128],
         details={"ligne": position, "regle": match.rule, "resultat": outcome, "execution": run_id},
     )
-    append_event(session, draft, request_id=f"{run_id}:{position}", http_status=200, occurred_at=now)
+    audit.record(session, draft, request_id=f"{run_id}:{position}", http_status=200, occurred_at=now)

@@ -6,7 +6,7 @@ A format is a JSON file (``formats/<name>.json``, or the directory named by
     {
       "nom": "decisions-orientation",
       "description": "...",
-      "enregistrement": "orientation",          # a record type of relais/importer.py
+      "enregistrement": "orientation",          # a record type of parcours/records.py
       "separateur": ";", "encodage": "utf-8",   # CSV only
       "identite": {"nir": "NIR", "numeroFranceTravail": "IDENTIFIANT_FT",
                    "nom": "NOM", "prenom": "PRENOM", "dateNaissance": "DATE_NAISSANCE"},
@@ -36,7 +36,7 @@ from typing import Any
 FORMATS_DIR = Path(__file__).parent / "formats"
 IDENTITY_FIELDS = ("nir", "numeroFranceTravail", "nom", "prenom", "dateNaissance")
 TYPES = ("texte", "date", "date-heure", "entier", "booleen")
-# Record types a feed may carry (relais/importer.py's parcours records), for usagers Relais already knows.
+# Record types a feed may carry (parcours.records' types), for usagers Relais already knows.
 FEED_RECORD_TYPES = ("orientation", "rendez-vous", "contrat-engagement", "manquement")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _FRENCH_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")

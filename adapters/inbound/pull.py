@@ -36,6 +36,7 @@ from adapters.inbound.feed import FeedRejected, FeedReport, apply_rows, audit_re
 from adapters.inbound.mapping import FeedFormat
 from adapters.inbound.models import PullCursor
 from adapters.inbound.ports import SourceRow
+from relais.core.auditing import AuditRecorder
 from relais.core.db import Database
 from relais.core.keys import KeySet
 
@@ -182,6 +183,7 @@ def pull(
     config: PullConfig,
     feed_format: FeedFormat,
     *,
+    audit: AuditRecorder,
     http: httpx.Client | None = None,
     now: datetime | None = None,
 ) -> PullRun:
@@ -204,6 +206,7 @@ def pull(
                     origin=source.origin,
                     operation=operation,
                     organisation=config.organisation,
+                    audit=audit,
                     now=now,
                 )
             except (PullError, FeedRejected) as exc:
@@ -212,6 +215,7 @@ def pull(
                 if isinstance(exc, FeedRejected):
                     audit_rejection(
                         session,
+                        audit,
                         origin=source.origin,
                         operation=operation,
                         organisation=config.organisation,

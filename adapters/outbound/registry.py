@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from adapters.outbound.models import ACTIVE, EMAIL, PAUSED, WEBHOOK, Connector, ConnectorKey
+from parcours.events import EVENT_TYPES
 from relais.core.keys import KeySet, new_kid
 from relais.core.outbox import FAILED, PENDING, OutboxMessage
 from relais.core.personal_data import decrypt_field, encrypt_field
@@ -28,21 +29,6 @@ DEFAULT_OVERLAP = timedelta(days=7)
 
 class ConnectorError(Exception):
     """A configuration refused; the message is for the operator, in French."""
-
-
-# The event types of the editor-facing contract (specs/editor-webhook-v1.yaml).
-EVENT_TYPES = (
-    "orientation.a_decider",
-    "orientation.decidee",
-    "rendez_vous.pris",
-    "rendez_vous.modifie",
-    "rendez_vous.annule",
-    "contrat_engagement.signe",
-    "contrat_engagement.refuse",
-    "sanction.a_instruire",
-    "sanction.etat_modifie",
-    "sanction.decidee",
-)
 
 
 def create_connector(

@@ -12,7 +12,8 @@ The editor may then see an event twice, and drops it by its ``Relais-Evenement-I
 After a failure the message is retried with exponential backoff and jitter, never sooner than
 a ``Retry-After`` asks; after ``max_attempts`` it is dead (kept, visible, replayable). A
 connector that fails ``connector_pause_after_failures`` times in a row is paused: its messages
-wait, none is lost, and its organisation's RGC is notified through the outbox.
+wait, none is lost, its organisation's RGC is notified through the outbox, and the pause is
+audited through the ``AuditRecorder`` the caller hands the worker.
 
 Notifications for people (recipients ``agent:<id>``, ``rgc:<code>``, ``rssi:<code>``,
 ``cssi``) go to the organisation's connector marked ``notifications`` (a hub-level one for the
@@ -48,9 +49,8 @@ from adapters.outbound.models import (
     DeliveryAttempt,
 )
 from adapters.outbound.port import Delivery, Outcome, Sender, Target
-from audit.journal import append_event
 from habilitations.models import ACTIF, CSSI, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Designation
-from relais.core.auditing import AuditDraft
+from relais.core.auditing import AuditDraft, AuditRecorder
 from relais.core.config import Settings
 from relais.core.db import Database
 from relais.core.keys import KeySet
@@ -91,6 +91,7 @@ class Worker:
         settings: Settings,
         sender: Sender,
         *,
+        audit: AuditRecorder,
         mailer: Sender | None = None,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
@@ -98,6 +99,8 @@ class Worker:
         self.database = database
         self.keys = keys
         self.settings = settings
+        # Writes the audit event of an automatic pause, in the pause's own transaction.
+        self.audit = audit
         # By connector kind: webhooks, and e-mail for people's notifications when configured.
         self.senders: dict[str, Sender] = {WEBHOOK: sender}
         if mailer is not None:
@@ -335,7 +338,7 @@ class Worker:
             now=now,
             organisation_id=connector.organisation_id,
         )
-        append_event(
+        self.audit.record(
             session,
             AuditDraft(
                 channel="adapter",

@@ -22,7 +22,6 @@ from sqlmodel import Session, col, select
 from parcours.perimeter import caller_organisation
 from parcours.ports import ActivitesPage, Caller, Refused
 from parcours.tables import Activite, Usager
-from relais.core.keys import KeySet
 from relais.core.refusals import RefusalKind
 
 _CURSOR_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -30,9 +29,8 @@ CURSEUR_INVALIDE = "CURSEUR_INVALIDE"
 
 
 class ActivitesStore:
-    def __init__(self, session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: Callable[[], Session], clock: Callable[[], datetime]) -> None:
         self._session = session
-        self._keys = keys
         self._clock = clock
 
     def chercher(

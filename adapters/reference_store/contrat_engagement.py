@@ -1,5 +1,6 @@
-"""Reference store backend for Contrat d'engagement v1: resolves the usager, then applies
-``contrat_domain`` with the agent of the ``pa-*`` headers and the caller's organisation."""
+"""Reference store backend for Contrat d'engagement v1: resolves the usager, then applies the
+parcours domain's rules (``parcours.contrat``) with the agent of the ``pa-*`` headers and the
+caller's organisation."""
 
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ from parcours import contrat as contrat_domain
 from parcours.perimeter import attached_usager, caller_organisation
 from parcours.ports import Caller, Refused, UsagerData
 from parcours.tables import ContratEngagement, Usager
-from relais.core.keys import KeySet
 from relais.core.refusals import RefusalKind
 
 
 class ContratEngagementStore:
-    def __init__(self, session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: Callable[[], Session], clock: Callable[[], datetime]) -> None:
         self._session = session
-        self._keys = keys
         self._clock = clock
 
     def lire(self, caller: Caller, ref: str) -> UsagerData:

@@ -1,4 +1,9 @@
-"""Orientation usager v1 backend of the reference store: perimeter, then the domain rules."""
+"""Orientation usager v1 backend of the reference store: perimeter, then the domain rules.
+
+``calculOrientation`` applies the département's rule table: the store asks ``rules`` for it on
+each call (the web shell reads the configured file, cached until it changes), so a new table
+applies without a restart.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,11 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from api.context import current_request
 from parcours import orientation as orientation_domain
 from parcours.orientation_rules import RuleTable, load_rules
 from parcours.perimeter import attached_usager
 from parcours.ports import Caller, Refused, UsagerData
 from parcours.tables import Orientation, Usager
-from relais.core.keys import KeySet
 from relais.core.refusals import RefusalKind
 
 
@@ -30,10 +33,16 @@ class _Ecriture(Protocol):
 class OrientationStore:
     """Implements ``OrientationBackend`` on the reference store."""
 
-    def __init__(self, session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session: Callable[[], Session],
+        clock: Callable[[], datetime],
+        rules: Callable[[], RuleTable] = load_rules,
+    ) -> None:
         self._session = session
-        self._keys = keys
         self._clock = clock
+        # The shipped default table unless the shell says which one (``orientation_rules_file``).
+        self._rules = rules
 
     def lire(self, caller: Caller, ref: str, *, etat: str | None) -> UsagerData:
         session = self._session()
@@ -73,12 +82,3 @@ class OrientationStore:
         if usager is None:
             raise Refused(RefusalKind.UNKNOWN, "USAGER_INCONNU", "L'usager désigné par le jeton n'est plus connu")
         return usager
-
-    @staticmethod
-    def _rules() -> RuleTable:
-        """The département's own table if configured (``orientation_rules_file``), else the default."""
-        try:
-            settings = current_request().services.settings
-        except LookupError:
-            return load_rules(None)
-        return load_rules(settings.orientation_rules_file)

@@ -1,5 +1,5 @@
 """Reference store backend for Rendez-vous partenaire v1: resolves the usager and the
-caller's organisation, then applies ``rendez_vous_domain``."""
+caller's organisation, then applies the parcours domain's rules (``parcours.rendez_vous``)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from parcours import rendez_vous as rendez_vous_domain
 from parcours.perimeter import attached_usager, caller_organisation
 from parcours.ports import Caller, Refused, UsagerData, UsagerNotAttached
 from parcours.tables import Usager
-from relais.core.keys import KeySet
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 
 class RendezVousStore:
-    def __init__(self, session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: Callable[[], Session], clock: Callable[[], datetime]) -> None:
         self._session = session
-        self._keys = keys
         self._clock = clock
 
     def creer(self, caller: Caller, ref: str, rendez_vous: dict[str, Any]) -> UsagerData:

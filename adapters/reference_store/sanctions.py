@@ -1,7 +1,7 @@
 """Reference store backend of Gestion des sanctions RSA v1: resolves the usager, runs the rules.
 
-The rules themselves live in ``sanctions_domain`` so that the producer feed and the importer
-apply the same ones outside an HTTP request.
+The rules themselves live in the parcours domain (``parcours.sanctions``) so that the producer
+feed and the importer apply the same ones outside an HTTP request.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from parcours import perimeter
 from parcours import sanctions as domain
 from parcours.ports import Caller, UsagerData
 from parcours.tables import ConsequenceSanction, Usager
-from relais.core.keys import KeySet
 
 
 class SanctionsStore:
-    def __init__(self, session: Callable[[], Session], keys: KeySet, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: Callable[[], Session], clock: Callable[[], datetime]) -> None:
         self._session = session
-        self._keys = keys
         self._clock = clock
 
     def _usager(self, caller: Caller, ref: str) -> Usager:

@@ -8,7 +8,7 @@ Authorisation by role is the handlers' business: it depends on the organisation 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -17,24 +17,18 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from api.context import RequestState, current_request
 from api.errors import erreur_partenaire, note_refusal
 from habilitations.roles import Principal, principal_for
-from relais.core.access_tokens import InvalidAccessToken, verify_access_token
-from relais.core.admin_tokens import ADMIN_CLIENT_ID
+from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
+from relais.core.admin_tokens import ADMIN_CLIENT_ID, admin_agent_id
 
 
 async def admin_token_info(token: str, request: ConnexionRequest) -> dict[str, Any] | None:
     state = current_request()
     services = state.services
     try:
-        claims = verify_access_token(
-            services.keys,
-            token,
-            issuer=services.settings.issuer,
-            audience=services.settings.admin_audience,
-            now=services.clock(),
-            leeway=timedelta(seconds=services.settings.token_leeway_seconds),
-            max_token_age=timedelta(seconds=services.settings.admin_token_ttl_seconds),
+        claims = verify_relais_token(
+            services.keys, services.settings, token, audience=TokenAudience.ADMIN, now=services.clock()
         )
-        agent_id = _agent_id(claims)
+        agent_id = admin_agent_id(claims)
     except InvalidAccessToken as exc:
         note_refusal(f"invalid_token:{exc.reason}")
         return None
@@ -57,14 +51,6 @@ async def admin_token_info(token: str, request: ConnexionRequest) -> dict[str, A
     return {"sub": claims["sub"], "scope": [], "agent_id": agent_id}
 
 
-def _agent_id(claims: dict[str, Any]) -> int:
-    subject = str(claims["sub"])
-    prefix, _, number = subject.partition(":")
-    if prefix != "agent" or not number.isdigit():
-        raise InvalidAccessToken("bad_subject")
-    return int(number)
-
-
 def _principal(state: RequestState, agent_id: int, acr: Any, auth_time: datetime | None) -> Principal | None:
     return principal_for(
         state.session(),
@@ -75,13 +61,21 @@ def _principal(state: RequestState, agent_id: int, acr: Any, auth_time: datetime
     )
 
 
+def principal_of(state: RequestState) -> Principal:
+    """The agent of an authenticated admin call (the bearer check set it before any handler)."""
+    assert state.principal is not None, "principal_of() outside an authenticated admin call"
+    return state.principal
+
+
 def current_principal() -> Principal:
-    principal = current_request().principal
-    assert isinstance(principal, Principal), "current_principal() outside an authenticated admin call"
-    return principal
+    """``principal_of`` the current request, for handlers that do not hold its state."""
+    return principal_of(current_request())
 
 
 def admin_refused(status: int, code: str, message: str, reason: str) -> ConnexionResponse:
-    """A refusal of an admin action, audited with ``reason`` (a code, never a value)."""
+    """A refusal of an admin action, audited with ``reason`` (a code, never a value).
+
+    Handlers that raise domain refusals answer through ``api.refusals.refusal_response``.
+    """
     note_refusal(reason)
     return erreur_partenaire(status, code, message)

@@ -13,14 +13,15 @@ from connexion.lifecycle import ConnexionResponse
 from sqlmodel import Session, col, select
 from starlette.responses import StreamingResponse
 
-from api.admin.audit_access import AccessRefused, author_of, current_visibility
+from api.admin.audit_access import author_of, current_visibility, refused_answer
 from api.context import current_request
-from api.errors import erreur_partenaire, json_response, note_refusal
+from api.errors import json_response
 from audit import checkpoints, incidents
+from audit.export import export_records
 from audit.incident_models import Incident
 from audit.models import AuditEvent
+from audit.refusals import AuditRefused
 from audit.search import event_json
-from audit.verify import export_records
 
 MAX_EVIDENCE_SHOWN = 500
 
@@ -30,8 +31,8 @@ def lister_incidents(etat: str | None = None, regle: str | None = None, limite: 
     session = state.session()
     try:
         _, visible = current_visibility(session)
-    except AccessRefused as refused:
-        return refused.response
+    except AuditRefused as refused:
+        return refused_answer(refused)
     state.audit.details = {"filtres": [name for name, value in (("etat", etat), ("regle", regle)) if value]}
     rows, total = incidents.list_incidents(session, visible, etat=etat, regle=regle, limit=limite)
     now = state.services.clock()
@@ -45,10 +46,8 @@ def lire_incident(incidentId: str) -> ConnexionResponse:
     try:
         _, visible = current_visibility(session)
         incident = incidents.get_incident(session, incidentId, visible)
-    except AccessRefused as refused:
-        return refused.response
-    except incidents.IncidentError as exc:
-        return _refused(exc)
+    except AuditRefused as refused:
+        return refused_answer(refused)
     return json_response(200, _detail(session, incident, state.services.clock()))
 
 
@@ -59,10 +58,8 @@ def exporter_preuves_incident(incidentId: str) -> ConnexionResponse | StreamingR
     try:
         _, visible = current_visibility(session)
         incident = incidents.get_incident(session, incidentId, visible)
-    except AccessRefused as refused:
-        return refused.response
-    except incidents.IncidentError as exc:
-        return _refused(exc)
+    except AuditRefused as refused:
+        return refused_answer(refused)
     settings, now = state.services.settings, state.services.clock()
     # Signed over everything committed, so that every piece of evidence carries its proof.
     checkpoint = checkpoints.checkpoint_in(session, checkpoints.signing_key(settings), now=now)
@@ -96,10 +93,8 @@ def changer_etat_incident(incidentId: str, body: dict[str, Any]) -> ConnexionRes
             visible=visible,
             expected_state=body.get("etatActuel"),
         )
-    except AccessRefused as refused:
-        return refused.response
-    except incidents.IncidentError as exc:
-        return _refused(exc)
+    except AuditRefused as refused:
+        return refused_answer(refused)
     # State codes only: the comment may hold anything and stays in the incident's history.
     state.audit.details = {"avant": before, "apres": incident.etat}
     return json_response(200, _detail(session, incident, now))
@@ -113,8 +108,3 @@ def _detail(session: Session, incident: Incident, now: Any) -> dict[str, Any]:
         "preuves": [event_json(event) for event in events],
         "historique": [incidents.transition_json(item) for item in incidents.history(session, incident.id)],
     }
-
-
-def _refused(exc: incidents.IncidentError) -> ConnexionResponse:
-    note_refusal(exc.code.lower())
-    return erreur_partenaire(exc.status, exc.code, exc.message)

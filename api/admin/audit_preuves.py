@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from connexion.lifecycle import ConnexionResponse
 
-from api.admin.audit_access import AccessRefused, current_visibility
+from api.admin.audit_access import current_visibility, refused_answer
 from api.context import current_request
-from api.errors import erreur_partenaire, json_response, note_refusal
+from api.errors import json_response
 from audit import checkpoints
 from audit.models import AuditEvent
+from audit.refusals import AuditRefused, RefusalKind
 
 
 def lire_dernier_point_de_controle() -> ConnexionResponse:
@@ -22,11 +23,11 @@ def lire_dernier_point_de_controle() -> ConnexionResponse:
     session = state.session()
     try:
         current_visibility(session)
-    except AccessRefused as refused:
-        return refused.response
-    checkpoint = checkpoints.latest_checkpoint(session)
-    if checkpoint is None:
-        return _refused(404, "POINT_DE_CONTROLE_ABSENT", "Aucun point de contrôle signé pour l'instant")
+        checkpoint = checkpoints.latest_checkpoint(session)
+        if checkpoint is None:
+            raise _no_checkpoint("Aucun point de contrôle signé pour l'instant")
+    except AuditRefused as refused:
+        return refused_answer(refused)
     return json_response(200, checkpoints.checkpoint_json(checkpoint))
 
 
@@ -35,11 +36,11 @@ def lire_point_de_controle(taille: int) -> ConnexionResponse:
     session = state.session()
     try:
         current_visibility(session)
-    except AccessRefused as refused:
-        return refused.response
-    checkpoint = checkpoints.checkpoint_for_size(session, taille)
-    if checkpoint is None:
-        return _refused(404, "POINT_DE_CONTROLE_ABSENT", "Aucun point de contrôle signé pour cette taille d'arbre")
+        checkpoint = checkpoints.checkpoint_for_size(session, taille)
+        if checkpoint is None:
+            raise _no_checkpoint("Aucun point de contrôle signé pour cette taille d'arbre")
+    except AuditRefused as refused:
+        return refused_answer(refused)
     return json_response(200, checkpoints.checkpoint_json(checkpoint))
 
 
@@ -49,21 +50,21 @@ def lire_preuve_inclusion(evenementId: int, taille: int | None = None) -> Connex
     state.audit.target = f"evenement:{evenementId}"
     try:
         _, visible = current_visibility(session)
-    except AccessRefused as refused:
-        return refused.response
-    event = session.get(AuditEvent, evenementId)
-    if event is None or (visible is not None and event.organisation not in visible):
-        return _refused(404, "EVENEMENT_INCONNU", "Événement inconnu")
-    try:
-        proof = checkpoints.inclusion_proof(session, evenementId, taille)
-    except ValueError:
-        return _refused(400, "TAILLE_INVALIDE", "taille : l'arbre n'a pas (encore) cette taille")
-    if proof is None:
-        return _refused(
-            404,
-            "PREUVE_INDISPONIBLE",
-            "Événement pas encore couvert par un point de contrôle signé : réessayer après le prochain",
-        )
+        event = session.get(AuditEvent, evenementId)
+        if event is None or (visible is not None and event.organisation not in visible):
+            raise AuditRefused(RefusalKind.UNKNOWN, "EVENEMENT_INCONNU", "Événement inconnu")
+        try:
+            proof = checkpoints.inclusion_proof(session, evenementId, taille)
+        except ValueError:
+            raise _bad_size("taille : l'arbre n'a pas (encore) cette taille") from None
+        if proof is None:
+            raise AuditRefused(
+                RefusalKind.UNKNOWN,
+                "PREUVE_INDISPONIBLE",
+                "Événement pas encore couvert par un point de contrôle signé : réessayer après le prochain",
+            )
+    except AuditRefused as refused:
+        return refused_answer(refused)
     return json_response(200, proof.as_json())
 
 
@@ -72,12 +73,12 @@ def lire_preuve_coherence(de: int, a: int) -> ConnexionResponse:
     session = state.session()
     try:
         current_visibility(session)
-    except AccessRefused as refused:
-        return refused.response
-    try:
-        path = checkpoints.consistency_proof(session, de, a)
-    except ValueError:
-        return _refused(400, "TAILLE_INVALIDE", "de et a : 0 < de <= a <= taille actuelle de l'arbre")
+        try:
+            path = checkpoints.consistency_proof(session, de, a)
+        except ValueError:
+            raise _bad_size("de et a : 0 < de <= a <= taille actuelle de l'arbre") from None
+    except AuditRefused as refused:
+        return refused_answer(refused)
     first, second = checkpoints.checkpoint_for_size(session, de), checkpoints.checkpoint_for_size(session, a)
     return json_response(
         200,
@@ -95,11 +96,16 @@ def lire_cle_publique() -> ConnexionResponse:
     state = current_request()
     try:
         current_visibility(state.session())
-    except AccessRefused as refused:
-        return refused.response
+    except AuditRefused as refused:
+        return refused_answer(refused)
     return json_response(200, {"clePublique": checkpoints.public_key_pem(state.services.settings)})
 
 
-def _refused(status: int, code: str, message: str) -> ConnexionResponse:
-    note_refusal(code.lower())
-    return erreur_partenaire(status, code, message)
+def _no_checkpoint(message: str) -> AuditRefused:
+    return AuditRefused(RefusalKind.UNKNOWN, "POINT_DE_CONTROLE_ABSENT", message)
+
+
+def _bad_size(message: str) -> AuditRefused:
+    # The proofs' tree sizes are numbers the caller chose: a size the tree does not have is a
+    # bad request, not an unknown object.
+    return AuditRefused(RefusalKind.INVALID, "TAILLE_INVALIDE", message)

@@ -13,31 +13,17 @@ from typing import Any
 from connexion.lifecycle import ConnexionResponse
 from starlette.responses import StreamingResponse
 
-from api.admin.audit_access import AccessRefused, check_organisation, current_visibility, parse_moment
+from api.admin.audit_access import check_organisation, current_visibility, parse_moment, refused_answer
+from api.admin.audit_usager import resolve_usager
 from api.context import RequestState, current_request
-from api.errors import erreur_partenaire, json_response, note_refusal
+from api.errors import json_response
 from audit import report as report_module
-from audit.search import (
-    Filters,
-    SearchError,
-    UsagerCible,
-    csv_lines,
-    event_json,
-    iter_events,
-    jsonl_records,
-    resolve_usager,
-    search,
-)
+from audit.refusals import AuditRefused, RefusalKind
+from audit.search import Filters, UsagerCible, csv_lines, event_json, iter_events, jsonl_records, search
 from relais.core.nir import NirError
 
 CSV_MEDIA_TYPE = "text/csv"
 JSONL_MEDIA_TYPE = "application/jsonl"
-
-
-class _Refused(Exception):
-    def __init__(self, response: ConnexionResponse) -> None:
-        super().__init__("refused")
-        self.response = response
 
 
 def rechercher_evenements(body: dict[str, Any]) -> ConnexionResponse:
@@ -46,10 +32,8 @@ def rechercher_evenements(body: dict[str, Any]) -> ConnexionResponse:
         filters = _filters(state, body)
         limit = min(int(body.get("limite", 100)), state.services.settings.audit_search_max_page)
         page = search(state.session(), filters, limit=limit, cursor=body.get("curseur"))
-    except (AccessRefused, _Refused) as refused:
-        return refused.response
-    except SearchError as exc:
-        return _bad_request(exc.code, exc.message)
+    except AuditRefused as refused:
+        return refused_answer(refused)
     return json_response(
         200,
         {
@@ -64,10 +48,8 @@ def exporter_evenements(body: dict[str, Any]) -> ConnexionResponse | StreamingRe
     state = current_request()
     try:
         filters = _filters(state, body)
-    except (AccessRefused, _Refused) as refused:
-        return refused.response
-    except SearchError as exc:
-        return _bad_request(exc.code, exc.message)
+    except AuditRefused as refused:
+        return refused_answer(refused)
     fmt = body["format"]
     assert state.audit.details is not None
     state.audit.details["format"] = fmt
@@ -90,10 +72,8 @@ def rapport_acces_usager(body: dict[str, Any]) -> ConnexionResponse:
     state = current_request()
     try:
         filters = _filters(state, body)
-    except (AccessRefused, _Refused) as refused:
-        return refused.response
-    except SearchError as exc:
-        return _bad_request(exc.code, exc.message)
+    except AuditRefused as refused:
+        return refused_answer(refused)
     assert filters.usager is not None
     result = report_module.who_accessed(state.session(), filters)
     # Whether the hub knows this person is itself sensitive (an RSA beneficiary...): only the
@@ -124,9 +104,9 @@ def _filters(state: RequestState, body: dict[str, Any]) -> Filters:
     try:
         debut, fin = parse_moment(body.get("debut")), parse_moment(body.get("fin"))
     except ValueError:
-        raise _Refused(_bad_request("PERIODE_INVALIDE", "debut ou fin n'est pas une date-heure ISO 8601")) from None
+        raise _invalid("PERIODE_INVALIDE", "debut ou fin n'est pas une date-heure ISO 8601") from None
     if debut is not None and fin is not None and debut >= fin:
-        raise _Refused(_bad_request("PERIODE_INVALIDE", "debut doit précéder fin"))
+        raise _invalid("PERIODE_INVALIDE", "debut doit précéder fin")
     filters = Filters(
         usager=usager,
         agent_id=body.get("agentId"),
@@ -150,14 +130,13 @@ def _usager(state: RequestState, given: dict[str, Any] | None) -> UsagerCible | 
         return None
     nir, numero = given.get("nir"), given.get("numeroFranceTravail")
     if (nir is None) == (numero is None):
-        raise _Refused(_bad_request("USAGER_ABSENT", "usager : donner soit nir, soit numeroFranceTravail"))
+        raise _invalid("USAGER_ABSENT", "usager : donner soit nir, soit numeroFranceTravail")
     try:
         return resolve_usager(state.session(), state.services.keys, nir=nir, numero=numero)
     except NirError as exc:
         # The message names the problem, never the value.
-        raise _Refused(_bad_request("NIR_INVALIDE", str(exc))) from None
+        raise _invalid("NIR_INVALIDE", str(exc)) from None
 
 
-def _bad_request(code: str, message: str) -> ConnexionResponse:
-    note_refusal(code.lower())
-    return erreur_partenaire(400, code, message)
+def _invalid(code: str, message: str) -> AuditRefused:
+    return AuditRefused(RefusalKind.INVALID, code, message)

@@ -16,21 +16,28 @@ from sqlmodel import Session, col, select
 
 from adapters.outbound import deliveries, registry
 from adapters.outbound.models import ACTIVE, Connector, DeliveryAttempt
-from api.admin.admin_security import admin_refused, current_principal
-from api.context import current_request
+from api.admin.admin_security import principal_of
+from api.context import RequestState, current_request
 from api.errors import json_response
+from api.refusals import refusal_response
 from habilitations.models import RGC_SUPPLEANT, RGC_TITULAIRE, RSSI
 from habilitations.roles import Principal
 from relais.core.outbox import OutboxMessage
+from relais.core.refusals import RefusalKind, Refused
 
 _ROLES = (RGC_TITULAIRE, RGC_SUPPLEANT, RSSI)
 ETAT = {ACTIVE: "ACTIF"}
-
-
-class Refused(Exception):
-    def __init__(self, response: ConnexionResponse) -> None:
-        super().__init__("refused")
-        self.response = response
+ROLE_INSUFFISANT = "ACCES_NON_AUTORISE"
+CONNECTEUR_INCONNU = "CONNECTEUR_INCONNU"
+EVENEMENT_INCONNU = "EVENEMENT_INCONNU"
+PERIODE_INVALIDE = "PERIODE_INVALIDE"
+# The audited reason of each refusal (codes only).
+_REASONS = {
+    ROLE_INSUFFISANT: "role_insuffisant",
+    CONNECTEUR_INCONNU: "connecteur_inconnu",
+    EVENEMENT_INCONNU: "evenement_inconnu",
+    PERIODE_INVALIDE: "periode_invalide",
+}
 
 
 # Handlers ---------------------------------------------------------------------------------
@@ -40,50 +47,50 @@ def lister_connecteurs() -> ConnexionResponse:
     state = current_request()
     session = state.session()
     try:
-        visible = _visible_organisations(current_principal())
+        visible = _visible_organisations(principal_of(state))
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
     query = select(Connector).order_by(col(Connector.name))
     if visible is not None:
         query = query.where(col(Connector.organisation_id).in_(visible))
     connectors = session.exec(query).all()
-    return json_response(200, {"connecteurs": [_connecteur(session, c) for c in connectors]})
+    default = _max_attempts(state)
+    return json_response(200, {"connecteurs": [_connecteur(session, c, max_attempts=default) for c in connectors]})
 
 
 def lire_connecteur(nom: str) -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        connector = _connector(session, nom)
+        connector = _connector(state, nom)
     except Refused as refused:
-        return refused.response
-    return json_response(200, _connecteur(session, connector))
+        return _refused(refused)
+    return json_response(200, _connecteur(state.session(), connector, max_attempts=_max_attempts(state)))
 
 
 def suspendre_connecteur(nom: str) -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        connector = _connector(session, nom, lock=True)
+        connector = _connector(state, nom, lock=True)
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
+    session = state.session()
     changed = registry.pause(session, connector, "suspendu par un agent", state.services.clock())
     state.audit.details = {"action": "suspendre", "effet": changed}
     session.flush()
-    return json_response(200, _connecteur(session, connector))
+    return json_response(200, _connecteur(session, connector, max_attempts=_max_attempts(state)))
 
 
 def reprendre_connecteur(nom: str) -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        connector = _connector(session, nom, lock=True)
+        connector = _connector(state, nom, lock=True)
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
+    session = state.session()
     waiting = registry.resume(session, connector, state.services.clock())
     state.audit.details = {"action": "reprendre", "messages": waiting}
     session.flush()
-    return json_response(200, _connecteur(session, connector))
+    return json_response(200, _connecteur(session, connector, max_attempts=_max_attempts(state)))
 
 
 def lister_evenements(
@@ -95,16 +102,15 @@ def lister_evenements(
     decalage: int = 0,
 ) -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        connector = _connector(session, nom)
+        connector = _connector(state, nom)
         since, until = _period(depuis, jusqua)
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
     state.audit.details = {"filtres": [n for n, v in (("statut", statut), ("depuis", depuis), ("jusqua", jusqua)) if v]}
     statuses = [deliveries.STATUS_OF[statut]] if statut else None
     page = deliveries.messages(
-        session, connector, statuses=statuses, since=since, until=until, limit=limite, offset=decalage
+        state.session(), connector, statuses=statuses, since=since, until=until, limit=limite, offset=decalage
     )
     return json_response(200, {"total": page.total, "evenements": [_evenement(m) for m in page.messages]})
 
@@ -113,10 +119,10 @@ def lire_evenement(nom: str, evenementId: str) -> ConnexionResponse:
     state = current_request()
     session = state.session()
     try:
-        connector = _connector(session, nom)
+        connector = _connector(state, nom)
         found = _message(session, connector, evenementId)
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
     return json_response(200, _evenement(found, deliveries.attempts(session, found)))
 
 
@@ -124,10 +130,10 @@ def rejouer_evenement(nom: str, evenementId: str) -> ConnexionResponse:
     state = current_request()
     session = state.session()
     try:
-        connector = _connector(session, nom)
+        connector = _connector(state, nom)
         found = _message(session, connector, evenementId, lock=True)
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
     deliveries.replay(session, found, state.services.clock())
     session.flush()
     state.audit.details = {"action": "rejouer", "evenement": evenementId}
@@ -136,12 +142,12 @@ def rejouer_evenement(nom: str, evenementId: str) -> ConnexionResponse:
 
 def rejouer_plage(nom: str, body: dict[str, Any]) -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        connector = _connector(session, nom)
+        connector = _connector(state, nom)
         since, until = _period(body.get("depuis"), body.get("jusqua"))
     except Refused as refused:
-        return refused.response
+        return _refused(refused)
+    session = state.session()
     statuses = [deliveries.STATUS_OF[s] for s in body.get("statuts") or ("ABANDONNE", "EN_ECHEC")]
     count = deliveries.replay_range(
         session, connector, state.services.clock(), statuses=statuses, since=since, until=until
@@ -149,6 +155,14 @@ def rejouer_plage(nom: str, body: dict[str, Any]) -> ConnexionResponse:
     session.flush()
     state.audit.details = {"action": "rejouer_plage", "nombre": count}
     return json_response(202, {"nombre": count})
+
+
+def _max_attempts(state: RequestState) -> int:
+    return state.services.settings.connector_max_attempts
+
+
+def _refused(refused: Refused) -> ConnexionResponse:
+    return refusal_response(refused, reason=_REASONS[refused.code])
 
 
 # Access -----------------------------------------------------------------------------------
@@ -161,23 +175,22 @@ def _visible_organisations(principal: Principal) -> frozenset[int] | None:
     ids = frozenset(organisation_id for role, organisation_id in principal.roles if role in _ROLES)
     if not ids:
         raise Refused(
-            admin_refused(
-                403,
-                "ACCES_NON_AUTORISE",
-                "Réservé au RGC et au RSSI de l'organisation, au CSSI et à l'opérateur",
-                "role_insuffisant",
-            )
+            RefusalKind.FORBIDDEN,
+            ROLE_INSUFFISANT,
+            "Réservé au RGC et au RSSI de l'organisation, au CSSI et à l'opérateur",
         )
     return ids
 
 
-def _connector(session: Session, nom: str, *, lock: bool = False) -> Connector:
-    state = current_request()
+def _connector(state: RequestState, nom: str, *, lock: bool = False) -> Connector:
+    """The connector ``nom`` if the caller may see it, recorded as the audited target; raises Refused."""
     state.audit.target = f"connecteur:{nom}"
-    visible = _visible_organisations(current_principal())
+    visible = _visible_organisations(principal_of(state))
+    session = state.session()
     connector = registry.by_name(session, nom, lock=lock)
     if connector is None or (visible is not None and connector.organisation_id not in visible):
-        raise Refused(admin_refused(404, "CONNECTEUR_INCONNU", "Connecteur inconnu", "connecteur_inconnu"))
+        # One outside the caller's perimeter answers as if it did not exist.
+        raise Refused(RefusalKind.UNKNOWN, CONNECTEUR_INCONNU, "Connecteur inconnu")
     state.audit.organisation = registry.organisation_code(session, connector) or state.audit.organisation
     return connector
 
@@ -185,18 +198,14 @@ def _connector(session: Session, nom: str, *, lock: bool = False) -> Connector:
 def _message(session: Session, connector: Connector, event_id: str, *, lock: bool = False) -> OutboxMessage:
     found = deliveries.message(session, connector, event_id, lock=lock)
     if found is None:
-        raise Refused(
-            admin_refused(404, "EVENEMENT_INCONNU", "Événement inconnu pour ce connecteur", "evenement_inconnu")
-        )
+        raise Refused(RefusalKind.UNKNOWN, EVENEMENT_INCONNU, "Événement inconnu pour ce connecteur")
     return found
 
 
 def _period(depuis: str | None, jusqua: str | None) -> tuple[datetime | None, datetime | None]:
     since, until = _instant(depuis, "depuis"), _instant(jusqua, "jusqua")
     if since is not None and until is not None and since > until:
-        raise Refused(
-            admin_refused(400, "PERIODE_INVALIDE", "Période invalide : depuis est après jusqua", "periode_invalide")
-        )
+        raise Refused(RefusalKind.INVALID, PERIODE_INVALIDE, "Période invalide : depuis est après jusqua")
     return since, until
 
 
@@ -209,12 +218,7 @@ def _instant(value: str | None, name: str) -> datetime | None:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise Refused(
-            admin_refused(
-                400,
-                "PERIODE_INVALIDE",
-                f"{name} invalide : date-heure RFC 3339 avec fuseau attendue",
-                "periode_invalide",
-            )
+            RefusalKind.INVALID, PERIODE_INVALIDE, f"{name} invalide : date-heure RFC 3339 avec fuseau attendue"
         )
     return parsed
 
@@ -222,8 +226,8 @@ def _instant(value: str | None, name: str) -> datetime | None:
 # Shapes -----------------------------------------------------------------------------------
 
 
-def _connecteur(session: Session, connector: Connector) -> dict[str, Any]:
-    settings = current_request().services.settings
+def _connecteur(session: Session, connector: Connector, *, max_attempts: int) -> dict[str, Any]:
+    """``max_attempts``: the deployment's default, for a connector without its own."""
     last = deliveries.last_delivery(session, connector)
     return {
         "nom": connector.name,
@@ -236,7 +240,7 @@ def _connecteur(session: Session, connector: Connector) -> dict[str, Any]:
         "motifSuspension": connector.pause_reason,
         "dateSuspension": _iso(connector.paused_at),
         "echecsConsecutifs": connector.consecutive_failures,
-        "tentativesMax": connector.max_attempts or settings.connector_max_attempts,
+        "tentativesMax": connector.max_attempts or max_attempts,
         "compteurs": deliveries.counts(session, connector),
         "derniereLivraison": _iso(last),
     }

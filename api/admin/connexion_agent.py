@@ -16,17 +16,27 @@ from connexion.lifecycle import ConnexionResponse
 from api.admin.admin_security import current_principal
 from api.context import RequestState, current_request
 from api.errors import erreur_partenaire, json_response, note_refusal
+from api.refusals import refusal_response
 from habilitations import login
-from habilitations.login import Admitted, Attempt, Identity, LoginRefused, Provider
+from habilitations.login import Admitted, Attempt, Identity, Provider
+from habilitations.refusals import LoginRefused
 from relais.core.admin_tokens import issue_admin_token
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The contract's statuses for a login refused: an unknown, expired or spent login attempt is a
+# bad request, an authentication that cannot be verified a 401, ProConnect down a bad gateway.
+LOGIN_STATUS = {
+    RefusalKind.UNKNOWN: 400,
+    RefusalKind.INVALID: 401,
+    RefusalKind.FORBIDDEN: 403,
+    RefusalKind.UNAVAILABLE: 502,
+}
 
 
 def _refused(refusal: LoginRefused) -> ConnexionResponse:
-    note_refusal(refusal.reason)
-    response = erreur_partenaire(refusal.status, refusal.code, refusal.message)
+    response = refusal_response(refusal, reason=refusal.reason, statuses=LOGIN_STATUS)
     response.headers.update(NO_STORE)
     return response
 
@@ -97,7 +107,9 @@ async def terminer_connexion(
         return _refused(refusal)
     auth_time = _auth_time(id_claims, request.services.clock())
     token = issue_admin_token(
-        request.services,
+        request.services.keys,
+        request.services.settings,
+        now=request.services.clock(),
         agent_id=admitted.agent_id,
         organisation=admitted.organisation,
         acr=acr,
@@ -131,7 +143,14 @@ def _consume(request: RequestState, state: str) -> Attempt:
 def _admit(request: RequestState, identity: Identity, acr: str, amr: list[str]) -> Admitted:
     session = request.session()
     try:
-        admitted = login.admit_agent(session, identity, acr, request.services.clock())
+        admitted = login.admit_agent(
+            session,
+            identity,
+            acr,
+            request.services.clock(),
+            recorder=request.services.audit_recorder,
+            request_id=request.request_id,
+        )
     except LoginRefused as refusal:
         if refusal.keep_writes:
             session.commit()

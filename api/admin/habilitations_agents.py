@@ -11,21 +11,20 @@ from api.admin.habilitations_common import (
     GERER,
     LIRE,
     SECURITE,
-    Refusal,
     admin_action,
     agent_for,
-    agent_json,
     audit,
     authorize,
     context,
-    designation_json,
-    habilitation_json,
     organisation_for,
     paginate,
 )
 from api.errors import json_response
-from habilitations import lifecycle
+from habilitations import agent_states, agents
 from habilitations.models import Agent, Designation, Habilitation
+from habilitations.refusals import HabilitationRefused
+from habilitations.views import agent_json, designation_json, habilitation_json
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Client
 
 
@@ -53,7 +52,7 @@ def creer_agent(organisation: str, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
     found = organisation_for(session, principal, organisation, GERER)
     assert found.id is not None
-    agent = lifecycle.create_agent(
+    agent = agents.create_agent(
         session,
         principal,
         organisation_id=found.id,
@@ -64,6 +63,8 @@ def creer_agent(organisation: str, body: dict[str, Any]) -> ConnexionResponse:
         siret=body.get("siret"),
         statut_emploi=body.get("statutEmploi"),
         now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     audit(state, f"agent:{agent.id}", type=agent.type)
     return json_response(201, agent_json(session, agent))
@@ -76,16 +77,18 @@ def creer_identite_technique(organisation: str, body: dict[str, Any]) -> Connexi
     client = session.exec(select(Client).where(Client.client_id == body["clientId"])).first()
     # Another organisation's client is as unknown as a missing one: ids do not leak across.
     if client is None or client.organisation_id != found.id:
-        raise Refusal(
-            404, "CLIENT_INCONNU", "Aucun client de cette organisation ne porte cet identifiant", "client_inconnu"
+        raise HabilitationRefused(
+            RefusalKind.UNKNOWN, "CLIENT_INCONNU", "Aucun client de cette organisation ne porte cet identifiant"
         )
-    agent = lifecycle.create_technical_identity(
+    agent = agents.create_technical_identity(
         session,
         principal,
         client_id=client.client_id,
         nom=body["nom"],
         identifiant=body.get("identifiant", "BATCH"),
         now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     audit(state, f"agent:{agent.id}", type=agent.type, client_id=client.client_id)
     return json_response(201, agent_json(session, agent))
@@ -128,7 +131,15 @@ def modifier_agent(agentId: int, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
     agent_for(session, principal, agentId, GERER)
     changes = {_EDITABLE[name]: value for name, value in body.items()}
-    agent = lifecycle.update_agent(session, principal, agentId, changes=changes, now=now)
+    agent = agents.update_agent(
+        session,
+        principal,
+        agentId,
+        changes=changes,
+        now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
     audit(state, f"agent:{agent.id}", champs=sorted(changes))
     return json_response(200, agent_json(session, agent))
 
@@ -138,15 +149,49 @@ def changer_etat_agent(agentId: int, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
     action, motif = body["action"], body["motif"]
     agent = agent_for(session, principal, agentId, SECURITE if action == "bloquer" else GERER)
+    recorder, request_id = state.services.audit_recorder, state.request_id
     if action == "bloquer":
-        lifecycle.block_agent(session, principal, agentId, motif=motif, commentaire=body.get("commentaire"), now=now)
+        agent_states.block_agent(
+            session,
+            principal,
+            agentId,
+            motif=motif,
+            commentaire=body.get("commentaire"),
+            now=now,
+            recorder=recorder,
+            request_id=request_id,
+        )
     elif action == "reactiver":
         if agent.etat == "bloque":
             authorize(principal, agent.organisation_id, SECURITE)
-        lifecycle.reactivate_agent(session, principal, agentId, motif=motif, now=now)
+        agent_states.reactivate_agent(
+            session,
+            principal,
+            agentId,
+            motif=motif,
+            now=now,
+            recorder=recorder,
+            request_id=request_id,
+        )
     elif action == "revoquer":
-        lifecycle.revoke_agent(session, principal, agentId, motif=motif, now=now)
+        agent_states.revoke_agent(
+            session,
+            principal,
+            agentId,
+            motif=motif,
+            now=now,
+            recorder=recorder,
+            request_id=request_id,
+        )
     else:
-        lifecycle.delete_agent(session, principal, agentId, motif=motif, now=now)
+        agent_states.delete_agent(
+            session,
+            principal,
+            agentId,
+            motif=motif,
+            now=now,
+            recorder=recorder,
+            request_id=request_id,
+        )
     audit(state, f"agent:{agentId}", action=action, motif=motif, etat=agent.etat)
     return json_response(200, agent_json(session, agent))

@@ -10,23 +10,24 @@ from sqlmodel import Session, col, select
 
 from api.admin.habilitations_common import (
     LIRE,
+    LOOKUP,
     REVOIR,
     admin_action,
-    agent_summary,
     attempted,
     audit,
     authorize,
     context,
-    habilitation_json,
     organisation_for,
     paginate,
     parse_date,
 )
 from api.errors import json_response
 from habilitations import campaigns
+from habilitations.campaign_evidence import findings
 from habilitations.campaign_models import CampagneElement, CampagneRevue
 from habilitations.models import Agent, Habilitation
 from habilitations.roles import Principal
+from habilitations.views import agent_summary, campaign_json, habilitation_json, item_json
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -40,7 +41,7 @@ def lister_anomalies(organisation: str) -> ConnexionResponse:
     state, session, principal, now = context()
     found = organisation_for(session, principal, organisation, LIRE)
     assert found.id is not None
-    found_anomalies = campaigns.findings(session, found.id, now)
+    found_anomalies = findings(session, found.id, now, lookup=LOOKUP)
     audit(state, f"organisation:{found.code}", anomalies=len(found_anomalies))
     return json_response(
         200,
@@ -61,7 +62,7 @@ def lister_campagnes(organisation: str) -> ConnexionResponse:
         .where(CampagneRevue.organisation_id == found.id)
         .order_by(col(CampagneRevue.ouverte_le).desc())
     ).all()
-    return json_response(200, [campaigns.campaign_json(session, row) for row in rows])
+    return json_response(200, [campaign_json(session, row) for row in rows])
 
 
 @admin_action
@@ -70,8 +71,8 @@ def ouvrir_campagne(organisation: str, body: dict[str, Any]) -> ConnexionRespons
     found = organisation_for(session, principal, organisation, REVOIR)
     date_limite = parse_date(body["dateLimite"], "dateLimite")
     assert date_limite is not None
-    campagne = campaigns.open_campaign(session, principal, found, date_limite, now)
-    document = campaigns.campaign_json(session, campagne)
+    campagne = campaigns.open_campaign(session, principal, found, date_limite, now, lookup=LOOKUP)
+    document = campaign_json(session, campagne)
     audit(state, f"campagne:{campagne.id}", date_limite=date_limite.isoformat(), elements=document["elements"])
     return json_response(201, document)
 
@@ -88,7 +89,7 @@ def _element_json(session: Session, item: CampagneElement) -> dict[str, Any]:
     grant = session.get(Habilitation, item.habilitation_id)
     assert agent is not None and grant is not None
     return {
-        **campaigns.item_json(item),
+        **item_json(item),
         "agent": agent_summary(agent),
         "api": grant.api,
         "scopesAccordes": list(grant.scopes),
@@ -100,7 +101,7 @@ def consulter_campagne(campagneId: str) -> ConnexionResponse:
     state, session, principal, _ = context()
     campagne = _campaign_for(session, principal, campagneId, LIRE)
     audit(state, f"campagne:{campagne.id}")
-    return json_response(200, campaigns.campaign_json(session, campagne))
+    return json_response(200, campaign_json(session, campagne))
 
 
 @admin_action
@@ -133,6 +134,8 @@ def decider_element(campagneId: str, elementId: str, body: dict[str, Any]) -> Co
         date_fin=parse_date(body.get("dateFin"), "dateFin"),
         scopes=body.get("scopes"),
         now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     audit(
         state, f"campagne:{campagne.id}", element=item.id, habilitation_id=item.habilitation_id, decision=item.decision
@@ -145,7 +148,15 @@ def cloturer_campagne(campagneId: str) -> ConnexionResponse:
     state, session, principal, now = context()
     campagne = _campaign_for(session, principal, campagneId, REVOIR)
     fresh = timedelta(seconds=state.services.settings.fresh_auth_seconds)
-    closed = campaigns.close_campaign(session, principal, campagne, now=now, fresh_auth=fresh)
+    closed = campaigns.close_campaign(
+        session,
+        principal,
+        campagne,
+        now=now,
+        fresh_auth=fresh,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
     # The report's hashes go into this request's own audit event, chained with the others.
     audit(
         state,
@@ -157,7 +168,7 @@ def cloturer_campagne(campagneId: str) -> ConnexionResponse:
     return json_response(
         200,
         {
-            "campagne": campaigns.campaign_json(session, campagne),
+            "campagne": campaign_json(session, campagne),
             "empreintes": closed.hashes,
             "remediationsAppliquees": closed.applied,
             "remediationsEnEchec": closed.failed,

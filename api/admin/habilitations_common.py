@@ -1,16 +1,20 @@
-"""What every handler of the habilitations admin API shares: roles, refusals, JSON shapes.
+"""What every handler of the habilitations admin API shares: roles, refusals, the audit ports.
 
 Authorisation is decided here per organisation, from the principal re-read on this request:
 
 - ``LIRE``: the organisation's RGC (titular or deputy) and RSSI, France Travail's CSSI, the
   hub operator;
-- ``GERER``: the organisation's RGC, the CSSI and the operator (``habilitations.lifecycle``
-  then applies the finer rules: separation of duties, who designates whom...);
+- ``GERER``: the organisation's RGC, the CSSI and the operator (the domain's state changes
+  then apply the finer rules: separation of duties, who designates whom...);
 - ``REVOIR`` (review campaigns): the organisation's RGC and the operator;
 - ``SECURITE`` (overrides, subscriptions): the CSSI and the operator.
 
-Every refusal is a ``{codeHttp, codeErreur, message}`` body and an audit reason code; the
-request's event names its target and value-free details.
+Every refusal, this layer's or the domain's (``habilitations.refusals.HabilitationRefused``),
+is a ``{codeHttp, codeErreur, message}`` body (status from its kind, ``api.refusals``) and an
+audit reason code; the request's event names its target and value-free details. The domain
+writes its transitions' events through the services' ``audit_recorder`` under the request's
+id, and reads the journal through ``LOOKUP``. The JSON shapes are the domain's
+(``habilitations.views``).
 """
 
 from __future__ import annotations
@@ -27,48 +31,39 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from api.admin.admin_security import admin_refused, current_principal
 from api.context import RequestState, current_request
-from habilitations.campaigns import CONFLIT, INTERDIT, INTROUVABLE, CampaignRefused
-from habilitations.lifecycle import LifecycleRefused
-from habilitations.models import Agent, Designation, Habilitation, Souscription
+from api.refusals import status_of
+from audit.lookup import JournalLookup
+from habilitations.models import Agent, Habilitation
+from habilitations.policy import served_apis
+from habilitations.refusals import HabilitationRefused
 from habilitations.roles import Principal
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
-from specs import served_documents
 
 LIRE = "lire"
 GERER = "gerer"
 REVOIR = "revoir"
 SECURITE = "securite"
 
-_CAMPAIGN_STATUS = {INTROUVABLE: 404, CONFLIT: 409, INTERDIT: 403}
+# The journal as the habilitations domain reads it (the kernel's ``AuditLookup``, stateless);
+# it writes through the services' ``audit_recorder``.
+LOOKUP = JournalLookup()
 
 P = ParamSpec("P")
 
 
-class Refusal(Exception):
-    """Stops a handler with an error response (the pipeline rolls its transaction back)."""
-
-    def __init__(self, status: int, code: str, message: str, reason: str) -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.reason = reason
-
-
 def admin_action(handler: Callable[P, ConnexionResponse]) -> Callable[P, ConnexionResponse]:
-    """Turn the refusals of this layer, the lifecycle and the campaigns into contract errors."""
+    """Turn the refusals of this layer and of the domain into contract errors.
+
+    Codes are answered upper case (the state changes' own codes are lower case).
+    """
 
     @functools.wraps(handler)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> ConnexionResponse:
         try:
             return handler(*args, **kwargs)
-        except Refusal as refusal:
-            return admin_refused(refusal.status, refusal.code, refusal.message, refusal.reason)
-        except LifecycleRefused as refused:
-            return admin_refused(refused.status, refused.code.upper(), refused.message, f"lifecycle:{refused.code}")
-        except CampaignRefused as refused:
-            status = _CAMPAIGN_STATUS.get(refused.kind, 400)
-            return admin_refused(status, refused.code, refused.message, f"campagne:{refused.code.lower()}")
+        except HabilitationRefused as refused:
+            return admin_refused(status_of(refused), refused.code.upper(), refused.message, refused.reason)
 
     return wrapper
 
@@ -100,13 +95,13 @@ _MESSAGES = {
 
 def authorize(principal: Principal, organisation_id: int, level: str) -> None:
     if not may(principal, organisation_id, level):
-        raise Refusal(403, "ROLE_INSUFFISANT", _MESSAGES[level], f"role:{level}")
+        raise HabilitationRefused(RefusalKind.FORBIDDEN, "ROLE_INSUFFISANT", _MESSAGES[level], reason=f"role:{level}")
 
 
 def organisation_by_code(session: Session, code: str) -> Organisation:
     organisation = session.exec(select(Organisation).where(Organisation.code == code)).first()
     if organisation is None or organisation.id is None:
-        raise Refusal(404, "ORGANISATION_INCONNUE", "Aucune organisation ne porte ce code", "organisation_inconnue")
+        raise HabilitationRefused(RefusalKind.UNKNOWN, "ORGANISATION_INCONNUE", "Aucune organisation ne porte ce code")
     return organisation
 
 
@@ -127,7 +122,7 @@ def agent_for(session: Session, principal: Principal, agent_id: int, level: str)
     attempted(f"agent:{agent_id}")
     agent = session.get(Agent, agent_id)
     if agent is None:
-        raise Refusal(404, "AGENT_INCONNU", "Aucun agent ne porte cet identifiant", "agent_inconnu")
+        raise HabilitationRefused(RefusalKind.UNKNOWN, "AGENT_INCONNU", "Aucun agent ne porte cet identifiant")
     authorize(principal, agent.organisation_id, level)
     return agent
 
@@ -137,8 +132,8 @@ def habilitation_for(session: Session, principal: Principal, habilitation_id: st
     habilitation = session.get(Habilitation, habilitation_id)
     agent = session.get(Agent, habilitation.agent_id) if habilitation is not None else None
     if habilitation is None or agent is None:
-        raise Refusal(
-            404, "HABILITATION_INCONNUE", "Aucune habilitation ne porte cet identifiant", "habilitation_inconnue"
+        raise HabilitationRefused(
+            RefusalKind.UNKNOWN, "HABILITATION_INCONNUE", "Aucune habilitation ne porte cet identifiant"
         )
     authorize(principal, agent.organisation_id, level)
     return habilitation
@@ -156,99 +151,10 @@ def paginate(session: Session, query: SelectOfScalar[Any], page: int, taille: in
     return list(rows), int(total)
 
 
-# JSON shapes ----------------------------------------------------------------------------------
-
-
-def iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def organisation_code(session: Session, organisation_id: int) -> str:
-    organisation = session.get(Organisation, organisation_id)
-    assert organisation is not None
-    return organisation.code
-
-
-def agent_json(session: Session, agent: Agent) -> dict[str, Any]:
-    return {
-        "id": agent.id,
-        "organisation": organisation_code(session, agent.organisation_id),
-        "identifiant": agent.identifiant,
-        "type": agent.type,
-        "clientId": agent.client_id or None,
-        "nom": agent.nom,
-        "prenom": agent.prenom,
-        "email": agent.email,
-        "statutEmploi": agent.statut_emploi,
-        "etat": agent.etat,
-        "etatMotif": agent.etat_motif,
-        "etatDepuis": iso(agent.etat_depuis),
-        "derniereConnexion": iso(agent.derniere_connexion),
-        "derniereConnexionAcr": agent.derniere_connexion_acr,
-        "derniereActivite": iso(agent.derniere_activite),
-        "creeLe": iso(agent.created_at),
-    }
-
-
-def agent_summary(agent: Agent) -> dict[str, Any]:
-    return {
-        "id": agent.id,
-        "identifiant": agent.identifiant,
-        "type": agent.type,
-        "nom": agent.nom,
-        "prenom": agent.prenom,
-    }
-
-
-def habilitation_json(habilitation: Habilitation) -> dict[str, Any]:
-    return {
-        "id": habilitation.id,
-        "agentId": habilitation.agent_id,
-        "api": habilitation.api,
-        "scopes": list(habilitation.scopes),
-        "finalite": habilitation.finalite,
-        "justification": habilitation.justification,
-        "accordeePar": habilitation.accordee_par_libelle,
-        "accordeeLe": iso(habilitation.accordee_le),
-        "dateFin": iso(habilitation.date_fin),
-        "etat": habilitation.etat,
-        "etatMotif": habilitation.etat_motif,
-        "etatDepuis": iso(habilitation.etat_depuis),
-    }
-
-
-def designation_json(session: Session, designation: Designation) -> dict[str, Any]:
-    return {
-        "id": designation.id,
-        "organisation": organisation_code(session, designation.organisation_id),
-        "agentId": designation.agent_id,
-        "role": designation.role,
-        "acteEngagementLe": iso(designation.acte_engagement_le),
-        "debut": iso(designation.debut),
-        "fin": iso(designation.fin),
-        "motifFin": designation.motif_fin,
-    }
-
-
-def souscription_json(souscription: Souscription) -> dict[str, Any]:
-    return {
-        "api": souscription.api,
-        "scopes": list(souscription.scopes),
-        "reference": souscription.reference,
-        "demandeeLe": iso(souscription.demandee_le),
-    }
-
-
-@functools.cache
-def served_apis() -> frozenset[str]:
-    """The names grants and subscriptions use: each served spec file's stem."""
-    return frozenset(name.removesuffix(".yaml") for name, _, _ in served_documents())
-
-
 def check_api(api: str) -> None:
     if api not in served_apis():
-        raise Refusal(
-            400, "API_INCONNUE", "API inconnue : le nom d'une API servie par Relais est attendu", "api_inconnue"
+        raise HabilitationRefused(
+            RefusalKind.INVALID, "API_INCONNUE", "API inconnue : le nom d'une API servie par Relais est attendu"
         )
 
 
@@ -258,6 +164,9 @@ def parse_date(value: str | None, field: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise Refusal(
-            400, "DATE_INVALIDE", f"champ {field} : date AAAA-MM-JJ attendue", f"date_invalide:{field}"
+        raise HabilitationRefused(
+            RefusalKind.INVALID,
+            "DATE_INVALIDE",
+            f"champ {field} : date AAAA-MM-JJ attendue",
+            reason=f"date_invalide:{field}",
         ) from None

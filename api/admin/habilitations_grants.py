@@ -16,21 +16,21 @@ from api.admin.habilitations_common import (
     audit,
     context,
     habilitation_for,
-    habilitation_json,
     organisation_for,
     paginate,
     parse_date,
 )
 from api.errors import json_response
-from habilitations import lifecycle
+from habilitations import grants
 from habilitations.models import Agent, Habilitation
+from habilitations.views import habilitation_json
 
 
 @admin_action
 def accorder_habilitation(agentId: int, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
     agent_for(session, principal, agentId, GERER)
-    grant = lifecycle.grant_habilitation(
+    grant = grants.grant_habilitation(
         session,
         principal,
         agent_id=agentId,
@@ -40,6 +40,8 @@ def accorder_habilitation(agentId: int, body: dict[str, Any]) -> ConnexionRespon
         justification=body.get("justification"),
         date_fin=parse_date(body.get("dateFin"), "dateFin"),
         now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     audit(state, f"habilitation:{grant.id}", agent_id=agentId, api=grant.api)
     return json_response(201, habilitation_json(grant))
@@ -89,7 +91,15 @@ def definir_date_fin(habilitationId: str, body: dict[str, Any]) -> ConnexionResp
     state, session, principal, now = context()
     habilitation_for(session, principal, habilitationId, GERER)
     date_fin = parse_date(body.get("dateFin"), "dateFin")
-    grant = lifecycle.set_habilitation_end(session, principal, habilitationId, date_fin=date_fin, now=now)
+    grant = grants.set_habilitation_end(
+        session,
+        principal,
+        habilitationId,
+        date_fin=date_fin,
+        now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
     audit(state, f"habilitation:{grant.id}", date_fin=body.get("dateFin"))
     return json_response(200, habilitation_json(grant))
 
@@ -98,7 +108,15 @@ def definir_date_fin(habilitationId: str, body: dict[str, Any]) -> ConnexionResp
 def reduire_habilitation(habilitationId: str, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
     habilitation_for(session, principal, habilitationId, GERER)
-    grant = lifecycle.reduce_habilitation(session, principal, habilitationId, scopes=body["scopes"], now=now)
+    grant = grants.reduce_habilitation(
+        session,
+        principal,
+        habilitationId,
+        scopes=body["scopes"],
+        now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
     audit(state, f"habilitation:{grant.id}", scopes=list(grant.scopes))
     return json_response(200, habilitation_json(grant))
 
@@ -109,10 +127,19 @@ def changer_etat_habilitation(habilitationId: str, body: dict[str, Any]) -> Conn
     action, motif = body["action"], body["motif"]
     habilitation_for(session, principal, habilitationId, GERER if action == "revoquer" else SECURITE)
     if action == "revoquer":
-        grant = lifecycle.revoke_habilitation(session, principal, habilitationId, motif=motif, now=now)
+        change = grants.revoke_habilitation
     elif action == "bloquer":
-        grant = lifecycle.block_habilitation(session, principal, habilitationId, motif=motif, now=now)
+        change = grants.block_habilitation
     else:
-        grant = lifecycle.reactivate_habilitation(session, principal, habilitationId, motif=motif, now=now)
+        change = grants.reactivate_habilitation
+    grant = change(
+        session,
+        principal,
+        habilitationId,
+        motif=motif,
+        now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
     audit(state, f"habilitation:{grant.id}", action=action, motif=motif, etat=grant.etat)
     return json_response(200, habilitation_json(grant))

@@ -11,21 +11,21 @@ from api.admin.habilitations_common import (
     GERER,
     LIRE,
     SECURITE,
-    Refusal,
     admin_action,
     attempted,
     audit,
     authorize,
     check_api,
     context,
-    designation_json,
     organisation_for,
     parse_date,
-    souscription_json,
 )
 from api.errors import json_response
-from habilitations import lifecycle
+from habilitations import designations, subscriptions
 from habilitations.models import Designation, Souscription
+from habilitations.refusals import HabilitationRefused
+from habilitations.views import designation_json, souscription_json
+from relais.core.refusals import RefusalKind
 
 
 @admin_action
@@ -45,7 +45,7 @@ def definir_souscription(organisation: str, api: str, body: dict[str, Any]) -> C
     found = organisation_for(session, principal, organisation, SECURITE)
     assert found.id is not None
     check_api(api)
-    souscription = lifecycle.set_subscription(
+    souscription = subscriptions.set_subscription(
         session,
         principal,
         organisation_id=found.id,
@@ -54,6 +54,8 @@ def definir_souscription(organisation: str, api: str, body: dict[str, Any]) -> C
         reference=body.get("reference"),
         demandee_le=parse_date(body.get("demandeeLe"), "demandeeLe"),
         now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     audit(state, f"souscription:{souscription.id}", api=api)
     return json_response(200, souscription_json(souscription))
@@ -76,7 +78,7 @@ def designer(organisation: str, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
     found = organisation_for(session, principal, organisation, GERER)
     assert found.id is not None
-    designation = lifecycle.designate(
+    designation = designations.designate(
         session,
         principal,
         organisation_id=found.id,
@@ -84,6 +86,8 @@ def designer(organisation: str, body: dict[str, Any]) -> ConnexionResponse:
         role=body["role"],
         acte_engagement_le=parse_date(body.get("acteEngagementLe"), "acteEngagementLe"),
         now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
     )
     audit(state, f"designation:{designation.id}", role=designation.role, agent_id=designation.agent_id)
     return json_response(201, designation_json(session, designation))
@@ -95,10 +99,18 @@ def terminer_designation(designationId: int, body: dict[str, Any]) -> ConnexionR
     attempted(f"designation:{designationId}")
     designation = session.get(Designation, designationId)
     if designation is None:
-        raise Refusal(
-            404, "DESIGNATION_INCONNUE", "Aucune désignation ne porte cet identifiant", "designation_inconnue"
+        raise HabilitationRefused(
+            RefusalKind.UNKNOWN, "DESIGNATION_INCONNUE", "Aucune désignation ne porte cet identifiant"
         )
     authorize(principal, designation.organisation_id, GERER)
-    designation = lifecycle.end_designation(session, principal, designationId, motif=body["motif"], now=now)
+    designation = designations.end_designation(
+        session,
+        principal,
+        designationId,
+        motif=body["motif"],
+        now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
     audit(state, f"designation:{designation.id}", role=designation.role, motif=body["motif"])
     return json_response(200, designation_json(session, designation))

@@ -11,9 +11,10 @@ from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
-from api.context import current_request
-from api.errors import erreurs_activites, json_response, note_refusal
+from api.context import RequestState, current_request
+from api.errors import json_response
 from api.partner.caller import caller_of
+from api.refusals import activites_refusal_response
 from parcours.ports import ActivitesPage, Refused
 
 # "Les 1000 activités les plus prioritaires" (SIP Postman); tests lower it to page cheaply.
@@ -29,7 +30,7 @@ def chercher_activites(
     codeFamille: str | None = None,
     codeDomaine: str | None = None,
 ) -> ConnexionResponse:
-    page = _chercher(codeActivite, codeFamille, codeDomaine, None)
+    page = _chercher(current_request(), codeActivite, codeFamille, codeDomaine, None)
     if isinstance(page, ConnexionResponse):
         return page
     if not page.activites:
@@ -43,7 +44,7 @@ def chercher_activites_v2(
     codeDomaine: str | None = None,
     cursor: str | None = None,
 ) -> ConnexionResponse:
-    page = _chercher(codeActivite, codeFamille, codeDomaine, cursor)
+    page = _chercher(current_request(), codeActivite, codeFamille, codeDomaine, cursor)
     if isinstance(page, ConnexionResponse):
         return page
     if not page.activites:
@@ -55,9 +56,12 @@ def chercher_activites_v2(
 
 
 def _chercher(
-    code_activite: str | None, code_famille: str | None, code_domaine: str | None, cursor: str | None
+    state: RequestState,
+    code_activite: str | None,
+    code_famille: str | None,
+    code_domaine: str | None,
+    cursor: str | None,
 ) -> ActivitesPage | ConnexionResponse:
-    state = current_request()
     try:
         return state.services.backends.activites.chercher(
             caller_of(state),
@@ -68,8 +72,7 @@ def _chercher(
             limit=PAGE_SIZE,
         )
     except Refused as refused:
-        note_refusal(f"{refused.kind.value}:{refused.code}")
-        return erreurs_activites(400, refused.code, refused.message)
+        return activites_refusal_response(refused)
 
 
 def _v1(activite: dict[str, Any]) -> dict[str, Any]:

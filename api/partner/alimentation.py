@@ -18,6 +18,7 @@ from sqlmodel import Session
 from api.context import RequestState, current_request
 from api.errors import erreur_partenaire, json_response, note_refusal
 from api.partner.caller import caller_of
+from api.refusals import refusal_response
 from parcours import (
     alimentation as alimentation_domain,
 )
@@ -33,11 +34,7 @@ from relais.core.refusals import RefusalKind
 
 # Every refusal of the feed's rules is about the body or the usager's state: a reference the
 # rules do not know (UNKNOWN) is a bad request here, the only 404 being the usager itself.
-REFUSAL_STATUS: Mapping[RefusalKind, int] = {
-    RefusalKind.INVALID: 400,
-    RefusalKind.UNKNOWN: 400,
-    RefusalKind.CONFLICT: 409,
-}
+STATUSES: Mapping[RefusalKind, int] = {RefusalKind.UNKNOWN: 400}
 RESULTATS: Mapping[str, str] = {"created": "CREE", "updated": "MODIFIE", "unchanged": "INCHANGE"}
 
 # What an operation does once its usager is found; its refusals become error responses.
@@ -65,7 +62,7 @@ def enregistrer_inscription(numeroFranceTravail: str, body: dict[str, Any]) -> C
         alimentation_domain.enregistrer_inscription(session, usager, body, now=state.services.clock())
         return json_response(200, {"m_contrat": usager.contrat})
 
-    return _for_numero(numeroFranceTravail, body, action)
+    return _for_numero(current_request(), numeroFranceTravail, action)
 
 
 def enregistrer_cessation(numeroFranceTravail: str, body: dict[str, Any]) -> ConnexionResponse:
@@ -73,7 +70,7 @@ def enregistrer_cessation(numeroFranceTravail: str, body: dict[str, Any]) -> Con
         alimentation_domain.enregistrer_cessation(session, usager, body, now=state.services.clock())
         return json_response(200, {"m_contrat": usager.contrat})
 
-    return _for_numero(numeroFranceTravail, body, action)
+    return _for_numero(current_request(), numeroFranceTravail, action)
 
 
 def preconiser_orientation(numeroFranceTravail: str, body: dict[str, Any]) -> ConnexionResponse:
@@ -83,7 +80,7 @@ def preconiser_orientation(numeroFranceTravail: str, body: dict[str, Any]) -> Co
         )
         return json_response(201, orientation_domain.orientation_json(orientation))
 
-    return _for_numero(numeroFranceTravail, body, action)
+    return _for_numero(current_request(), numeroFranceTravail, action)
 
 
 def ouvrir_manquement(numeroFranceTravail: str, body: dict[str, Any]) -> ConnexionResponse:
@@ -94,12 +91,11 @@ def ouvrir_manquement(numeroFranceTravail: str, body: dict[str, Any]) -> Connexi
         consequences = [sanctions_domain.consequence_json(consequence, now=now) for consequence, _ in results]
         return json_response(201 if created else 200, {"consequences": consequences})
 
-    return _for_numero(numeroFranceTravail, body, action)
+    return _for_numero(current_request(), numeroFranceTravail, action)
 
 
-def _for_numero(numero: str, body: Any, action: Action) -> ConnexionResponse:
+def _for_numero(state: RequestState, numero: str, action: Action) -> ConnexionResponse:
     """Run ``action`` on the usager ``numero`` (404 if unknown), mapping refusals to errors."""
-    state = current_request()
     session = state.session()
     # Locked: the feed's writes on one usager are serialised (a no-op on SQLite).
     usager = alimentation_domain.usager_par_numero(session, numero, lock=True)
@@ -124,5 +120,4 @@ def _audit_usager(state: RequestState, usager: Usager) -> None:
 
 
 def _refused(refused: Refused) -> ConnexionResponse:
-    note_refusal(f"{refused.kind.value}:{refused.code}")
-    return erreur_partenaire(REFUSAL_STATUS[refused.kind], refused.code, refused.message)
+    return refusal_response(refused, statuses=STATUSES)

@@ -11,18 +11,15 @@ from api.context import current_request
 from api.partner.per_usager import for_usager
 from parcours.ports import Caller, ContratEngagementBackend, UsagerData
 
-# One backend call for the usager the ``pa-*`` headers designate.
+# One backend call for the usager the jeton designates.
 Call = Callable[[ContratEngagementBackend, Caller, str], UsagerData]
 
 
 def _run(call: Call) -> ConnexionResponse:
     """Every operation of the API: the request's backend, then ``for_usager``."""
-    backend = current_request().services.backends.contrat_engagement
-
-    def action(caller: Caller, ref: str) -> UsagerData:
-        return call(backend, caller, ref)
-
-    return for_usager(action)
+    state = current_request()
+    backend = state.services.backends.contrat_engagement
+    return for_usager(state, lambda caller, ref: call(backend, caller, ref))
 
 
 def lire_contrat_engagement() -> ConnexionResponse:

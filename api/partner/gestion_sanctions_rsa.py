@@ -2,58 +2,31 @@
 demandeRadiation.
 
 Every answer carries the contract's ``codeSortie`` (C001 on success). A refusal is a 4xx whose
-body carries both ``codeSortie`` and the per-usager APIs' ``{codeHttp, codeErreur, message}``,
-so that a client checking either stops (choix Relais, documented in the spec).
+body carries both ``codeSortie`` and the per-usager APIs' ``{codeHttp, codeErreur, message}``
+(``api.refusals.sanctions_refusal_response``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
 from api.context import current_request
-from api.errors import json_response
 from api.partner.per_usager import for_usager
-from parcours import sanctions as domain
-from parcours.ports import Caller, Refused, SanctionsBackend, UsagerData
+from api.refusals import sanctions_refusal_response
+from parcours.ports import Caller, SanctionsBackend, UsagerData
 
-# codeSortie -> (HTTP status, short name used as ``codeErreur``).
-SORTIES: Mapping[str, tuple[int, str]] = {
-    domain.C_INCONNUE: (404, "CONSEQUENCE_INCONNUE"),
-    domain.C_ETAT: (409, "EVENEMENT_NON_AUTORISE"),
-    domain.C_OBLIGATOIRE: (400, "DONNEE_OBLIGATOIRE_ABSENTE"),
-    domain.C_VALEUR: (400, "VALEUR_NON_CONFORME"),
-    domain.C_CONFLIT: (409, "CONFLIT_MODIFICATION"),
-    domain.C_ORGANISATION: (403, "ORGANISATION_NON_HABILITEE"),
-    domain.C_RADIATION: (409, "RADIATION_DEJA_DEMANDEE"),
-    domain.C_DEPARTEMENT: (400, "DEPARTEMENT_INCONNU"),
-    domain.C_IDENTIFIANT: (409, "IDENTIFIANT_DEJA_UTILISE"),
-    domain.C_USAGER: (404, "USAGER_INCONNU"),
-}
-
-
-def render_refusal(status: int, refused: Refused) -> ConnexionResponse:
-    """A refusal of the sanctions rules: its own status per codeSortie, both error shapes."""
-    status, nom = SORTIES.get(refused.code, (status, refused.code))
-    return json_response(
-        status, {"codeHttp": status, "codeErreur": nom, "message": refused.message, "codeSortie": refused.code}
-    )
-
-
-# One backend call for the usager the ``pa-*`` headers designate.
+# One backend call for the usager the jeton designates.
 Call = Callable[[SanctionsBackend, Caller, str], UsagerData]
 
 
 def _run(call: Call) -> ConnexionResponse:
     """Every operation of the API: the request's backend, then ``for_usager`` with this API's refusals."""
-    backend = current_request().services.backends.sanctions
-
-    def action(caller: Caller, ref: str) -> UsagerData:
-        return call(backend, caller, ref)
-
-    return for_usager(action, render_refusal=render_refusal)
+    state = current_request()
+    backend = state.services.backends.sanctions
+    return for_usager(state, lambda caller, ref: call(backend, caller, ref), render_refusal=sanctions_refusal_response)
 
 
 def lire_detail_sanction_rsa(identifiantSanction: str) -> ConnexionResponse:

@@ -9,4 +9,5 @@ from api.partner.per_usager import for_usager
 
 
 def recuperer_donnees_par_id_rci() -> ConnexionResponse:
-    return for_usager(current_request().services.backends.informations_administratives.lire)
+    state = current_request()
+    return for_usager(state, state.services.backends.informations_administratives.lire)

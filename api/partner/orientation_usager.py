@@ -7,34 +7,36 @@ roll the whole call back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
 from api.context import current_request
 from api.partner.per_usager import for_usager
-from parcours.ports import OrientationBackend
+from parcours.ports import Caller, OrientationBackend, UsagerData
+
+# One backend call for the usager the jeton designates.
+Call = Callable[[OrientationBackend, Caller, str], UsagerData]
 
 
-def _backend() -> OrientationBackend:
-    return current_request().services.backends.orientation
+def _run(call: Call, *, status: int = 200) -> ConnexionResponse:
+    state = current_request()
+    backend = state.services.backends.orientation
+    return for_usager(state, lambda caller, ref: call(backend, caller, ref), status=status)
 
 
 def lecture_orientation(etatOrientation: str | None = None) -> ConnexionResponse:
-    backend = _backend()
-    return for_usager(lambda caller, ref: backend.lire(caller, ref, etat=etatOrientation))
+    return _run(lambda backend, caller, ref: backend.lire(caller, ref, etat=etatOrientation))
 
 
 def calcul_orientation(body: dict[str, Any]) -> ConnexionResponse:
-    backend = _backend()
-    return for_usager(lambda caller, ref: backend.calculer(caller, ref, body))
+    return _run(lambda backend, caller, ref: backend.calculer(caller, ref, body))
 
 
 def decision_orientation(body: dict[str, Any]) -> ConnexionResponse:
-    backend = _backend()
-    return for_usager(lambda caller, ref: backend.decider(caller, ref, body), status=201)
+    return _run(lambda backend, caller, ref: backend.decider(caller, ref, body), status=201)
 
 
 def orientation(body: dict[str, Any]) -> ConnexionResponse:
-    backend = _backend()
-    return for_usager(lambda caller, ref: backend.orienter(caller, ref, body), status=201)
+    return _run(lambda backend, caller, ref: backend.orienter(caller, ref, body), status=201)

@@ -8,45 +8,34 @@ the pipeline rolls the request's transaction back on any answer of 400 or more.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
-from api.context import current_request
+from api.context import RequestState
 from api.errors import erreur_partenaire, jeton_refused, json_response, note_refusal
 from api.partner.caller import caller_of
+from api.refusals import refusal_response
 from parcours.ports import Caller, Refused, UsagerData, UsagerNotAttached
 from relais.core.jeton import JETON_HEADER, JetonAutreClient, JetonError, JetonExpire, open_jeton
-from relais.core.refusals import RefusalKind
 
 Action = Callable[[Caller, str], UsagerData]
-# Renders a domain refusal in the called API's error format, given the HTTP status.
-RefusalRenderer = Callable[[int, Refused], ConnexionResponse]
-
-REFUSAL_STATUS: Mapping[RefusalKind, int] = {
-    RefusalKind.INVALID: 400,
-    RefusalKind.UNKNOWN: 404,
-    RefusalKind.CONFLICT: 409,
-}
-
-
-def render_erreur_partenaire(status: int, refused: Refused) -> ConnexionResponse:
-    return erreur_partenaire(status, refused.code, refused.message)
+# Answers a domain refusal in the called API's error format (see api.refusals).
+RefusalRenderer = Callable[[Refused], ConnexionResponse]
 
 
 def for_usager(
+    state: RequestState,
     action: Action,
     *,
     status: int = 200,
-    refusal_status: Mapping[RefusalKind, int] = REFUSAL_STATUS,
-    render_refusal: RefusalRenderer = render_erreur_partenaire,
+    render_refusal: RefusalRenderer = refusal_response,
 ) -> ConnexionResponse:
     """Run ``action`` for the usager of the request's jeton; answer ``status`` with its payload.
 
     A payload of None answers 204 (nothing to return).
     """
-    state = current_request()
     caller = caller_of(state)
     token = request.headers.get(JETON_HEADER, "")
     if not token:
@@ -70,8 +59,7 @@ def for_usager(
         note_refusal("usager_non_rattache")
         return erreur_partenaire(403, "USAGER_NON_RATTACHE", "L'usager n'est pas rattaché à la structure de l'accédant")
     except Refused as refused:
-        note_refusal(f"{refused.kind.value}:{refused.code}")
-        return render_refusal(refusal_status[refused.kind], refused)
+        return render_refusal(refused)
     state.audit.usager_nir_index = data.nir_index
     if data.payload is None:
         return ConnexionResponse(status_code=204)

@@ -12,11 +12,12 @@ from parcours.ports import Caller, UsagerData
 
 
 def recuperer_contrat_v2() -> ConnexionResponse:
-    backend = current_request().services.backends.statut_usager
+    state = current_request()
+    backend = state.services.backends.statut_usager
 
     def read(caller: Caller, ref: str) -> UsagerData:
         data = backend.lire_contrat(caller, ref)
         # The contract's body wraps the object: ``{"m_contrat": {...}}``.
         return data if data.payload is None else replace(data, payload={"m_contrat": data.payload})
 
-    return for_usager(read)
+    return for_usager(state, read)

@@ -19,20 +19,12 @@ from typing import Any
 import click
 from sqlmodel import Session
 
+from api.admin.audit_usager import resolve_usager
 from audit.detection import run_detection
 from audit.incidents import incident_json, list_incidents
 from audit.journal import append_event
-from audit.search import (
-    Filters,
-    SearchError,
-    UsagerCible,
-    csv_lines,
-    event_json,
-    iter_events,
-    jsonl_records,
-    resolve_usager,
-    search,
-)
+from audit.refusals import AuditRefused
+from audit.search import Filters, UsagerCible, csv_lines, event_json, iter_events, jsonl_records, search
 from relais.cli.audit import audit_group
 from relais.cli.support import fail, migrated_database
 from relais.core.auditing import AuditDraft
@@ -125,8 +117,8 @@ def search_command(limite: int, curseur: str | None, **options: Any) -> None:
         filters = _filters(session, options)
         try:
             page = search(session, filters, limit=limite, cursor=curseur)
-        except SearchError as exc:
-            fail(exc.message)
+        except AuditRefused as refused:
+            fail(refused.message)
             raise
         _audit(session, "audit.search", filters)
     for event in page.events:

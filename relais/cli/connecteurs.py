@@ -25,7 +25,7 @@ from adapters.outbound.models import Connector
 from adapters.outbound.port import Delivery, Target
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
-from audit.journal import append_event
+from audit.journal import JournalRecorder
 from relais.cli.support import fail, load_keys, migrated_database
 from relais.core.auditing import AuditDraft
 from relais.core.config import Settings, get_settings
@@ -62,7 +62,7 @@ def _audit(session: Session, operation: str, connector: Connector, now: datetime
         target=connector.name,
         reason=reason,
     )
-    append_event(session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=now)
+    JournalRecorder().record(session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=now)
 
 
 @connecteurs_group.command("create")
@@ -298,7 +298,7 @@ def worker(once: bool) -> None:
     database = Database(settings.resolved_database_url)
     sender = WebhookSender()
     try:
-        runner = Worker(database, keys, settings, sender, mailer=SmtpSender(settings))
+        runner = Worker(database, keys, settings, sender, audit=JournalRecorder(), mailer=SmtpSender(settings))
         if once:
             click.echo(f"Messages traités : {runner.run_until_idle()}")
             return

@@ -15,7 +15,8 @@ import click
 from sqlmodel import Session
 
 from audit.journal import append_event
-from habilitations import login
+from habilitations import login, sirets
+from habilitations.refusals import HabilitationRefused, LoginRefused
 from relais.cli.support import fail, migrate_database, open_database
 from relais.core.auditing import AuditDraft
 
@@ -55,12 +56,12 @@ def siret_add(organisation: str, siret: tuple[str, ...]) -> None:
     with open_database(settings) as database, database.session() as session:
         for value in siret:
             try:
-                if login.add_siret(session, organisation, value, now):
+                if sirets.add_siret(session, organisation, value, now):
                     _audit(session, "proconnect.siret.ajouter", organisation, value, now)
                     added += 1
-            except login.SiretRefused as exc:
+            except HabilitationRefused as refused:
                 session.rollback()
-                fail(f"{value} : {exc}")
+                fail(f"{value} : {refused.message}")
         session.commit()
     click.echo(f"SIRET rattachés à {organisation} : {added} ajouté(s), {len(siret) - added} déjà présent(s)")
 
@@ -75,8 +76,8 @@ def siret_remove(siret: str) -> None:
     migrate_database(settings)
     now = datetime.now(UTC)
     with open_database(settings) as database, database.session() as session:
-        owner = dict(login.sirets(session)).get(siret)
-        if owner is None or not login.remove_siret(session, siret):
+        owner = dict(sirets.directory(session)).get(siret)
+        if owner is None or not sirets.remove_siret(session, siret):
             fail(f"SIRET inconnu : {siret}")
         _audit(session, "proconnect.siret.retirer", owner, siret, now)
         session.commit()
@@ -92,7 +93,7 @@ def siret_list(organisation: str | None) -> None:
     settings = get_settings()
     migrate_database(settings)
     with open_database(settings) as database, database.session() as session:
-        for siret, code in login.sirets(session, organisation):
+        for siret, code in sirets.directory(session, organisation):
             click.echo(f"{siret}\t{code}")
 
 
@@ -116,7 +117,7 @@ def check_command() -> None:
 
     try:
         provider, count = asyncio.run(fetch())
-    except login.LoginRefused as refusal:
+    except LoginRefused as refusal:
         fail(f"{login.MESSAGE_PROVIDER_DOWN} ({refusal.reason})")
     click.echo(f"Émetteur : {provider.issuer}")
     click.echo(f"Autorisation : {provider.authorization_endpoint}")

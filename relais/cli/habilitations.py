@@ -11,11 +11,13 @@ import uuid
 from datetime import UTC, datetime
 
 import click
-from sqlmodel import Session
 
-from audit.journal import append_event
-from habilitations import inactivity, lifecycle
+from audit.journal import JournalRecorder
+from habilitations import inactivity
+from habilitations.campaigns import expire_due_campaigns
+from habilitations.refusals import TransitionRefused
 from habilitations.roles import Principal
+from habilitations.transitional import create_transitional_identity
 from relais.cli.support import fail, migrate_database, open_database
 from relais.core.auditing import AuditDraft
 
@@ -34,24 +36,17 @@ def sweep_command() -> None:
     settings = get_settings()
     migrate_database(settings)
     now = datetime.now(UTC)
+    # One id for the run: its suspensions, its campaigns' revocations and its own event.
+    recorder, request_id = JournalRecorder(), f"lifecycle-{uuid.uuid4().hex}"
     with open_database(settings) as database, database.transaction() as session:
-        report = inactivity.sweep(session, now)
-        expired = _expire_campaigns(session, now)
+        report = inactivity.sweep(session, now, recorder=recorder, request_id=request_id)
+        expired = expire_due_campaigns(session, now, recorder=recorder, request_id=request_id)
         details = {**report.as_dict(), "campagnes_echues": expired}
         draft = AuditDraft(channel="lifecycle", operation="habilitations.sweep", details=details)
-        append_event(session, draft, request_id=f"lifecycle-{uuid.uuid4().hex}", http_status=200, occurred_at=now)
+        recorder.record(session, draft, request_id=request_id, http_status=200, occurred_at=now)
     click.echo(f"Agents suspendus pour inactivité : {len(report.suspended)}")
     click.echo(f"Avertissements d'inactivité : {len(report.warned)}")
     click.echo(f"Campagnes de revue échues : {expired}")
-
-
-def _expire_campaigns(session: Session, now: datetime) -> int:
-    """The review campaigns' deadline (habilitations.campaigns), when that module is installed."""
-    try:
-        from habilitations.campaigns import expire_due_campaigns
-    except ImportError:
-        return 0
-    return int(expire_due_campaigns(session, now))
 
 
 @habilitations_group.command("transition")
@@ -70,10 +65,15 @@ def transition_command(client_id: str) -> None:
     now = datetime.now(UTC)
     with open_database(settings) as database, database.transaction() as session:
         try:
-            grant = lifecycle.create_transitional_identity(
-                session, Principal.command_line(), client_id=client_id, now=now
+            grant = create_transitional_identity(
+                session,
+                Principal.command_line(),
+                client_id=client_id,
+                now=now,
+                recorder=JournalRecorder(),
+                request_id=f"cli-{uuid.uuid4().hex}",
             )
-        except lifecycle.LifecycleRefused as refused:
+        except TransitionRefused as refused:
             fail(refused.message)
         grant_id = grant.id
     click.echo(f"Identité transitoire créée pour le client {client_id} (habilitation {grant_id})")

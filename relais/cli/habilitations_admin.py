@@ -1,6 +1,6 @@
 """``relais habilitations ...``: the admin API's operations for an operator's scripts.
 
-The command line acts as the hub operator (``Principal.command_line()``): the same lifecycle
+The command line acts as the hub operator (``Principal.command_line()``): the same state-change
 functions and campaign domain as the API, so the same rules (subscriptions bound grants,
 one titular RGC, a contractor is never RGC...). Each command writes one audit event on the
 ``cli`` channel (what it acted upon, ids and codes only), allowed or denied, besides the
@@ -19,41 +19,45 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
-from api.admin.habilitations_common import (
-    agent_json,
-    designation_json,
-    habilitation_json,
-    served_apis,
-    souscription_json,
-)
-from audit.journal import append_event
-from habilitations import campaigns, lifecycle
+from audit.journal import JournalRecorder
+from audit.lookup import JournalLookup
+from habilitations import agent_states, agents, campaigns, designations, grants, subscriptions
+from habilitations.campaign_evidence import findings
 from habilitations.campaign_models import DECISIONS, FORMATS_RAPPORT
 from habilitations.models import ETATS, ROLES, Agent, Habilitation, Souscription
+from habilitations.policy import served_apis
+from habilitations.refusals import HabilitationRefused
 from habilitations.roles import Principal
+from habilitations.views import (
+    agent_json,
+    campaign_json,
+    designation_json,
+    habilitation_json,
+    item_json,
+    souscription_json,
+)
 from relais.cli.habilitations import habilitations_group
 from relais.cli.support import fail, migrated_database
 from relais.core.auditing import AuditDraft
 from relais.core.config import get_settings
+from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
 OPERATOR = Principal.command_line()
 AGENT_ACTIONS = ("revoquer", "reactiver", "supprimer", "bloquer")
 GRANT_ACTIONS = ("revoquer", "bloquer", "reactiver")
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
+# The audit domain, as the habilitations domain is handed it.
+RECORDER = JournalRecorder()
+LOOKUP = JournalLookup()
 
 
 def _echo(document: Any) -> None:
     click.echo(json.dumps(document, ensure_ascii=False, sort_keys=True))
 
 
-def _audit(session: Session, operation: str, target: str | None, details: dict[str, Any], status: int) -> None:
+def _audit(
+    session: Session, operation: str, target: str | None, details: dict[str, Any], status: int, request_id: str
+) -> None:
     draft = AuditDraft(
         channel="cli",
         operation=f"relais.cli.habilitations.{operation}",
@@ -61,34 +65,37 @@ def _audit(session: Session, operation: str, target: str | None, details: dict[s
         details={key: value for key, value in details.items() if value is not None} or None,
         reason=details.get("refus") if status >= 400 else None,
     )
-    append_event(session, draft, request_id=f"cli-{uuid.uuid4().hex}", http_status=status, occurred_at=_now())
+    RECORDER.record(session, draft, request_id=request_id, http_status=status, occurred_at=_now())
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _run(operation: str, target: str | None, action: Callable[[Session, datetime], dict[str, Any] | None]) -> None:
+def _run(operation: str, target: str | None, action: Callable[[Session, datetime, str], dict[str, Any] | None]) -> None:
     """Run ``action`` in one transaction with its audit event; a refusal is audited alone.
 
-    ``action`` returns the value-free details of the event (or None).
+    ``action`` gets the session, the time and the command's request id (its transitions'
+    events and the command's own share it); it returns the value-free details of the
+    command's event (or None).
     """
+    request_id = f"cli-{uuid.uuid4().hex}"
     with migrated_database(get_settings()) as database:
         try:
             with database.transaction() as session:
-                details = action(session, _now()) or {}
-                _audit(session, operation, details.pop("cible", target), details, 200)
-        except (lifecycle.LifecycleRefused, campaigns.CampaignRefused, _Refused) as refused:
+                details = action(session, _now(), request_id) or {}
+                _audit(session, operation, details.pop("cible", target), details, 200, request_id)
+        except HabilitationRefused as refused:
             code = refused.code.lower()
             with database.transaction() as session:
-                _audit(session, operation, target, {"refus": f"{operation}:{code}"}, 403)
+                _audit(session, operation, target, {"refus": f"{operation}:{code}"}, 403, request_id)
             fail(refused.message)
 
 
 def _organisation(session: Session, code: str) -> Organisation:
     organisation = session.exec(select(Organisation).where(Organisation.code == code)).first()
     if organisation is None or organisation.id is None:
-        raise _Refused("organisation_inconnue", f"Organisation inconnue : {code}")
+        raise HabilitationRefused(RefusalKind.UNKNOWN, "organisation_inconnue", f"Organisation inconnue : {code}")
     return organisation
 
 
@@ -111,7 +118,7 @@ def agents_command(organisation: str, etat: str | None) -> None:
     """Liste les agents d'une organisation (une ligne JSON par agent)."""
     rows: list[dict[str, Any]] = []
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         found = _organisation(session, organisation)
         query = select(Agent).where(Agent.organisation_id == found.id)
         if etat:
@@ -137,10 +144,10 @@ def agent_create_command(
     """Crée un agent (personne) actif, sans habilitation."""
     created: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         found = _organisation(session, organisation)
         assert found.id is not None
-        agent = lifecycle.create_agent(
+        agent = agents.create_agent(
             session,
             OPERATOR,
             organisation_id=found.id,
@@ -150,6 +157,8 @@ def agent_create_command(
             email=email,
             statut_emploi=statut_emploi,
             now=now,
+            recorder=RECORDER,
+            request_id=request_id,
         )
         created.update(agent_json(session, agent))
         return {"cible": f"agent:{agent.id}"}
@@ -166,9 +175,16 @@ def technical_identity_command(client_id: str, nom: str, identifiant: str) -> No
     """Déclare l'identité technique d'un client (traitements de masse)."""
     created: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
-        agent = lifecycle.create_technical_identity(
-            session, OPERATOR, client_id=client_id, nom=nom, identifiant=identifiant, now=now
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        agent = agents.create_technical_identity(
+            session,
+            OPERATOR,
+            client_id=client_id,
+            nom=nom,
+            identifiant=identifiant,
+            now=now,
+            recorder=RECORDER,
+            request_id=request_id,
         )
         created.update(agent_json(session, agent))
         return {"cible": f"agent:{agent.id}", "client_id": client_id}
@@ -186,15 +202,16 @@ def agent_state_command(agent_id: int, action_name: str, motif: str, commentaire
     """Révoque, réactive, supprime ou bloque (blocage de sécurité) un agent."""
     result: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        audit: dict[str, Any] = {"now": now, "recorder": RECORDER, "request_id": request_id}
         if action_name == "bloquer":
-            agent = lifecycle.block_agent(session, OPERATOR, agent_id, motif=motif, commentaire=commentaire, now=now)
+            agent = agent_states.block_agent(session, OPERATOR, agent_id, motif=motif, commentaire=commentaire, **audit)
         elif action_name == "reactiver":
-            agent = lifecycle.reactivate_agent(session, OPERATOR, agent_id, motif=motif, now=now)
+            agent = agent_states.reactivate_agent(session, OPERATOR, agent_id, motif=motif, **audit)
         elif action_name == "revoquer":
-            agent = lifecycle.revoke_agent(session, OPERATOR, agent_id, motif=motif, now=now)
+            agent = agent_states.revoke_agent(session, OPERATOR, agent_id, motif=motif, **audit)
         else:
-            agent = lifecycle.delete_agent(session, OPERATOR, agent_id, motif=motif, now=now)
+            agent = agent_states.delete_agent(session, OPERATOR, agent_id, motif=motif, **audit)
         result.update(agent_json(session, agent))
         return {"action": action_name, "motif": motif}
 
@@ -219,8 +236,8 @@ def grant_command(
     result: dict[str, Any] = {}
     end = _date(date_fin, "--date-fin")
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
-        grant = lifecycle.grant_habilitation(
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        grant = grants.grant_habilitation(
             session,
             OPERATOR,
             agent_id=agent_id,
@@ -230,6 +247,8 @@ def grant_command(
             justification=justification,
             date_fin=end,
             now=now,
+            recorder=RECORDER,
+            request_id=request_id,
         )
         result.update(habilitation_json(grant))
         return {"cible": f"habilitation:{grant.id}", "agent_id": agent_id, "api": api}
@@ -245,7 +264,7 @@ def grants_command(organisation: str, etat: str | None) -> None:
     """Liste les habilitations d'une organisation (une ligne JSON par habilitation)."""
     rows: list[dict[str, Any]] = []
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         found = _organisation(session, organisation)
         query = (
             select(Habilitation)
@@ -270,8 +289,10 @@ def end_date_command(habilitation_id: str, date_fin: str) -> None:
     result: dict[str, Any] = {}
     end = _date(date_fin, "DATE")
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
-        grant = lifecycle.set_habilitation_end(session, OPERATOR, habilitation_id, date_fin=end, now=now)
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        grant = grants.set_habilitation_end(
+            session, OPERATOR, habilitation_id, date_fin=end, now=now, recorder=RECORDER, request_id=request_id
+        )
         result.update(habilitation_json(grant))
         return {"date_fin": end.isoformat() if end else None}
 
@@ -286,8 +307,10 @@ def reduce_command(habilitation_id: str, scopes: tuple[str, ...]) -> None:
     """Ne garde que certains scopes d'une habilitation."""
     result: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
-        grant = lifecycle.reduce_habilitation(session, OPERATOR, habilitation_id, scopes=scopes, now=now)
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        grant = grants.reduce_habilitation(
+            session, OPERATOR, habilitation_id, scopes=scopes, now=now, recorder=RECORDER, request_id=request_id
+        )
         result.update(habilitation_json(grant))
         return {"scopes": list(grant.scopes)}
 
@@ -303,13 +326,16 @@ def grant_state_command(habilitation_id: str, action_name: str, motif: str) -> N
     """Révoque, bloque (blocage de sécurité) ou réactive une habilitation."""
     result: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         if action_name == "revoquer":
-            grant = lifecycle.revoke_habilitation(session, OPERATOR, habilitation_id, motif=motif, now=now)
+            change = grants.revoke_habilitation
         elif action_name == "bloquer":
-            grant = lifecycle.block_habilitation(session, OPERATOR, habilitation_id, motif=motif, now=now)
+            change = grants.block_habilitation
         else:
-            grant = lifecycle.reactivate_habilitation(session, OPERATOR, habilitation_id, motif=motif, now=now)
+            change = grants.reactivate_habilitation
+        grant = change(
+            session, OPERATOR, habilitation_id, motif=motif, now=now, recorder=RECORDER, request_id=request_id
+        )
         result.update(habilitation_json(grant))
         return {"action": action_name, "motif": motif}
 
@@ -327,10 +353,10 @@ def designate_command(organisation: str, agent_id: int, role: str, acte_engageme
     result: dict[str, Any] = {}
     commitment = _date(acte_engagement, "--acte-engagement")
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         found = _organisation(session, organisation)
         assert found.id is not None
-        designation = lifecycle.designate(
+        designation = designations.designate(
             session,
             OPERATOR,
             organisation_id=found.id,
@@ -338,6 +364,8 @@ def designate_command(organisation: str, agent_id: int, role: str, acte_engageme
             role=role,
             acte_engagement_le=commitment,
             now=now,
+            recorder=RECORDER,
+            request_id=request_id,
         )
         result.update(designation_json(session, designation))
         return {"cible": f"designation:{designation.id}", "role": role, "agent_id": agent_id}
@@ -353,8 +381,10 @@ def end_designation_command(designation_id: int, motif: str) -> None:
     """Met fin à une désignation (signalement au CSSI pour le départ ou l'absence d'un RGC)."""
     result: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
-        designation = lifecycle.end_designation(session, OPERATOR, designation_id, motif=motif, now=now)
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        designation = designations.end_designation(
+            session, OPERATOR, designation_id, motif=motif, now=now, recorder=RECORDER, request_id=request_id
+        )
         result.update(designation_json(session, designation))
         return {"motif": motif}
 
@@ -371,13 +401,24 @@ def subscription_command(organisation: str, api: str, scopes: tuple[str, ...], r
     """Définit la souscription d'une organisation à une API (formulaire d'accès, annexe 4)."""
     result: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         found = _organisation(session, organisation)
         assert found.id is not None
         if api not in served_apis():
-            raise _Refused("api_inconnue", f"API inconnue : {api} (attendu : {', '.join(sorted(served_apis()))})")
-        souscription: Souscription = lifecycle.set_subscription(
-            session, OPERATOR, organisation_id=found.id, api=api, scopes=scopes, reference=reference, now=now
+            expected = ", ".join(sorted(served_apis()))
+            raise HabilitationRefused(
+                RefusalKind.INVALID, "api_inconnue", f"API inconnue : {api} (attendu : {expected})"
+            )
+        souscription: Souscription = subscriptions.set_subscription(
+            session,
+            OPERATOR,
+            organisation_id=found.id,
+            api=api,
+            scopes=scopes,
+            reference=reference,
+            now=now,
+            recorder=RECORDER,
+            request_id=request_id,
         )
         result.update(souscription_json(souscription))
         return {"api": api}
@@ -392,10 +433,10 @@ def findings_command(organisation: str) -> None:
     """Anomalies des habilitations en vigueur (une ligne JSON par habilitation concernée)."""
     rows: list[dict[str, Any]] = []
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         found = _organisation(session, organisation)
         assert found.id is not None
-        for agent, grant, proofs in campaigns.findings(session, found.id, now):
+        for agent, grant, proofs in findings(session, found.id, now, lookup=LOOKUP):
             rows.append({"agentId": agent.id, "identifiant": agent.identifiant, "habilitationId": grant.id, **proofs})
         return {"anomalies": len(rows)}
 
@@ -422,9 +463,10 @@ def open_command(organisation: str, date_limite: str) -> None:
     if deadline is None:
         raise click.BadParameter("date AAAA-MM-JJ attendue", param_hint="--date-limite")
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
-        campagne = campaigns.open_campaign(session, OPERATOR, _organisation(session, organisation), deadline, now)
-        result.update(campaigns.campaign_json(session, campagne))
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
+        found = _organisation(session, organisation)
+        campagne = campaigns.open_campaign(session, OPERATOR, found, deadline, now, lookup=LOOKUP)
+        result.update(campaign_json(session, campagne))
         return {"cible": f"campagne:{campagne.id}", "elements": result["elements"]}
 
     _run("campagne.ouvrir", f"organisation:{organisation}", action)
@@ -437,9 +479,9 @@ def items_command(campagne_id: str) -> None:
     """Éléments d'une campagne avec leurs preuves (une ligne JSON par élément)."""
     rows: list[dict[str, Any]] = []
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         campagne = campaigns.get_campaign(session, campagne_id)
-        rows.extend(campaigns.item_json(item) for item in campaigns.items(session, campagne))
+        rows.extend(item_json(item) for item in campaigns.items(session, campagne))
         return {"resultats": len(rows)}
 
     _run("campagne.elements", f"campagne:{campagne_id}", action)
@@ -461,7 +503,7 @@ def decide_command(
     result: dict[str, Any] = {}
     end = _date(date_fin, "--date-fin")
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         campagne = campaigns.get_campaign(session, campagne_id, lock=True)
         item = campaigns.decide(
             session,
@@ -473,8 +515,10 @@ def decide_command(
             date_fin=end,
             scopes=list(scopes) or None,
             now=now,
+            recorder=RECORDER,
+            request_id=request_id,
         )
-        result.update(campaigns.item_json(item))
+        result.update(item_json(item))
         return {"element": item.id, "decision": decision}
 
     _run("campagne.decider", f"campagne:{campagne_id}", action)
@@ -487,13 +531,15 @@ def close_command(campagne_id: str) -> None:
     """Clôture une campagne entièrement décidée : applique les décisions, fige le rapport."""
     result: dict[str, Any] = {}
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         campagne = campaigns.get_campaign(session, campagne_id, lock=True)
         # The command line is the machine's administrator: always "freshly authenticated".
-        closed = campaigns.close_campaign(session, OPERATOR, campagne, now=now, fresh_auth=timedelta(0))
+        closed = campaigns.close_campaign(
+            session, OPERATOR, campagne, now=now, fresh_auth=timedelta(0), recorder=RECORDER, request_id=request_id
+        )
         result.update(
             {
-                "campagne": campaigns.campaign_json(session, campagne),
+                "campagne": campaign_json(session, campagne),
                 "empreintes": closed.hashes,
                 "remediationsAppliquees": closed.applied,
                 "remediationsEnEchec": closed.failed,
@@ -518,7 +564,7 @@ def report_command(campagne_id: str, format_: str, sortie: Path | None) -> None:
     content: list[str] = []
     digest: list[str] = []
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         stored = campaigns.report(session, campaigns.get_campaign(session, campagne_id), format_)
         content.append(stored.contenu)
         digest.append(stored.sha256)
@@ -538,9 +584,9 @@ def remediations_command(campagne_id: str) -> None:
     """Remédiations d'une campagne et leur état (une ligne JSON par remédiation)."""
     rows: list[dict[str, Any]] = []
 
-    def action(session: Session, now: datetime) -> dict[str, Any]:
+    def action(session: Session, now: datetime, request_id: str) -> dict[str, Any]:
         campagne = campaigns.get_campaign(session, campagne_id)
-        rows.extend(campaigns.item_json(item) for item in campaigns.remediations(session, campagne))
+        rows.extend(item_json(item) for item in campaigns.remediations(session, campagne))
         return {"resultats": len(rows)}
 
     _run("campagne.remediations", f"campagne:{campagne_id}", action)

@@ -44,10 +44,11 @@ def formats_command() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 def import_command(format_name: str, organisation: str, file: Path) -> None:
     """Importe un fichier CSV d'éditeur en une transaction ; un fichier déjà importé ne change rien."""
-    # Imported here, as relais/cli.py does for the importer: jsonschema is slow to load.
+    # Imported here, as relais/cli/main.py does for the importer: jsonschema is slow to load.
     from adapters.inbound.csv_import import import_csv
     from adapters.inbound.feed import FeedRejected
     from adapters.inbound.mapping import FormatError, load_format
+    from audit.journal import JournalRecorder
     from relais.core.config import get_settings
 
     settings = get_settings()
@@ -57,9 +58,10 @@ def import_command(format_name: str, organisation: str, file: Path) -> None:
         fail(str(exc))
     migrate_database(settings)
     keys = load_keys(settings)
+    _route_domain_events()
     with open_database(settings) as database:
         try:
-            result = import_csv(database, keys, file, feed_format, organisation=organisation)
+            result = import_csv(database, keys, file, feed_format, organisation=organisation, audit=JournalRecorder())
         except FeedRejected as rejected:
             click.echo(f"Fichier refusé, rien n'a été importé ({len(rejected.errors)} erreur(s)) :", err=True)
             for error in rejected.errors:
@@ -81,6 +83,7 @@ def pull_command(name: str) -> None:
     from adapters.inbound.feed import FeedRejected
     from adapters.inbound.mapping import FormatError, load_format
     from adapters.inbound.pull import PullError, load_connectors, pull
+    from audit.journal import JournalRecorder
     from relais.core.config import get_settings
 
     settings = get_settings()
@@ -94,9 +97,10 @@ def pull_command(name: str) -> None:
         fail(str(exc))
     migrate_database(settings)
     keys = load_keys(settings)
+    _route_domain_events()
     with open_database(settings) as database:
         try:
-            run = pull(database, keys, config, feed_format)
+            run = pull(database, keys, config, feed_format, audit=JournalRecorder())
         except PullError as exc:
             fail(f"{name} : {exc} ; le curseur n'a pas bougé")
         except FeedRejected as rejected:
@@ -138,6 +142,13 @@ def etat_command(limite: int) -> None:
         when = f"{state.last_run_at:%Y-%m-%d %H:%M}" if state.last_run_at else "-"
         line = f"  {state.name} : {state.last_status or '-'} le {when}, curseur {state.cursor or '-'}"
         click.echo(line + (f" ({state.last_error})" if state.last_error else ""))
+
+
+def _route_domain_events() -> None:
+    """What a feed changes reaches the organisations' connectors, as through the API."""
+    from adapters.outbound import events as connector_events
+
+    connector_events.install()
 
 
 def _echo_report(title: str, report: dict[str, object]) -> None:

@@ -1,6 +1,8 @@
 """The ``relais`` command line: database, server, imports, demo data, clients and keys.
 
-Every command reads its configuration from ``RELAIS_*`` variables (see relais/config.py) and
+This module holds the top-level commands and gathers the command groups that live in their
+own modules (``audit``, ``habilitations``, ``connecteurs``, ``fichiers``, ``proconnect``).
+Every command reads its configuration from ``RELAIS_*`` variables (``relais.core.config``) and
 migrates the database first, so that a fresh install works with a single command. Personal
 data is printed by ``relais demo`` only: its usagers are synthetic and meant to be typed.
 """
@@ -17,6 +19,9 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+# Imported for the commands they add to the ``audit`` and ``habilitations`` groups.
+import relais.cli.audit_search
+import relais.cli.habilitations_admin  # noqa: F401
 from audit.journal import append_event
 from habilitations.clients import ClientRegistryError, create_client
 from parcours.contrat import cloturer_suspensions_echues
@@ -37,7 +42,6 @@ API_PATH = "/partenaire"
 RECHERCHE_PAR_NUMERO_PATH = "/partenaire/rechercher-usager/v2/usagers/par-numero-francetravail"
 INFORMATIONS_PATH = "/partenaire/informations-administratives/v1/usager"
 CONTRAT_PATH = "/partenaire/contrat-usager/v2/contrat"
-# Each API serves its Swagger UI at ``<base path>/ui/``.
 # Beyond this many lines an import shows a progress bar.
 PROGRESS_THRESHOLD = 1000
 EXIT_DATASET_ERROR = 2
@@ -47,9 +51,6 @@ DEMO_AGENT = {"pa-nom-agent": "Martin", "pa-prenom-agent": "Claire", "pa-identif
 @click.group()
 def main() -> None:
     """Relais : API partenaires France Travail (SI Plateforme) pour les logiciels des départements."""
-
-
-# Helpers ----------------------------------------------------------------------------------
 
 
 # relais db upgrade -------------------------------------------------------------------------
@@ -118,6 +119,7 @@ def serve(host: str, port: int) -> None:
 
 
 def _banner(host: str, port: int) -> str:
+    """Where to call and where to read: each API serves its Swagger UI at ``<base path>/ui/``."""
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (display only)
     base = f"http://{shown_host}:{port}"
     lines = [
@@ -334,11 +336,7 @@ def keys_rotate() -> None:
     click.echo("Redémarrez « relais serve » pour signer les jetons avec cette clé.")
 
 
-# Command groups of the other packages ------------------------------------------------------
-
-# Imported for their commands, which they add to the ``audit`` and ``habilitations`` groups.
-import relais.cli.audit_search  # noqa: E402
-import relais.cli.habilitations_admin  # noqa: E402, F401
+# Command groups of their own modules -------------------------------------------------------
 
 for group in (audit_group, habilitations_group, connecteurs_group, fichiers_group, proconnect_group):
     main.add_command(group)

@@ -1,11 +1,14 @@
 """OAuth2 access tokens: ES256-signed JWTs in the RFC 9068 profile (``typ: at+jwt``).
 
 Time checks are done here against the caller's ``now`` rather than by pyjwt, which reads the
-system clock: tests and replays need an injectable clock.
+system clock: tests and replays need an injectable clock. Relais issues tokens for two
+audiences, the partner APIs' and the admin APIs' (``TokenAudience``); ``verify_relais_token``
+checks either with the deployment's settings, for the web shell's two bearer checks.
 """
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -15,6 +18,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from relais.core.config import Settings
 from relais.core.keys import SIGNING_ALG, KeySet
 
 AT_JWT_TYPE = "at+jwt"
@@ -95,6 +99,36 @@ def verify_access_token(
     claims = _decode(token, public_key, issuer=issuer, audience=audience)
     _check_times(claims, now.timestamp(), leeway.total_seconds())
     return claims
+
+
+class TokenAudience(enum.Enum):
+    """Whom a Relais token is for: a partner client's software, or an agent on the admin APIs."""
+
+    PARTNER = "partner"
+    ADMIN = "admin"
+
+
+def verify_relais_token(
+    keys: KeySet, settings: Settings, token: str, *, audience: TokenAudience, now: datetime
+) -> dict[str, Any]:
+    """The claims of a token Relais issued for ``audience``; raise :class:`InvalidAccessToken`.
+
+    A partner token never opens an admin API, nor the other way round: each audience has its
+    own ``aud`` value and its own longest lifetime (which bounds how long a retired key verifies).
+    """
+    if audience is TokenAudience.ADMIN:
+        expected, max_age = settings.admin_audience, settings.admin_token_ttl_seconds
+    else:
+        expected, max_age = settings.token_audience, settings.token_ttl_seconds
+    return verify_access_token(
+        keys,
+        token,
+        issuer=settings.issuer,
+        audience=expected,
+        now=now,
+        leeway=timedelta(seconds=settings.token_leeway_seconds),
+        max_token_age=timedelta(seconds=max_age),
+    )
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

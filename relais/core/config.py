@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".relais")
     # Empty means the embedded default: a SQLite file in ``data_dir``.
     database_url: str = ""
-    # JSON key set (see relais/keys.py). Empty means ``data_dir/keys.json``.
+    # JSON key set (see relais/core/keys.py). Empty means ``data_dir/keys.json``.
     keys_file: Path | None = None
     # Generate a development key set when none exists. Allowed by default only for the
     # embedded SQLite default; a PostgreSQL deployment must be given its keys.
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     rate_limit_per_second: int = Field(default=20, ge=1)
 
     # A département's own orientation rule table for calculOrientation (format: see
-    # adapters/reference_store/orientation_rules.json); empty means the shipped default.
+    # parcours/orientation_rules.json); empty means the shipped default.
     orientation_rules_file: Path | None = None
 
     # Check responses against the specs (costly; on in tests).
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'relais.core.db').as_posix()}"
+        return f"sqlite:///{(self.data_dir / 'relais.db').as_posix()}"
 
     @property
     def is_embedded(self) -> bool:

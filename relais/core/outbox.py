@@ -4,10 +4,17 @@ Notifications (inactivity warnings, RGC notices, security alerts) and domain eve
 editors' connectors are rows here first; a worker delivers them afterwards. A message is
 keyed by an idempotency key, so that a sweep run twice, or a retried request, never queues
 the same message twice.
+
+A domain tells a fact once, as a ``DomainEvent`` (``publish``), without knowing who hears of
+it; whoever routes facts to recipients (the organisations' connectors, adapters/outbound)
+subscribes at start-up and writes the messages in the same session, so that they commit or
+roll back with the change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -67,3 +74,35 @@ def enqueue(
     session.add(message)
     session.flush()
     return message
+
+
+# Domain events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """One fact, told once by the domain where it happens."""
+
+    # What happened, e.g. "orientation.decidee".
+    type: str
+    # The organisations the fact concerns, without repeats.
+    organisation_ids: tuple[int, ...]
+    # Identifiers, states, codes and dates: never personal data.
+    data: Mapping[str, Any]
+    occurred_at: datetime
+
+
+EventSubscriber = Callable[[Session, DomainEvent], object]
+_subscribers: list[EventSubscriber] = []
+
+
+def subscribe(subscriber: EventSubscriber) -> None:
+    """Hand every domain event published from now on to ``subscriber`` too (once, however often asked)."""
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
+
+def publish(session: Session, event: DomainEvent) -> None:
+    """Tell ``event`` to the subscribers, in ``session``: it commits or rolls back with the change."""
+    for subscriber in tuple(_subscribers):
+        subscriber(session, event)

@@ -11,7 +11,9 @@ from sqlmodel import col, select
 from audit.models import AuditEvent
 from habilitations.models import CSSI, RGC_TITULAIRE, RSSI, Agent, Designation
 from relais.core.tables import Organisation
-from tests.e2e.conftest import INFOS, Hub, Person
+from tests.support.hub import Hub
+from tests.support.people import Person
+from tests.support.scopes import INFOS
 
 AUDIT = "/relais/audit/v1"
 

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.checkpoints import public_key_pem
+from audit.export import export_records
 from audit.retention import purge_expired
-from audit.verify import VerifyReport, export_records, verify_export
+from audit.verify import VerifyReport, verify_export
 from relais.cli.audit import audit_group
 from relais.core.db import Database
 from tests.audit.journal_fixtures import T0, checkpoint, first_problem, public_keys, settings_for, write_events

@@ -115,6 +115,7 @@ def gateway_backends(app: Hub, http: httpx.Client, sleeps: list[float], settings
         keys=app.services.keys,
         clock=lambda: current_request().services.clock(),
         jeton_ttl=lambda: current_request().services.jeton_ttl,
+        audit=lambda: current_request().audit,
         http=http,
         sleep=sleeps.append,
     )

@@ -17,6 +17,8 @@ from adapters.outbound import events, registry
 from adapters.outbound.fake_editor import FakeEditor
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
+from audit.journal import JournalRecorder
+from parcours.events import RDV_PRIS
 from relais.core.config import Settings
 from relais.core.db import Database
 from relais.core.keys import KeySet, generate_keyset_document, parse_keyset_document
@@ -90,7 +92,7 @@ def publish(database: Database, count: int, *, organisation: str = "CD33", now: 
         found = session.exec(select(Organisation).where(Organisation.code == organisation)).one()
         for index in range(count):
             events.publish(
-                session, [found.id], events.RDV_PRIS, {"rendezVous": {"id": f"RDV-{index}"}}, now or datetime.now(UTC)
+                session, [found.id], RDV_PRIS, {"rendezVous": {"id": f"RDV-{index}"}}, now or datetime.now(UTC)
             )
         session.commit()
         return [
@@ -104,7 +106,9 @@ def messages(database: Database) -> list[OutboxMessage]:
 
 
 def worker(database: Database, keys: KeySet, config: Settings, clock: Clock, seed: int = 1) -> Worker:
-    return Worker(database, keys, config, WebhookSender(), clock=clock, rng=random.Random(seed))
+    return Worker(
+        database, keys, config, WebhookSender(), audit=JournalRecorder(), clock=clock, rng=random.Random(seed)
+    )
 
 
 def waiting(database: Database) -> int:

@@ -8,6 +8,7 @@ from sqlmodel import col, select
 
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
+from audit.journal import JournalRecorder
 from audit.models import AuditEvent
 from habilitations.models import CSSI, OPERATEUR, RGC_SUPPLEANT, RSSI
 from tests.connectors.outbound_support import add_connector, admin_headers, editor, publish
@@ -20,7 +21,9 @@ BASE = "/relais/connecteurs/v1/connecteurs"
 
 def worker(hub: Hub) -> Worker:
     services = hub.services
-    return Worker(services.database, services.keys, services.settings, WebhookSender(), clock=hub.clock)
+    return Worker(
+        services.database, services.keys, services.settings, WebhookSender(), audit=JournalRecorder(), clock=hub.clock
+    )
 
 
 def test_a_forced_failure_is_visible_then_replayed(hub: Hub) -> None:

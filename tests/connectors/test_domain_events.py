@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import Worker
+from audit.journal import JournalRecorder
 from relais.core.outbox import OutboxMessage
 from tests.connectors.outbound_support import add_connector, editor
 from tests.e2e.conftest import ALIMENTATION_SCOPES, GIRONDE, Hub
@@ -102,7 +103,12 @@ def test_the_journey_reaches_the_departement_s_editor_once_each(hub: Hub) -> Non
         add_connector(hub.services.database, hub.services.keys, fake.url, name="iodas-cd93", organisation="CD93")
         run_journey(hub)
         worker = Worker(
-            hub.services.database, hub.services.keys, hub.services.settings, WebhookSender(), clock=hub.clock
+            hub.services.database,
+            hub.services.keys,
+            hub.services.settings,
+            WebhookSender(),
+            audit=JournalRecorder(),
+            clock=hub.clock,
         )
         worker.run_until_idle()
 

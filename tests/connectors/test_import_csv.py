@@ -16,6 +16,7 @@ from adapters.inbound.csv_import import import_csv
 from adapters.inbound.feed import FeedRejected
 from adapters.inbound.mapping import load_format
 from adapters.inbound.models import ImportedFile
+from audit.journal import JournalRecorder
 from audit.models import AuditEvent
 from parcours.tables import ContratEngagement, Orientation, RendezVous, Usager
 from tests.e2e.conftest import (
@@ -48,7 +49,14 @@ def write(tmp_path: Path, name: str, *lines: str) -> Path:
 
 def rejected_messages(hub: Hub, path: Path, feed_format=DECISIONS, organisation: str = "CD33") -> list[str]:  # type: ignore[no-untyped-def]
     with pytest.raises(FeedRejected) as caught:
-        import_csv(hub.services.database, hub.services.keys, path, feed_format, organisation=organisation)
+        import_csv(
+            hub.services.database,
+            hub.services.keys,
+            path,
+            feed_format,
+            organisation=organisation,
+            audit=JournalRecorder(),
+        )
     return [str(error) for error in caught.value.errors]
 
 
@@ -74,7 +82,9 @@ def test_a_decisions_file_updates_relais_with_full_audit(hub: Hub, tmp_path: Pat
         f";{GIRONDE_SANS_CONTRAT.numero};;;;PED;FT;;ACCEPTEE;2026-03-02;FT;",
         ";;Nom4;prénom4;20/01/2001;PSO;CD;;ACCEPTEE;2026-03-02;CD;",
     )
-    result = import_csv(hub.services.database, hub.services.keys, path, DECISIONS, organisation="CD33")
+    result = import_csv(
+        hub.services.database, hub.services.keys, path, DECISIONS, organisation="CD33", audit=JournalRecorder()
+    )
 
     assert result.already_imported_at is None
     assert (result.report.created, result.report.updated, result.report.unchanged) == (3, 0, 0)
@@ -108,17 +118,23 @@ def test_reimporting_the_same_file_changes_nothing(hub: Hub, tmp_path: Path) -> 
         f"{GIRONDE.nir};;;;;EDITEUR-RDV-2;2026-12-10T10:00:00+01:00;AUT;EFFECTUE;;CD",
     )
     path = write(tmp_path, "rdv.csv", *lines)
-    first = import_csv(hub.services.database, hub.services.keys, path, RDV, organisation="CD33")
+    first = import_csv(
+        hub.services.database, hub.services.keys, path, RDV, organisation="CD33", audit=JournalRecorder()
+    )
     assert first.report.created == 2
     events = len(adapter_events(hub))
 
-    again = import_csv(hub.services.database, hub.services.keys, path, RDV, organisation="CD33")
+    again = import_csv(
+        hub.services.database, hub.services.keys, path, RDV, organisation="CD33", audit=JournalRecorder()
+    )
     assert again.already_imported_at is not None and again.sha256 == first.sha256
     assert again.report.created == 2  # the first import's report, as stored
 
     # Other bytes (the lines in another order), same records: every line is unchanged.
     other = write(tmp_path, "rdv-bis.csv", lines[0], lines[2], lines[1])
-    third = import_csv(hub.services.database, hub.services.keys, other, RDV, organisation="CD33")
+    third = import_csv(
+        hub.services.database, hub.services.keys, other, RDV, organisation="CD33", audit=JournalRecorder()
+    )
     assert (third.already_imported_at, third.report.unchanged, third.report.created) == (None, 2, 0)
     assert len(adapter_events(hub)) == events
     with hub.services.database.session() as session:
@@ -127,7 +143,9 @@ def test_reimporting_the_same_file_changes_nothing(hub: Hub, tmp_path: Path) -> 
 
     # A changed outcome updates the appointment, audited as such.
     changed = write(tmp_path, "rdv-ter.csv", lines[0], lines[1].replace(";PRIS;", ";ABSENT;"))
-    fourth = import_csv(hub.services.database, hub.services.keys, changed, RDV, organisation="CD33")
+    fourth = import_csv(
+        hub.services.database, hub.services.keys, changed, RDV, organisation="CD33", audit=JournalRecorder()
+    )
     assert fourth.report.updated == 1
     assert (adapter_events(hub)[-1].details or {})["resultat"] == "updated"
 
@@ -213,7 +231,9 @@ def test_only_the_organisations_own_usagers_may_be_changed(hub: Hub, tmp_path: P
         f"{SEINE_SAINT_DENIS.numero};SIGNE;2026-01-20T10:15:00+01:00",
     )
     assert rejected_messages(hub, path, CONTRATS, "CD33") == ["ligne 2 : usager non rattaché à l'organisation CD33"]
-    result = import_csv(hub.services.database, hub.services.keys, path, CONTRATS, organisation="CD93")
+    result = import_csv(
+        hub.services.database, hub.services.keys, path, CONTRATS, organisation="CD93", audit=JournalRecorder()
+    )
     assert result.report.created == 1
     with hub.services.database.session() as session:
         contrat = session.exec(select(ContratEngagement)).one()

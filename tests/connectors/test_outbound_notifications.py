@@ -12,6 +12,7 @@ from adapters.outbound import registry
 from adapters.outbound.mail import SmtpSender
 from adapters.outbound.webhook import WebhookSender
 from adapters.outbound.worker import NO_ADDRESS, NO_CHANNEL, Worker
+from audit.journal import JournalRecorder
 from habilitations.models import ACTIF, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Designation
 from relais.core.db import Database
 from relais.core.keys import KeySet
@@ -103,7 +104,8 @@ def test_a_failing_editor_s_pause_reaches_the_rgc_by_e_mail(database: Database, 
         publish(database, 2, now=clock.now)
         fake.switches.fail = 100
         mailer = SmtpSender(config)
-        Worker(database, keys, config, WebhookSender(), mailer=mailer, clock=clock).run_until_idle()
+        runner = Worker(database, keys, config, WebhookSender(), audit=JournalRecorder(), mailer=mailer, clock=clock)
+        runner.run_until_idle()
 
         ((sender, recipients, data),) = smtp.messages
     assert sender == "relais@hub.example.org"
@@ -132,7 +134,10 @@ def test_a_notification_for_someone_without_an_address_waits_visibly(database: D
             )
             session.commit()
         config = settings(tmp_path)
-        Worker(database, keys, config, WebhookSender(), mailer=SmtpSender(config), clock=clock).run_until_idle()
+        runner = Worker(
+            database, keys, config, WebhookSender(), audit=JournalRecorder(), mailer=SmtpSender(config), clock=clock
+        )
+        runner.run_until_idle()
         assert smtp.messages == []
     (message,) = messages(database)
     assert (message.status, message.attempts, message.last_error) == ("pending", 0, NO_ADDRESS)

@@ -16,6 +16,7 @@ from adapters.inbound.feed import FeedRejected
 from adapters.inbound.mapping import parse_format
 from adapters.inbound.models import PullCursor
 from adapters.inbound.pull import PullConfig, PullError, pull
+from audit.journal import JournalRecorder
 from audit.models import AuditEvent
 from parcours.tables import RendezVous
 from tests.e2e.conftest import GIRONDE, GIRONDE_SANS_CONTRAT, Hub, hub, hub_app
@@ -72,7 +73,9 @@ def editor_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(hub: Hub) -> Any:
-    return pull(hub.services.database, hub.services.keys, CONFIG, EDITOR_FORMAT, now=hub.clock.now)
+    return pull(
+        hub.services.database, hub.services.keys, CONFIG, EDITOR_FORMAT, audit=JournalRecorder(), now=hub.clock.now
+    )
 
 
 def cursor(hub: Hub) -> PullCursor | None:

@@ -15,6 +15,7 @@ from adapters.outbound.port import Delivery, Target
 from adapters.outbound.signing import signature_header, verify
 from adapters.outbound.webhook import WebhookSender, retry_after_seconds
 from adapters.outbound.worker import Worker
+from audit.journal import JournalRecorder
 from relais.cli.connecteurs import check_endpoint
 from relais.core.db import Database
 from tests.connectors.outbound_support import add_connector, editor, keyset, messages, publish, settings
@@ -59,7 +60,7 @@ def test_the_fake_editor_refuses_a_wrong_key_and_relais_keeps_the_event(database
     with editor({"autre": b"pas-la-bonne-cle"}) as fake:
         add_connector(database, keys, fake.url)
         publish(database, 1)
-        runner = Worker(database, keys, settings(tmp_path), WebhookSender())
+        runner = Worker(database, keys, settings(tmp_path), WebhookSender(), audit=JournalRecorder())
         runner.run_until_idle()
         assert fake.state.rejected == 1 and fake.state.received == []
     (message,) = messages(database)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import col, select
 
-from audit.journal import verify_database
 from audit.models import AuditEvent
+from audit.verify import verify_database
 from parcours import alimentation as alimentation_domain
 from parcours import contrat as contrat_domain
 from parcours.tables import Activite, ConsequenceSanction, ContratEngagement, Orientation, Usager

@@ -22,13 +22,13 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
-from habilitations import lifecycle
+from habilitations import agents, designations, grants
 from habilitations.models import CSSI, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Souscription
 from habilitations.policy import decide
 from relais.core.tables import Client
 from specs import SPECS_DIR, served_documents
 from tests.e2e.conftest import Hub
-from tests.habilitations.world import OPERATOR, organisation_id
+from tests.habilitations.world import OPERATOR, RECORDER, organisation_id, request_id
 
 SNAPSHOT = Path(__file__).parent / "access_matrix.json"
 UPDATE_VARIABLE = "RELAIS_UPDATE_ACCESS_MATRIX"
@@ -73,11 +73,18 @@ def _populate(session: Session, code: str, client_id: str, now: Any) -> dict[str
             continue
         identifiant = f"MX-{role}"
         if technical:
-            agent = lifecycle.create_technical_identity(
-                session, OPERATOR, client_id=client_id, nom="Matrice", identifiant=identifiant, now=now
+            agent = agents.create_technical_identity(
+                session,
+                OPERATOR,
+                client_id=client_id,
+                nom="Matrice",
+                identifiant=identifiant,
+                now=now,
+                recorder=RECORDER,
+                request_id=request_id(),
             )
         else:
-            agent = lifecycle.create_agent(
+            agent = agents.create_agent(
                 session,
                 OPERATOR,
                 organisation_id=organisation,
@@ -85,10 +92,12 @@ def _populate(session: Session, code: str, client_id: str, now: Any) -> dict[str
                 nom="Matrice",
                 statut_emploi="fonctionnaire",
                 now=now,
+                recorder=RECORDER,
+                request_id=request_id(),
             )
         assert agent.id is not None
         if designation is not None:
-            lifecycle.designate(
+            designations.designate(
                 session,
                 OPERATOR,
                 organisation_id=organisation,
@@ -96,10 +105,12 @@ def _populate(session: Session, code: str, client_id: str, now: Any) -> dict[str
                 role=designation,
                 acte_engagement_le=date(2025, 1, 6) if designation.startswith("rgc") else None,
                 now=now,
+                recorder=RECORDER,
+                request_id=request_id(),
             )
         if habilitated:
             for subscription in subscriptions:
-                lifecycle.grant_habilitation(
+                grants.grant_habilitation(
                     session,
                     OPERATOR,
                     agent_id=agent.id,
@@ -107,6 +118,8 @@ def _populate(session: Session, code: str, client_id: str, now: Any) -> dict[str
                     scopes=subscription.scopes,
                     finalite="Matrice",
                     now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 )
         identifiants[role] = identifiant
     return identifiants
@@ -123,7 +136,14 @@ def effective_access(hub: Hub) -> list[str]:
             for role, identifiant in people[code].items():
                 for api, operation, scopes in partner_operations():
                     decision = decide(
-                        session, client=client, identifiant=identifiant, api=api, required_scopes=scopes, now=now
+                        session,
+                        client=client,
+                        identifiant=identifiant,
+                        api=api,
+                        required_scopes=scopes,
+                        now=now,
+                        recorder=RECORDER,
+                        request_id=request_id(),
                     )
                     if decision.allowed:
                         allowed.append(f"{kind} | {role} | {api} {operation}")

@@ -1,7 +1,7 @@
 # ruff: noqa: F811
 """The habilitations admin API through the real app: who may do what, on which organisation.
 
-People and roles are set up with ``habilitations.lifecycle`` as the hub operator would (the
+People and roles are set up with the domain's state changes as the hub operator would (the
 command line), then every action under test goes through HTTP with an admin token, as an RGC,
 a deputy, an RSSI, the CSSI or the operator would send it after their ProConnect login.
 """
@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import agents, designations, overrides
 from habilitations.models import (
     CSSI,
     OPERATEUR,
@@ -32,6 +32,7 @@ from habilitations.roles import Principal
 from relais.core.outbox import OutboxMessage
 from relais.core.tables import Organisation
 from tests.e2e.conftest import AGENT, RECHERCHE, Hub, hub, hub_app  # noqa: F401
+from tests.habilitations.world import RECORDER, request_id
 
 BASE = "/relais/habilitations/v1"
 RECHERCHE_API = "rechercher-usager-v2"
@@ -87,7 +88,7 @@ def make_staff(hub: Hub) -> Staff:
 
         def person(key: str, code: str, identifiant: str, role: str | None, statut: str = "fonctionnaire") -> None:
             org = organisation_id(session, code)
-            agent = lifecycle.create_agent(
+            agent = agents.create_agent(
                 session,
                 operator,
                 organisation_id=org,
@@ -96,11 +97,13 @@ def make_staff(hub: Hub) -> Staff:
                 prenom="Prénom",
                 statut_emploi=statut,
                 now=now,
+                recorder=RECORDER,
+                request_id=request_id(),
             )
             assert agent.id is not None
             ids[key] = agent.id
             if role is not None:
-                lifecycle.designate(
+                designations.designate(
                     session,
                     operator,
                     organisation_id=org,
@@ -108,6 +111,8 @@ def make_staff(hub: Hub) -> Staff:
                     role=role,
                     acte_engagement_le=commitment if role in (RGC_TITULAIRE, RGC_SUPPLEANT) else None,
                     now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 )
 
         person("rgc33", "CD33", "RGC-33", RGC_TITULAIRE)
@@ -301,7 +306,7 @@ def test_security_override_blocks_the_agent_on_the_next_partner_call(staff: Staf
 
     with hub.services.database.session() as session:
         notices = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == "rgc:CD33")).all()
-    assert [notice.topic for notice in notices] == [lifecycle.TOPIC_OVERRIDE]
+    assert [notice.topic for notice in notices] == [overrides.TOPIC_OVERRIDE]
 
     # Only the CSSI (or the operator) lifts it; the RGC cannot.
     by_rgc = staff.post(staff.rgc33, f"/agents/{working}/etat", {"action": "reactiver", "motif": "levee_doute"})

@@ -14,13 +14,14 @@ from click.testing import CliRunner, Result
 from sqlmodel import col, select
 
 from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import subscriptions
 from habilitations.models import Habilitation
 from habilitations.roles import Principal
 from relais.cli.main import main
 from relais.core.config import get_settings
 from relais.core.db import Database
 from relais.core.tables import Organisation
+from tests.habilitations.world import RECORDER, request_id
 
 API = "rechercher-usager-v2"
 
@@ -41,13 +42,15 @@ def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         session.add(organisation)
         session.flush()
         assert organisation.id is not None
-        lifecycle.set_subscription(
+        subscriptions.set_subscription(
             session,
             Principal.command_line(),
             organisation_id=organisation.id,
             api=API,
             scopes=["api_rechercher-usagerv2", "rechercheusager"],
             now=now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     yield database
     database.dispose()

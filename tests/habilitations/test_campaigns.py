@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from audit.journal import append_event
 from audit.models import AuditEvent
-from habilitations import campaigns, lifecycle
+from habilitations import agents, campaign_evidence, campaigns, grants, subscriptions
 from habilitations.models import Habilitation
 from habilitations.roles import Principal
 from relais.core.auditing import AuditDraft
@@ -35,6 +35,7 @@ from tests.habilitations.test_admin_api import (
     organisation_id,
     staff,  # noqa: F401
 )
+from tests.habilitations.world import LOOKUP, RECORDER, request_id
 
 
 def open_campaign(staff: Staff, rgc: int, organisation: str, days: int = 30) -> dict[str, Any]:
@@ -236,10 +237,10 @@ def test_unanswered_items_are_revoked_at_the_deadline_and_the_agent_is_refused_n
     assert late.status_code == 409 and error(late) == "CAMPAGNE_NON_OUVERTE"
 
     with hub.services.database.session() as session:
-        assert campaigns.expire_due_campaigns(session, hub.clock.now) == 1
+        assert campaigns.expire_due_campaigns(session, hub.clock.now, recorder=RECORDER, request_id=request_id()) == 1
         session.commit()
     with hub.services.database.session() as session:
-        assert campaigns.expire_due_campaigns(session, hub.clock.now) == 0
+        assert campaigns.expire_due_campaigns(session, hub.clock.now, recorder=RECORDER, request_id=request_id()) == 0
 
     assert grant_state(hub, recherche["habilitationId"]).etat == "revoque"
     assert grant_state(hub, kept["habilitationId"]).etat == "actif"
@@ -309,11 +310,18 @@ def test_findings_flag_inactivity_unused_scopes_subscription_justification_and_o
     long_ago = hub.clock.now - timedelta(days=100)
     with hub.services.database.session() as session:
         cd33 = organisation_id(session, "CD33")
-        idle = lifecycle.create_agent(
-            session, operator, organisation_id=cd33, identifiant="AGT-IDLE", nom="Idle", now=long_ago
+        idle = agents.create_agent(
+            session,
+            operator,
+            organisation_id=cd33,
+            identifiant="AGT-IDLE",
+            nom="Idle",
+            now=long_ago,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
         assert idle.id is not None
-        grant = lifecycle.grant_habilitation(
+        grant = grants.grant_habilitation(
             session,
             operator,
             agent_id=idle.id,
@@ -321,15 +329,19 @@ def test_findings_flag_inactivity_unused_scopes_subscription_justification_and_o
             scopes=["rechercheusager", "profil_accedant"],
             finalite="Instruction",
             now=long_ago,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
         # The subscription narrowed since: the grant now reaches beyond it.
-        lifecycle.set_subscription(
+        subscriptions.set_subscription(
             session,
             operator,
             organisation_id=cd33,
             api=RECHERCHE_API,
             scopes=["api_rechercher-usagerv2", "rechercheusager"],
             now=hub.clock.now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
         working = agent_id(session, "CD33", "AGT-7")
         session.commit()
@@ -341,15 +353,15 @@ def test_findings_flag_inactivity_unused_scopes_subscription_justification_and_o
     by_grant = {finding["habilitation"]["id"]: finding for finding in found.json()}
     flags = by_grant[grant.id]["preuves"]
     assert set(flags["anomalies"]) == {
-        campaigns.DEVRAIT_ETRE_SUSPENDU,
-        campaigns.SCOPE_INUTILISE_90_JOURS,
-        campaigns.HORS_SOUSCRIPTION,
-        campaigns.SANS_JUSTIFICATION,
+        campaign_evidence.DEVRAIT_ETRE_SUSPENDU,
+        campaign_evidence.SCOPE_INUTILISE_90_JOURS,
+        campaign_evidence.HORS_SOUSCRIPTION,
+        campaign_evidence.SANS_JUSTIFICATION,
     }
     assert flags["scopesInutilises"] == ["profil_accedant", "rechercheusager"]
     assert flags["scopesHorsSouscription"] == ["profil_accedant"]
     overridden = [f for f in found.json() if f["agent"]["id"] == working]
-    assert overridden and all(campaigns.BLOCAGE_SECURITE in f["preuves"]["anomalies"] for f in overridden)
+    assert overridden and all(campaign_evidence.BLOCAGE_SECURITE in f["preuves"]["anomalies"] for f in overridden)
 
     # The campaign carries the same flags as evidence, frozen at opening.
     campagne = open_campaign(staff, staff.rgc33, "CD33")
@@ -390,7 +402,7 @@ def test_last_use_is_per_scope_from_allowed_calls_only(staff: Staff) -> None:
         session.commit()
         habilitation = session.get(Habilitation, grant["id"])
         assert habilitation is not None
-        assert campaigns.last_use_per_scope(session, habilitation) == {
+        assert campaign_evidence.last_use_per_scope(session, habilitation, lookup=LOOKUP) == {
             "api_rechercher-usagerv2": None,
             "rechercheusager": day1,
             "profil_accedant": day2,

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from habilitations import lifecycle
+from habilitations import agent_states, agents, grants, subscriptions, transitional, transitions
 from habilitations.clients import create_client
 from habilitations.models import ACTIF, REVOQUE, SUSPENDU_INACTIVITE, Agent
+from habilitations.refusals import TransitionRefused
 from tests.e2e.conftest import (
     ACTIVITES_V1_SCOPES,
     ALIMENTATION_SCOPES,
@@ -27,6 +28,7 @@ from tests.habilitations.world import (
     INFOS_API,
     OPERATOR,
     RECHERCHE_API,
+    RECORDER,
     act,
     add_agent,
     add_rgc,
@@ -37,6 +39,7 @@ from tests.habilitations.world import (
     organisation_id,
     principal,
     read,
+    request_id,
     search,
 )
 
@@ -90,9 +93,9 @@ def test_a_grant_must_cover_every_scope_the_operation_needs(hub: Hub) -> None:
 @pytest.mark.parametrize(
     ("transition", "reason"),
     [
-        (lambda hub, agent_id: act(hub, lifecycle.block_agent, agent_id, motif="usage_suspect"), "agent_bloque"),
-        (lambda hub, agent_id: act(hub, lifecycle.revoke_agent, agent_id, motif="depart"), "agent_revoque"),
-        (lambda hub, agent_id: act(hub, lifecycle.delete_agent, agent_id), "agent_supprime"),
+        (lambda hub, agent_id: act(hub, agent_states.block_agent, agent_id, motif="usage_suspect"), "agent_bloque"),
+        (lambda hub, agent_id: act(hub, agent_states.revoke_agent, agent_id, motif="depart"), "agent_revoque"),
+        (lambda hub, agent_id: act(hub, agent_states.delete_agent, agent_id), "agent_supprime"),
     ],
 )
 def test_a_state_change_applies_on_the_very_next_request(hub: Hub, transition: object, reason: str) -> None:
@@ -111,7 +114,7 @@ def test_a_revoked_grant_or_an_expired_one_is_refused(hub: Hub) -> None:
     hub.clock.now += timedelta(days=3)
     assert search(hub, "AGT-105", GIRONDE).status_code == 403
     assert events(hub)[-1].reason == "habilitation_expiree"
-    act(hub, lifecycle.revoke_habilitation, habilitation_id, motif="fin_de_mission")
+    act(hub, grants.revoke_habilitation, habilitation_id, motif="fin_de_mission")
     assert search(hub, "AGT-105", GIRONDE).status_code == 403
     assert events(hub)[-1].reason == "habilitation_absente"
 
@@ -147,7 +150,7 @@ def test_inactivity_is_checked_at_request_time_and_the_suspension_is_kept(hub: H
     # Refused from then on, for the state, until an RGC reactivates the agent.
     assert search(hub, "AGT-107", GIRONDE).status_code == 403
     assert events(hub)[-1].reason == "agent_suspendu_inactivite"
-    act(hub, lifecycle.reactivate_agent, agent_id)
+    act(hub, agent_states.reactivate_agent, agent_id)
     assert search(hub, "AGT-107", GIRONDE).status_code == 200
 
 
@@ -162,13 +165,15 @@ def test_each_allowed_call_counts_as_activity(hub: Hub) -> None:
 
 def test_a_technical_identity_acts_only_through_its_own_client(hub: Hub) -> None:
     with hub.services.database.transaction() as session:
-        identity = lifecycle.create_technical_identity(
+        identity = agents.create_technical_identity(
             session,
-            lifecycle.SYSTEM_ACTOR,
+            transitions.SYSTEM_ACTOR,
             client_id="cd33-recherche",
             nom="Nuit",
             identifiant="NUIT",
             now=hub.clock.now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
         assert identity.id is not None
         identity_id = identity.id
@@ -190,13 +195,15 @@ def test_a_subscription_narrowed_afterwards_refuses_the_grants_beyond_it(hub: Hu
     agent_id = add_agent(hub, "AGT-110")
     grant(hub, agent_id)
     with hub.services.database.transaction() as session:
-        lifecycle.set_subscription(
+        subscriptions.set_subscription(
             session,
             OPERATOR,
             organisation_id=organisation_id(session, "CD33"),
             api=RECHERCHE_API,
             scopes=["api_rechercher-usagerv2"],
             now=hub.clock.now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     assert search(hub, "AGT-110", GIRONDE).status_code == 403
     assert events(hub)[-1].reason == "hors_souscription"
@@ -218,15 +225,17 @@ def test_transitional_identity_serves_unknown_agents_until_the_first_person_is_h
             create_client(
                 session, client_id=client_id, organisation_code="CD2A", scopes=RECHERCHE_SCOPES.split(), secret=SECRET
             )
-        lifecycle.set_subscription(
+        subscriptions.set_subscription(
             session,
             OPERATOR,
             organisation_id=organisation_id(session, "CD2A"),
             api=RECHERCHE_API,
             scopes=RECHERCHE_SCOPES.split(),
             now=hub.clock.now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
-    act(hub, lifecycle.create_transitional_identity, client_id="cd2a")
+    act(hub, transitional.create_transitional_identity, client_id="cd2a")
     allowed = search(hub, "LOGICIEL-SANS-AGENTS", CORSE, client="cd2a")
     assert allowed.status_code == 200, allowed.text
     event = events(hub)[-1]
@@ -248,8 +257,8 @@ def test_transitional_identity_serves_unknown_agents_until_the_first_person_is_h
 
 
 def test_no_transitional_identity_once_the_organisation_habilitates_people(hub: Hub) -> None:
-    with pytest.raises(lifecycle.LifecycleRefused) as refused:
-        act(hub, lifecycle.create_transitional_identity, client_id="cd33-recherche")
+    with pytest.raises(TransitionRefused) as refused:
+        act(hub, transitional.create_transitional_identity, client_id="cd33-recherche")
     assert refused.value.code == "organisation_deja_habilitee"
 
 

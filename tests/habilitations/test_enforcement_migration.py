@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import agents, grants, models
 from habilitations.clients import create_client
 from habilitations.models import ACTIF, REVOQUE, TECHNIQUE, Agent, Habilitation, Souscription
 from habilitations.policy import Decision, decide
@@ -19,6 +19,7 @@ from relais.core.db import Database
 from relais.core.tables import Client, Organisation
 from relais.migrate import upgrade
 from tests.conftest import TEST_DATABASE_URL_VARIABLE, _reset_schema
+from tests.habilitations.world import RECORDER, request_id
 
 BEFORE_ENFORCEMENT = "c0ffee000002"
 RECHERCHE = ("api_rechercher-usagerv2", "rechercheusager", "profil_accedant")
@@ -46,13 +47,13 @@ def test_existing_clients_get_a_transitional_identity_until_the_first_person_is_
         upgrade(url)
 
         with database.session() as session:
-            identity = session.exec(select(Agent).where(Agent.identifiant == lifecycle.TRANSITION_IDENTIFIANT)).one()
+            identity = session.exec(select(Agent).where(Agent.identifiant == models.TRANSITION_IDENTIFIANT)).one()
             assert (identity.type, identity.client_id, identity.etat) == (TECHNIQUE, "editeur-33", ACTIF)
             identity_id = identity.id
             [subscription] = session.exec(select(Souscription)).all()
             assert (subscription.api, sorted(subscription.scopes)) == ("rechercher-usager-v2", sorted(RECHERCHE))
             [grant] = session.exec(select(Habilitation).where(Habilitation.agent_id == identity.id)).all()
-            assert grant.finalite == lifecycle.TRANSITION_FINALITE
+            assert grant.finalite == models.TRANSITION_FINALITE
             operations = [event.operation for event in session.exec(select(AuditEvent)).all()]
             assert operations == [
                 "habilitations.souscription.definir",
@@ -64,16 +65,18 @@ def test_existing_clients_get_a_transitional_identity_until_the_first_person_is_
         with database.transaction() as session:
             organisation = session.exec(select(Organisation)).one()
             assert organisation.id is not None
-            agent = lifecycle.create_agent(
+            agent = agents.create_agent(
                 session,
                 Principal.command_line(),
                 organisation_id=organisation.id,
                 identifiant="AGT-1",
                 nom="A",
                 now=NOW,
+                recorder=RECORDER,
+                request_id=request_id(),
             )
             assert agent.id is not None
-            lifecycle.grant_habilitation(
+            grants.grant_habilitation(
                 session,
                 Principal.command_line(),
                 agent_id=agent.id,
@@ -81,6 +84,8 @@ def test_existing_clients_get_a_transitional_identity_until_the_first_person_is_
                 scopes=RECHERCHE,
                 finalite="RSA",
                 now=NOW,
+                recorder=RECORDER,
+                request_id=request_id(),
             )
         with database.session() as session:
             assert session.get(Agent, identity_id).etat == REVOQUE  # type: ignore[union-attr]
@@ -98,7 +103,14 @@ def test_a_new_install_gets_no_transitional_identity(database: Database) -> None
 def _decide(session: Session, identifiant: str) -> Decision:
     client = session.exec(select(Client).where(Client.client_id == "editeur-33")).one()
     decision = decide(
-        session, client=client, identifiant=identifiant, api="rechercher-usager-v2", required_scopes=RECHERCHE, now=NOW
+        session,
+        client=client,
+        identifiant=identifiant,
+        api="rechercher-usager-v2",
+        required_scopes=RECHERCHE,
+        now=NOW,
+        recorder=RECORDER,
+        request_id=request_id(),
     )
     session.rollback()
     return decision

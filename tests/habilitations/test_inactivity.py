@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from habilitations import lifecycle
+from habilitations import agent_states, designations, inactivity, transitions
 from habilitations.inactivity import TOPIC_WARNING, add_months, inactivity_due_date, is_overdue, sweep
 from habilitations.models import ACTIF, SUSPENDU_INACTIVITE, Agent
 from relais.core.outbox import OutboxMessage
 from tests.e2e.conftest import Hub
-from tests.habilitations.world import add_agent, add_rgc, agent_row, events, last_seq
+from tests.habilitations.world import RECORDER, add_agent, add_rgc, agent_row, events, last_seq, request_id
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def _warnings(hub: Hub) -> list[OutboxMessage]:
 
 def _sweep(hub: Hub, now: datetime) -> tuple[list[int], list[tuple[int, int]]]:
     with hub.services.database.transaction() as session:
-        report = sweep(session, now)
+        report = sweep(session, now, recorder=RECORDER, request_id=request_id())
     return report.suspended, report.warned
 
 
@@ -94,7 +94,7 @@ def test_warnings_at_d15_and_d7_then_suspension_at_d_each_once(hub: Hub) -> None
     assert all(e.channel == "lifecycle" and e.details and e.details["echeance"] == "2026-03-15" for e in transitions)
     # The RGC absent for two months: France Travail's CSSI must be told within 8 days.
     with hub.services.database.session() as session:
-        [notice] = session.exec(select(OutboxMessage).where(OutboxMessage.topic == lifecycle.TOPIC_RGC_NOTICE)).all()
+        [notice] = session.exec(select(OutboxMessage).where(OutboxMessage.topic == designations.TOPIC_RGC_NOTICE)).all()
     assert notice.recipient == "cssi" and notice.payload["motif"] == "absence_prolongee"
     assert notice.payload["a_signaler_avant"] == "2026-03-23"
 
@@ -112,7 +112,7 @@ def test_activity_moves_the_deadline_and_suspended_agents_are_left_alone(hub: Hu
     with hub.services.database.transaction() as session:
         agent = session.get(Agent, agent_id)
         assert agent is not None
-        lifecycle.record_activity(session, agent, datetime(2026, 2, 20, 8, tzinfo=UTC))
+        inactivity.record_activity(session, agent, datetime(2026, 2, 20, 8, tzinfo=UTC))
     assert _sweep(hub, datetime(2026, 3, 10, 8, tzinfo=UTC)) == ([], [])
     suspended, _ = _sweep(hub, datetime(2026, 4, 20, 8, tzinfo=UTC))
     assert agent_id in suspended
@@ -125,6 +125,13 @@ def test_reactivation_restarts_the_clock(hub: Hub) -> None:
     agent_id = add_agent(hub, "AGT-303")
     _sweep(hub, datetime(2026, 3, 10, 8, tzinfo=UTC))
     with hub.services.database.transaction() as session:
-        lifecycle.reactivate_agent(session, lifecycle.SYSTEM_ACTOR, agent_id, now=datetime(2026, 3, 12, 8, tzinfo=UTC))
+        agent_states.reactivate_agent(
+            session,
+            transitions.SYSTEM_ACTOR,
+            agent_id,
+            now=datetime(2026, 3, 12, 8, tzinfo=UTC),
+            recorder=RECORDER,
+            request_id=request_id(),
+        )
     assert _sweep(hub, datetime(2026, 3, 13, 8, tzinfo=UTC)) == ([], [])
     assert agent_row(hub, agent_id).etat == ACTIF

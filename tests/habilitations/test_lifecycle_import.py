@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlmodel import col, select
 
 from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import agents
 from habilitations.models import ACTIF, RGC_TITULAIRE, SUSPENDU_INACTIVITE, TECHNIQUE, Agent, Designation, Habilitation
 from habilitations.roles import Principal
 from relais.cli.main import main
@@ -21,6 +21,7 @@ from relais.core.db import Database
 from relais.core.keys import KeySet, load_or_create_keyset
 from relais.core.tables import Organisation
 from relais.importer import DatasetError, import_records
+from tests.habilitations.world import RECORDER, request_id
 
 RECHERCHE = ["api_rechercher-usagerv2", "profil_accedant", "rechercheusager"]
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -160,13 +161,15 @@ def test_sweep_command_suspends_overdue_agents_once(
             session.flush()
             assert organisation.id is not None
             for identifiant in ("AGT-1", "AGT-2"):
-                lifecycle.create_agent(
+                agents.create_agent(
                     session,
                     Principal.command_line(),
                     organisation_id=organisation.id,
                     identifiant=identifiant,
                     nom="X",
                     now=long_ago if identifiant == "AGT-1" else datetime.now(UTC),
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 )
         first = CliRunner().invoke(main, ["habilitations", "sweep"], catch_exceptions=False)
         assert first.exit_code == 0, first.output

@@ -18,9 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlmodel import Session, col, func, select
 
 from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import agent_states, agents, designations, grants, subscriptions
 from habilitations.clients import create_client
-from habilitations.lifecycle import LifecycleRefused
 from habilitations.models import (
     ACTIF,
     BLOQUE,
@@ -33,9 +32,11 @@ from habilitations.models import (
     Habilitation,
 )
 from habilitations.policy import decide
+from habilitations.refusals import TransitionRefused
 from habilitations.roles import Principal, current_roles
 from relais.core.db import Database
 from relais.core.tables import Client, Organisation
+from tests.habilitations.world import RECORDER, request_id
 
 NOW = datetime(2026, 6, 10, 9, tzinfo=UTC)
 APIS = {
@@ -87,12 +88,19 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                 client, _ = create_client(session, client_id=f"c-{code}", organisation_code=code, scopes=scopes)
                 self.client_id = client.client_id
                 for api, api_scopes in APIS.items():
-                    lifecycle.set_subscription(
-                        session, OPERATOR, organisation_id=organisation.id, api=api, scopes=api_scopes, now=NOW
+                    subscriptions.set_subscription(
+                        session,
+                        OPERATOR,
+                        organisation_id=organisation.id,
+                        api=api,
+                        scopes=api_scopes,
+                        now=NOW,
+                        recorder=RECORDER,
+                        request_id=request_id(),
                     )
                 self.agent_ids: list[int] = []
                 for person in PEOPLE:
-                    agent = lifecycle.create_agent(
+                    agent = agents.create_agent(
                         session,
                         OPERATOR,
                         organisation_id=organisation.id,
@@ -100,11 +108,13 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                         nom="Test",
                         statut_emploi="fonctionnaire",
                         now=NOW,
+                        recorder=RECORDER,
+                        request_id=request_id(),
                     )
                     assert agent.id is not None
                     self.agent_ids.append(agent.id)
                 for person, role in ((TITULAR, RGC_TITULAIRE), (DEPUTY, RGC_SUPPLEANT)):
-                    lifecycle.designate(
+                    designations.designate(
                         session,
                         OPERATOR,
                         organisation_id=organisation.id,
@@ -112,6 +122,8 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                         role=role,
                         acte_engagement_le=date(2025, 1, 6),
                         now=NOW,
+                        recorder=RECORDER,
+                        request_id=request_id(),
                     )
 
         # Running an action -------------------------------------------------------------
@@ -123,7 +135,7 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             try:
                 with database.transaction() as session:
                     action(session, *args, now=NOW, **kwargs)  # type: ignore[operator]
-            except LifecycleRefused:
+            except TransitionRefused:
                 assert expected_events is None, f"refused although the model allows it: {action}"
                 expected_events = 0
             else:
@@ -164,7 +176,7 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             )
             self.run(
                 1 if allowed else None,
-                lambda session, now: lifecycle.grant_habilitation(
+                lambda session, now: grants.grant_habilitation(
                     session,
                     self.actor(who),
                     agent_id=self.agent_ids[person],
@@ -172,6 +184,8 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                     scopes=APIS[api],
                     finalite="Test",
                     now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 ),
             )
             if allowed:
@@ -185,8 +199,14 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             allowed = len(scopes) > 1
             self.run(
                 1 if allowed else None,
-                lambda session, now: lifecycle.reduce_habilitation(
-                    session, OPERATOR, self._grant_id(session, person, api), scopes=scopes[:1], now=now
+                lambda session, now: grants.reduce_habilitation(
+                    session,
+                    OPERATOR,
+                    self._grant_id(session, person, api),
+                    scopes=scopes[:1],
+                    now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 ),
             )
             if allowed:
@@ -198,8 +218,14 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                 return
             self.run(
                 1,
-                lambda session, now: lifecycle.revoke_habilitation(
-                    session, OPERATOR, self._grant_id(session, person, api), motif="test", now=now
+                lambda session, now: grants.revoke_habilitation(
+                    session,
+                    OPERATOR,
+                    self._grant_id(session, person, api),
+                    motif="test",
+                    now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 ),
             )
             self.model.grants.pop((person, api), None)
@@ -211,8 +237,14 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                 return
             self.run(
                 1,
-                lambda session, now: lifecycle.block_habilitation(
-                    session, OPERATOR, self._grant_id(session, person, api), motif="test", now=now
+                lambda session, now: grants.block_habilitation(
+                    session,
+                    OPERATOR,
+                    self._grant_id(session, person, api),
+                    motif="test",
+                    now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 ),
             )
             self.model.grants.pop((person, api))
@@ -223,8 +255,8 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             allowed = self.model.state[person] == ACTIF
             self.run(
                 1 if allowed else None,
-                lambda session, now: lifecycle.suspend_for_inactivity(
-                    session, self.agent_ids[person], due=NOW.date(), now=now
+                lambda session, now: agent_states.suspend_for_inactivity(
+                    session, self.agent_ids[person], due=NOW.date(), now=now, recorder=RECORDER, request_id=request_id()
                 ),
             )
             if allowed:
@@ -235,8 +267,14 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             allowed = self.model.state[person] in (ACTIF, SUSPENDU_INACTIVITE)
             self.run(
                 1 if allowed else None,
-                lambda session, now: lifecycle.block_agent(
-                    session, OPERATOR, self.agent_ids[person], motif="test", now=now
+                lambda session, now: agent_states.block_agent(
+                    session,
+                    OPERATOR,
+                    self.agent_ids[person],
+                    motif="test",
+                    now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
                 ),
             )
             if allowed:
@@ -247,10 +285,18 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             state = self.model.state[person]
             allowed = state != SUPPRIME if delete else state not in (REVOQUE, SUPPRIME)
             expected = 1 + self.model.close_all(person) if allowed else None
-            function = lifecycle.delete_agent if delete else lifecycle.revoke_agent
+            function = agent_states.delete_agent if delete else agent_states.revoke_agent
             self.run(
                 expected,
-                lambda session, now: function(session, OPERATOR, self.agent_ids[person], motif="test", now=now),
+                lambda session, now: function(
+                    session,
+                    OPERATOR,
+                    self.agent_ids[person],
+                    motif="test",
+                    now=now,
+                    recorder=RECORDER,
+                    request_id=request_id(),
+                ),
             )
             if allowed:
                 self.model.state[person] = SUPPRIME if delete else REVOQUE
@@ -260,7 +306,9 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
             allowed = self.model.state[person] in (SUSPENDU_INACTIVITE, BLOQUE, REVOQUE)
             self.run(
                 1 if allowed else None,
-                lambda session, now: lifecycle.reactivate_agent(session, OPERATOR, self.agent_ids[person], now=now),
+                lambda session, now: agent_states.reactivate_agent(
+                    session, OPERATOR, self.agent_ids[person], now=now, recorder=RECORDER, request_id=request_id()
+                ),
             )
             if allowed:
                 self.model.state[person] = ACTIF
@@ -274,7 +322,14 @@ def test_lifecycle_matches_the_model(database: Database) -> None:
                 for person in PEOPLE:
                     for api, scopes in APIS.items():
                         decision = decide(
-                            session, client=client, identifiant=f"P{person}", api=api, required_scopes=scopes, now=NOW
+                            session,
+                            client=client,
+                            identifiant=f"P{person}",
+                            api=api,
+                            required_scopes=scopes,
+                            now=NOW,
+                            recorder=RECORDER,
+                            request_id=request_id(),
                         )
                         assert decision.allowed == self.model.may_access(person, api), (person, api, decision)
                 session.rollback()

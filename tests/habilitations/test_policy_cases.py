@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from habilitations import lifecycle
+from habilitations import agent_states, agents, designations, grants
 from habilitations.inactivity import inactivity_due_date
 from habilitations.models import Agent
 from tests.e2e.conftest import (
@@ -27,7 +27,7 @@ from tests.e2e.conftest import (
     Hub,
 )
 from tests.habilitations.world import API_SCOPES as _KNOWN_SCOPES
-from tests.habilitations.world import OPERATOR, events, organisation_id
+from tests.habilitations.world import OPERATOR, RECORDER, events, organisation_id, request_id
 
 TABLE = yaml.safe_load((Path(__file__).parent / "policy_cases.yaml").read_text(encoding="utf-8"))
 OPERATIONS = ("recherche", "informations", "statut")
@@ -68,11 +68,18 @@ def world(module_hub: Hub) -> Hub:
 def _make(session: Any, subject: dict[str, Any], now: Any) -> None:
     organisation = organisation_id(session, subject.get("organisation", "CD33"))
     if "client" in subject:
-        agent = lifecycle.create_technical_identity(
-            session, OPERATOR, client_id=subject["client"], nom="Table", identifiant=subject["identifiant"], now=now
+        agent = agents.create_technical_identity(
+            session,
+            OPERATOR,
+            client_id=subject["client"],
+            nom="Table",
+            identifiant=subject["identifiant"],
+            now=now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     else:
-        agent = lifecycle.create_agent(
+        agent = agents.create_agent(
             session,
             OPERATOR,
             organisation_id=organisation,
@@ -80,10 +87,12 @@ def _make(session: Any, subject: dict[str, Any], now: Any) -> None:
             nom="Table",
             statut_emploi="fonctionnaire",
             now=now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     assert agent.id is not None
     if "role" in subject:
-        lifecycle.designate(
+        designations.designate(
             session,
             OPERATOR,
             organisation_id=organisation,
@@ -91,18 +100,34 @@ def _make(session: Any, subject: dict[str, Any], now: Any) -> None:
             role=subject["role"],
             acte_engagement_le=date(2025, 1, 6),
             now=now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     for api in subject.get("grants", []):
-        lifecycle.grant_habilitation(
-            session, OPERATOR, agent_id=agent.id, api=api, scopes=_KNOWN_SCOPES[api], finalite="Table", now=now
+        grants.grant_habilitation(
+            session,
+            OPERATOR,
+            agent_id=agent.id,
+            api=api,
+            scopes=_KNOWN_SCOPES[api],
+            finalite="Table",
+            now=now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     etat = subject.get("etat")
     if etat == "bloque":
-        lifecycle.block_agent(session, OPERATOR, agent.id, motif="usage_suspect", now=now)
+        agent_states.block_agent(
+            session, OPERATOR, agent.id, motif="usage_suspect", now=now, recorder=RECORDER, request_id=request_id()
+        )
     elif etat == "suspendu_inactivite":
-        lifecycle.suspend_for_inactivity(session, agent.id, due=inactivity_due_date(agent), now=now)
+        agent_states.suspend_for_inactivity(
+            session, agent.id, due=inactivity_due_date(agent), now=now, recorder=RECORDER, request_id=request_id()
+        )
     elif etat == "revoque":
-        lifecycle.revoke_agent(session, OPERATOR, agent.id, motif="depart", now=now)
+        agent_states.revoke_agent(
+            session, OPERATOR, agent.id, motif="depart", now=now, recorder=RECORDER, request_id=request_id()
+        )
     # Like the dataset's agents: clear of the inactivity rule, which test_inactivity covers.
     session.get(Agent, agent.id).derniere_activite = now.replace(year=now.year + 30)
 

@@ -1,25 +1,34 @@
 """Helpers of hab-core's tests: agents, grants and calls on the e2e hub, through the real code.
 
-Agents and grants are made with ``habilitations.lifecycle`` acting as the operator (or as the
-principal given), committed like the admin API and the CLI commit them.
+Agents and grants are made with the domain's state changes (``habilitations.agents``,
+``grants``, ``designations``...) acting as the operator (or as the principal given),
+committed like the admin API and the CLI commit them.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
 import httpx
 from sqlmodel import Session, col, select
 
+from audit.journal import JournalRecorder
+from audit.lookup import JournalLookup
 from audit.models import AuditEvent
-from habilitations import lifecycle
+from habilitations import agents, designations, grants
 from habilitations.models import RGC_TITULAIRE, Agent
 from habilitations.roles import Principal, current_roles
 from relais.core.tables import Organisation
-from tests.e2e.conftest import INFOS, RECHERCHE, RECHERCHE_SCOPES, STATUT, Hub, Person
+from tests.support.hub import Hub
+from tests.support.people import Person
+from tests.support.scopes import INFOS, RECHERCHE, RECHERCHE_SCOPES, STATUT
 
 OPERATOR = Principal.command_line()
+# The audit domain, handed to the habilitations domain as the admin API and the CLI hand it.
+RECORDER = JournalRecorder()
+LOOKUP = JournalLookup()
 RECHERCHE_API = "rechercher-usager-v2"
 INFOS_API = "informations-administratives-v1"
 STATUT_API = "statut-usager-v2"
@@ -38,7 +47,7 @@ def organisation_id(session: Session, code: str) -> int:
 
 def add_agent(hub: Hub, identifiant: str, organisation: str = "CD33", statut: str = "contractuel") -> int:
     with hub.services.database.transaction() as session:
-        agent = lifecycle.create_agent(
+        agent = agents.create_agent(
             session,
             OPERATOR,
             organisation_id=organisation_id(session, organisation),
@@ -46,6 +55,8 @@ def add_agent(hub: Hub, identifiant: str, organisation: str = "CD33", statut: st
             nom=f"Nom {identifiant}",
             statut_emploi=statut,
             now=hub.clock.now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
         assert agent.id is not None
         return agent.id
@@ -54,7 +65,7 @@ def add_agent(hub: Hub, identifiant: str, organisation: str = "CD33", statut: st
 def add_rgc(hub: Hub, identifiant: str, organisation: str = "CD33", role: str = RGC_TITULAIRE) -> int:
     agent_id = add_agent(hub, identifiant, organisation, statut="fonctionnaire")
     with hub.services.database.transaction() as session:
-        lifecycle.designate(
+        designations.designate(
             session,
             OPERATOR,
             organisation_id=organisation_id(session, organisation),
@@ -62,6 +73,8 @@ def add_rgc(hub: Hub, identifiant: str, organisation: str = "CD33", role: str = 
             role=role,
             acte_engagement_le=date(2025, 1, 6),
             now=hub.clock.now,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
     return agent_id
 
@@ -84,7 +97,7 @@ def principal(hub: Hub, agent_id: int) -> Principal:
 def grant(hub: Hub, agent_id: int, api: str = RECHERCHE_API, scopes: list[str] | None = None, **extra: Any) -> str:
     actor = extra.pop("actor", OPERATOR)
     with hub.services.database.transaction() as session:
-        habilitation = lifecycle.grant_habilitation(
+        habilitation = grants.grant_habilitation(
             session,
             actor,
             agent_id=agent_id,
@@ -93,14 +106,21 @@ def grant(hub: Hub, agent_id: int, api: str = RECHERCHE_API, scopes: list[str] |
             finalite="Accompagnement RSA",
             now=hub.clock.now,
             **extra,
+            recorder=RECORDER,
+            request_id=request_id(),
         )
         return habilitation.id
 
 
+def request_id() -> str:
+    """A request id of its own for each action, as the command line makes one per command."""
+    return f"cli-{uuid.uuid4().hex}"
+
+
 def act(hub: Hub, function: Any, *args: Any, actor: Principal = OPERATOR, **kwargs: Any) -> Any:
-    """Run one lifecycle function in its own committed transaction."""
+    """Run one state change of the domain in its own committed transaction."""
     with hub.services.database.transaction() as session:
-        return function(session, actor, *args, now=hub.clock.now, **kwargs)
+        return function(session, actor, *args, now=hub.clock.now, recorder=RECORDER, request_id=request_id(), **kwargs)
 
 
 def search(hub: Hub, identifiant: str, person: Person, client: str = "cd33") -> httpx.Response:

@@ -14,9 +14,13 @@ Revision ID: c0ffee000001
 Revises: ae57c548ff78
 """
 
+import hashlib
 import json
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 import sqlmodel
@@ -90,17 +94,14 @@ def upgrade() -> None:
 
 def _sequence_existing_events(head: sa.Table) -> None:
     """The events of the hash-chained journal become leaves 0..n-1, in their chain order."""
-    from audit import merkle
-    from audit.journal import CONTENT_FIELDS, event_leaf_hash
-    from audit.models import AuditEvent
-
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
     bind = op.get_bind()
-    rows = bind.execute(sa.select(table.c.id, *[table.c[name] for name in CONTENT_FIELDS]).order_by(table.c.seq)).all()
-    builder = merkle.TreeBuilder()
+    rows = bind.execute(
+        sa.select(_AUDIT_EVENT.c.id, *[_AUDIT_EVENT.c[name] for name in _CONTENT_FIELDS]).order_by(_AUDIT_EVENT.c.seq)
+    ).all()
+    builder = _TreeBuilder()
     leaves = []
     for row in rows:
-        leaf = event_leaf_hash(row._mapping)
+        leaf = _event_leaf_hash(row._mapping)
         leaves.append({"leaf_index": builder.size, "event_id": row.id, "leaf_hash": leaf.hex()})
         builder.append(leaf)
     if leaves:
@@ -118,6 +119,111 @@ def _sequence_existing_events(head: sa.Table) -> None:
             }
         ],
     )
+
+
+# Frozen on purpose -----------------------------------------------------------------------
+# The leaf hash of an event as ``audit.journal`` and ``audit.merkle`` computed it when this
+# revision was written (content format version 1, RFC 6962 hashing), and the columns of
+# ``audit_event`` it reads, as they stood at this revision. A migration must produce the same
+# data whenever it runs: do NOT update this copy to follow later changes of the audit domain
+# (a new content format is a new revision's business).
+
+# audit.journal.CONTENT_FIELDS at this revision.
+_CONTENT_FIELDS = (
+    "seq",
+    "occurred_at",
+    "request_id",
+    "channel",
+    "operation",
+    "client_id",
+    "organisation",
+    "agent_nom",
+    "agent_prenom",
+    "agent_identifiant",
+    "usager_id",
+    "usager_nir_index",
+    "decision",
+    "reason",
+    "http_status",
+    "agent_id",
+    "habilitation_id",
+    "acr",
+    "scopes",
+    "purpose",
+    "data_origin",
+    "upstream_request_id",
+    "target",
+    "details",
+)
+_CONTENT_VERSION = 1
+# The columns a leaf covers, typed as the application read them at this revision.
+_COLUMN_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "seq": sa.Integer(),
+    "occurred_at": sqlmodel.sql.sqltypes.UTCDateTime(),
+    "http_status": sa.Integer(),
+    "agent_id": sa.Integer(),
+    "details": sa.JSON(),
+}
+_AUDIT_EVENT = sa.table(
+    "audit_event",
+    sa.column("id", sa.Integer()),
+    *[sa.column(name, _COLUMN_TYPES.get(name, sa.String())) for name in _CONTENT_FIELDS],
+)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+_EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def _timestamp_text(value: datetime) -> str:
+    """audit.journal.timestamp_text: RFC 3339 UTC with microseconds."""
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def _event_leaf_hash(event: Mapping[Any, Any]) -> bytes:
+    """audit.journal.event_leaf_hash of a row: canonical JSON of its content, RFC 6962 leaf hash."""
+    content = {name: event.get(name) for name in _CONTENT_FIELDS}
+    occurred_at = content["occurred_at"]
+    if isinstance(occurred_at, datetime):
+        content["occurred_at"] = _timestamp_text(occurred_at)
+    document = {**content, "v": _CONTENT_VERSION}
+    return _leaf_hash(_ENCODER.encode(document).encode())
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class _TreeBuilder:
+    """audit.merkle.TreeBuilder: the roots of the perfect subtrees of the leaves so far."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+        self.size = 0
+
+    def append(self, leaf: bytes) -> None:
+        stack = self._stack
+        height, node = 0, leaf
+        while stack and stack[-1][0] == height:
+            node = _node_hash(stack.pop()[1], node)
+            height += 1
+        stack.append((height, node))
+        self.size += 1
+
+    def frontier(self) -> list[str]:
+        return [node.hex() for _, node in self._stack]
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return _EMPTY_ROOT
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = _node_hash(left, node)
+        return node
 
 
 def _sqlite_security_event(what: str) -> str:
@@ -189,9 +295,7 @@ def _postgresql_triggers() -> None:
 
 
 def _postgresql_grants() -> None:
-    from relais.core.config import get_settings
-
-    role = get_settings().audit_app_role
+    role = _audit_app_role()
     if not role:
         return
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
@@ -204,6 +308,15 @@ def _postgresql_grants() -> None:
         "GRANT USAGE, SELECT ON SEQUENCE audit_event_seq_seq, audit_event_id_seq, audit_checkpoint_id_seq,"
         f" audit_purge_id_seq TO {role}"
     )
+
+
+def _audit_app_role() -> str:
+    """``RELAIS_AUDIT_APP_ROLE``, read from the environment as ``relais.core.config`` reads it
+    (case-insensitive name, empty by default), without importing the application."""
+    for name, value in os.environ.items():
+        if name.upper() == "RELAIS_AUDIT_APP_ROLE":
+            return value
+    return ""
 
 
 def downgrade() -> None:
