@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     audit_off_hours_window_seconds: int = Field(default=3600, ge=1)
     audit_off_hours_usagers: int = Field(default=10, ge=1)
     # Self-grant attempts: the audit reasons of an RGC's refused grant to themselves.
-    # (habilitations.lifecycle refuses them with ``separation_des_roles``; a reason matches
+    # (habilitations.checks refuses them with ``separation_des_roles``; a reason matches
     # when equal, or when it ends with ``:<code>``).
     audit_self_grant_reasons: list[str] = Field(default_factory=lambda: ["separation_des_roles"])
     # Break-glass and override actions: every use opens an incident (so does any event whose

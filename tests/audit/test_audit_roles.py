@@ -4,11 +4,10 @@ France Travail's CSSI sees every organisation, and nobody else sees anything."""
 from __future__ import annotations
 
 from tests.audit.audit_api_support import AUDIT, cssi, officer_headers, read_file, rgc, rssi, search
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import GIRONDE, SEINE_SAINT_DENIS, Hub
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, SEINE_SAINT_DENIS
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 
 
 def _organisations(response: object) -> set[str | None]:

@@ -29,7 +29,9 @@ from relais.core.db import Database
 from relais.core.keys import load_or_create_keyset
 from relais.importer import import_file
 from tests.audit.journal_fixtures import public_keys
-from tests.e2e.conftest import AGENT, GIRONDE, RECHERCHE, RECHERCHE_SCOPES, SECRET, TOKEN_URL, dataset
+from tests.support.dataset import dataset
+from tests.support.people import GIRONDE
+from tests.support.scopes import AGENT, RECHERCHE, RECHERCHE_SCOPES, SECRET, TOKEN_URL
 
 KILLS = 3
 CALLS_PER_LIFE = 12

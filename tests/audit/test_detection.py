@@ -15,21 +15,11 @@ from audit.models import AuditEvent
 from relais.core.config import Settings
 from relais.core.outbox import OutboxMessage
 from tests.audit.audit_api_support import AUDIT, agent_with_role, cssi, events, read_file, rgc
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import (
-    CORSE,
-    GIRONDE,
-    GIRONDE_SANS_CONTRAT,
-    INFOS,
-    RATTACHE_EXPLICITE,
-    RECHERCHE,
-    SEINE_SAINT_DENIS,
-    STATUT,
-    Hub,
-)
+from tests.support.hub import Hub
+from tests.support.people import CORSE, GIRONDE, GIRONDE_SANS_CONTRAT, RATTACHE_EXPLICITE, SEINE_SAINT_DENIS
+from tests.support.scopes import INFOS, RECHERCHE, STATUT
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 
 
 def _settings(hub: Hub, **overrides: Any) -> Settings:

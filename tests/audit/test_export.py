@@ -11,11 +11,11 @@ from typing import Any
 from audit.checkpoints import load_public_key
 from audit.verify import verify_export
 from tests.audit.audit_api_support import AUDIT, events, read_file, rssi
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import GIRONDE, SEINE_SAINT_DENIS, Hub
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, SEINE_SAINT_DENIS
+from tests.support.scopes import INFOS
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 
 
 def _export(hub: Hub, headers: dict[str, str], **body: object) -> Any:
@@ -44,7 +44,7 @@ def test_csv_export_lists_the_matching_events_oldest_first(hub: Hub) -> None:
 def test_csv_cells_cannot_become_spreadsheet_formulas(hub: Hub) -> None:
     token = hub.token()
     hub.client.get(
-        f"{e2e.INFOS}",
+        f"{INFOS}",
         headers=hub.headers(token, **{"pa-identifiant-agent": "=HYPERLINK(1)", "ft-jeton-usager": "x"}),
     )
     response = _export(hub, rssi(hub), format="csv", agentIdentifiant="=HYPERLINK(1)")

@@ -12,11 +12,10 @@ from sqlmodel import select
 from audit.detection import run_detection
 from relais.core.outbox import OutboxMessage
 from tests.audit.audit_api_support import AUDIT, cssi, events, read_file, rgc, rssi
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import GIRONDE, GIRONDE_SANS_CONTRAT, Hub
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, GIRONDE_SANS_CONTRAT
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 NO_LAG = {"audit_detection_lag_seconds": 0}
 
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 from tests.audit.audit_api_support import events, read_file, rssi, search
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import GIRONDE, INFOS, RECHERCHE, SEINE_SAINT_DENIS, Hub
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, SEINE_SAINT_DENIS
+from tests.support.scopes import INFOS, RECHERCHE
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 
 
 def test_search_by_nir_finds_every_access_to_that_usager_and_only_those(hub: Hub) -> None:

@@ -14,11 +14,10 @@ from audit.verify import verify_export
 from relais.cli.main import main
 from relais.core.config import get_settings
 from tests.audit.audit_api_support import events, read_file
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import GIRONDE, GIRONDE_SANS_CONTRAT, Hub
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, GIRONDE_SANS_CONTRAT
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 
 
 @pytest.fixture

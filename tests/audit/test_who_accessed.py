@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from tests.audit.audit_api_support import AUDIT, cssi, events, read_file, rssi
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import AGENT, GIRONDE, RATTACHE_EXPLICITE, RECHERCHE, SEINE_SAINT_DENIS, Hub
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, RATTACHE_EXPLICITE, SEINE_SAINT_DENIS
+from tests.support.scopes import AGENT, RECHERCHE
 
 # The end-to-end hub fixtures (a real app on a fresh database per test).
-hub, hub_app = e2e.hub, e2e.hub_app
 
 
 def _report(hub: Hub, headers: dict[str, str], **usager: str) -> Any:

@@ -27,8 +27,8 @@ from habilitations.models import CSSI, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent
 from habilitations.policy import decide
 from relais.core.tables import Client
 from specs import SPECS_DIR, served_documents
-from tests.e2e.conftest import Hub
 from tests.habilitations.world import OPERATOR, RECORDER, organisation_id, request_id
+from tests.support.hub import Hub
 
 SNAPSHOT = Path(__file__).parent / "access_matrix.json"
 UPDATE_VARIABLE = "RELAIS_UPDATE_ACCESS_MATRIX"

@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """The habilitations admin API through the real app: who may do what, on which organisation.
 
 People and roles are set up with the domain's state changes as the hub operator would (the
@@ -31,8 +30,9 @@ from habilitations.models import (
 from habilitations.roles import Principal
 from relais.core.outbox import OutboxMessage
 from relais.core.tables import Organisation
-from tests.e2e.conftest import AGENT, RECHERCHE, Hub, hub, hub_app  # noqa: F401
 from tests.habilitations.world import RECORDER, request_id
+from tests.support.hub import Hub
+from tests.support.scopes import AGENT, RECHERCHE
 
 BASE = "/relais/habilitations/v1"
 RECHERCHE_API = "rechercher-usager-v2"

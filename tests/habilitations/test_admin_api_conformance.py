@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """Schemathesis over the habilitations admin API with a real admin token (the hub operator's,
 who may reach every operation): whatever it generates, each answer is documented, matches
 its schema (responses are validated by the app too), and is never a 5xx.
@@ -12,8 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.e2e.conftest import Hub, hub, hub_app  # noqa: F401
 from tests.habilitations.test_admin_api import make_staff
+from tests.support.hub import Hub
 
 MAX_EXAMPLES = 15
 

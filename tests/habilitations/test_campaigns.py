@@ -24,7 +24,6 @@ from habilitations import agents, campaign_evidence, campaigns, grants, subscrip
 from habilitations.models import Habilitation
 from habilitations.roles import Principal
 from relais.core.auditing import AuditDraft
-from tests.e2e.conftest import RECHERCHE, SEINE_SAINT_DENIS, Hub, hub, hub_app  # noqa: F401
 from tests.habilitations.test_admin_api import (
     RECHERCHE_API,
     Staff,
@@ -36,6 +35,9 @@ from tests.habilitations.test_admin_api import (
     staff,  # noqa: F401
 )
 from tests.habilitations.world import LOOKUP, RECORDER, request_id
+from tests.support.hub import Hub
+from tests.support.people import SEINE_SAINT_DENIS
+from tests.support.scopes import RECHERCHE
 
 
 def open_campaign(staff: Staff, rgc: int, organisation: str, days: int = 30) -> dict[str, Any]:

@@ -14,16 +14,6 @@ from habilitations import agent_states, agents, grants, subscriptions, transitio
 from habilitations.clients import create_client
 from habilitations.models import ACTIF, REVOQUE, SUSPENDU_INACTIVITE, Agent
 from habilitations.refusals import TransitionRefused
-from tests.e2e.conftest import (
-    ACTIVITES_V1_SCOPES,
-    ALIMENTATION_SCOPES,
-    CORSE,
-    GIRONDE,
-    RECHERCHE,
-    RECHERCHE_SCOPES,
-    SECRET,
-    Hub,
-)
 from tests.habilitations.world import (
     INFOS_API,
     OPERATOR,
@@ -42,6 +32,9 @@ from tests.habilitations.world import (
     request_id,
     search,
 )
+from tests.support.hub import Hub
+from tests.support.people import CORSE, GIRONDE
+from tests.support.scopes import ACTIVITES_V1_SCOPES, ALIMENTATION_SCOPES, RECHERCHE, RECHERCHE_SCOPES, SECRET
 
 
 def test_an_allowed_call_records_the_agent_habilitation_scopes_and_purpose(hub: Hub) -> None:

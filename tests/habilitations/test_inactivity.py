@@ -12,8 +12,8 @@ from habilitations import agent_states, designations, inactivity, transitions
 from habilitations.inactivity import TOPIC_WARNING, add_months, inactivity_due_date, is_overdue, sweep
 from habilitations.models import ACTIF, SUSPENDU_INACTIVITE, Agent
 from relais.core.outbox import OutboxMessage
-from tests.e2e.conftest import Hub
 from tests.habilitations.world import RECORDER, add_agent, add_rgc, agent_row, events, last_seq, request_id
+from tests.support.hub import Hub
 
 
 @pytest.mark.parametrize(

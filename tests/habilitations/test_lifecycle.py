@@ -13,7 +13,6 @@ from habilitations import agent_states, agents, designations, grants, models, ov
 from habilitations.models import ACTIF, BLOQUE, CSSI, RGC_SUPPLEANT, RSSI, Designation
 from habilitations.refusals import TransitionRefused
 from relais.core.outbox import OutboxMessage
-from tests.e2e.conftest import GIRONDE, Hub
 from tests.habilitations.world import (
     API_SCOPES,
     INFOS_API,
@@ -33,6 +32,8 @@ from tests.habilitations.world import (
     request_id,
     search,
 )
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE
 
 
 def refused(hub: Hub, function: Any, *args: Any, **kwargs: Any) -> TransitionRefused:

@@ -26,8 +26,8 @@ from audit.models import AuditEvent
 from habilitations.login_models import LoginAttempt, OrganisationSiret
 from habilitations.models import RGC_TITULAIRE, SUSPENDU_INACTIVITE, TECHNIQUE, Agent, Designation
 from relais.core.tables import Organisation
-from tests.e2e.conftest import Hub, hub, hub_app
 from tests.fakes.proconnect import FakeProConnect, FakeUser
+from tests.support.hub import Hub, hub, hub_app
 
 # The end-to-end hub's fixtures, which the tests below request by name.
 E2E_FIXTURES = (hub, hub_app)

@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.e2e.conftest import Hub, hub, hub_app
 from tests.fakes.proconnect import FakeProConnect, FakeUser
 from tests.habilitations.test_login import EMAIL, SIRET, Login, flow, proconnect
+from tests.support.hub import Hub, hub, hub_app
 
 # Fixtures the test below requests by name.
 FIXTURES = (hub, hub_app, flow, proconnect)

@@ -15,19 +15,11 @@ import yaml
 from habilitations import agent_states, agents, designations, grants
 from habilitations.inactivity import inactivity_due_date
 from habilitations.models import Agent
-from tests.e2e.conftest import (
-    GIRONDE,
-    INFOS,
-    INFOS_SCOPES,
-    RECHERCHE,
-    RECHERCHE_SCOPES,
-    SEINE_SAINT_DENIS,
-    STATUT,
-    STATUT_SCOPES,
-    Hub,
-)
 from tests.habilitations.world import API_SCOPES as _KNOWN_SCOPES
 from tests.habilitations.world import OPERATOR, RECORDER, events, organisation_id, request_id
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE, SEINE_SAINT_DENIS
+from tests.support.scopes import INFOS, INFOS_SCOPES, RECHERCHE, RECHERCHE_SCOPES, STATUT, STATUT_SCOPES
 
 TABLE = yaml.safe_load((Path(__file__).parent / "policy_cases.yaml").read_text(encoding="utf-8"))
 OPERATIONS = ("recherche", "informations", "statut")

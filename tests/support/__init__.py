@@ -11,6 +11,5 @@
 
 Helpers without fixtures: ``scopes`` (scopes, URLs, secret and agent headers), ``people``
 (the dataset's usagers), ``dataset`` (the records of the test dataset), ``tokens`` (partner,
-admin tokens and jetons through the app). ``tests/e2e/conftest.py`` re-exports all of these
-under their former names.
+admin tokens and jetons through the app).
 """
