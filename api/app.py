@@ -15,6 +15,7 @@ from adapters.france_travail.backends import build_gateway_backends
 from adapters.france_travail.errors import GatewayRefused, UpstreamAnswer, UpstreamUnavailable
 from adapters.outbound import events as connector_events
 from adapters.reference_store import build_reference_backends
+from api.console.mount import ConsoleMount
 from api.context import current_request
 from api.errors import audit_failure_response, handle_problem, handle_unexpected
 from api.jobs import CHECKPOINT_JOB, DETECTION_JOB
@@ -22,16 +23,16 @@ from api.periodic import BackgroundJobs
 from api.pipeline import RequestPipeline
 from api.refusals import handle_gateway_refused, handle_upstream_answer, handle_upstream_unavailable
 from api.resolver import ContractResolver
-from api.security import RateLimited, handle_rate_limited
+from api.security import RateLimited, handle_overloaded, handle_rate_limited
 from api.services import Services
-from api.validation import validator_map
+from api.validation import InputGuard, validator_map
 from parcours.orientation_rules import RuleTable, load_rules
 from relais.core.auditing import AuditDraft
 from relais.core.config import Settings, get_settings
 from relais.core.db import Database
 from relais.core.keys import load_or_create_keyset
 from relais.core.observability import Metrics, configure_logging
-from relais.core.ratelimit import RateLimiter
+from relais.core.ratelimit import Overloaded, RateLimiter
 from specs import OPS_SPEC, SPECS_DIR, api_specs
 
 
@@ -114,6 +115,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services=services,
         failure_response=audit_failure_response,
     )
+    # Malformed input (duplicated headers, oversized or undecodable bodies) is refused after
+    # routing (so the refusal is audited) and before the security check and the parsers.
+    app.add_middleware(
+        InputGuard,
+        position=MiddlewarePosition.BEFORE_SECURITY,
+        max_body_bytes=lambda: current_request().services.settings.max_body_bytes,
+    )
     # Sequencing and signing the audit journal, and the detection rules, while the app is up.
     app.add_middleware(
         BackgroundJobs,
@@ -121,7 +129,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services=services,
         jobs=[CHECKPOINT_JOB, DETECTION_JOB],
     )
+    # The web console for people (/console/, and / leading to it), inside the pipeline.
+    app.add_middleware(ConsoleMount, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_error_handler(RateLimited, handle_rate_limited)
+    app.add_error_handler(Overloaded, handle_overloaded)
     # The France Travail gateway's answers (passed on as France Travail sent them) and refusals.
     app.add_error_handler(UpstreamAnswer, handle_upstream_answer)
     app.add_error_handler(UpstreamUnavailable, handle_upstream_unavailable)

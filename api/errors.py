@@ -25,13 +25,16 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from api.context import current_request
-from api.validation import UNSTORABLE_DETAIL
+from api.validation import UNSTORABLE_DETAIL, InputRefused
+from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
 from relais.core.jeton import JETON_HEADER
 from relais.core.observability import safe_exception_fields
 
 log = structlog.get_logger("relais.errors")
 
 JSON = "application/json"
+# The audit operation (and metrics label) of a call that matched no operation of the specs.
+PROBE_OPERATION = "unknown"
 AGENT_HEADERS = ("pa-nom-agent", "pa-prenom-agent", "pa-identifiant-agent")
 RECHERCHE_PREFIX = "/partenaire/rechercher-usager/"
 OAUTH_PREFIX = "/connexion/"
@@ -48,6 +51,7 @@ PER_USAGER_PREFIXES = (
     "/partenaire/rendez-vous-partenaire/",
     "/partenaire/contrat-engagement/",
     "/partenaire/gestion-sanctions-rsa/",
+    "/partenaire/diagnosticargumente/",
 )
 ACTIVITES_PREFIX = "/partenaire/activites-operationnelles/"
 
@@ -254,6 +258,8 @@ async def handle_problem(request: ConnexionRequest, exc: Exception) -> Connexion
         return json_response(status, {"title": exc.title, "detail": exc.detail, "status": status})
     if isinstance(exc, AgentForbidden):
         return forbidden_agent(path, exc.reason)
+    if isinstance(exc, InputRefused):
+        return bad_request(path, exc.reason, exc.message, exc.status)
     if status == 401:
         return unauthorized("rejected")
     if status == 403:
@@ -269,6 +275,7 @@ async def handle_problem(request: ConnexionRequest, exc: Exception) -> Connexion
         return bad_request(path, reason, message, status)
     if status in (404, 405):
         note_refusal("no_such_operation")
+        _attribute_probe(request, path)
         return erreur_partenaire(status, "RESSOURCE_INCONNUE", "Ressource ou méthode inconnue")
     return handle_unexpected_for(path, exc)
 
@@ -282,6 +289,33 @@ def handle_unexpected_for(path: str, exc: Exception) -> ConnexionResponse:
     note_refusal("internal_error")
     status, body = server_error(path)
     return json_response(status, body)
+
+
+def _attribute_probe(request: ConnexionRequest, path: str) -> None:
+    """A valid partner token on an unknown path or method is a probe worth auditing.
+
+    The pipeline audits only calls that matched an operation; this one is audited under
+    ``PROBE_OPERATION`` when its token verifies (an anonymous probe is only logged: auditing
+    it would let anyone fill the journal). The signature check needs no database.
+    """
+    if not path.startswith((PARTNER_PREFIX, ALIMENTATION_PREFIX)):
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return
+    try:
+        state = current_request()
+    except LookupError:
+        return
+    services = state.services
+    try:
+        claims = verify_relais_token(
+            services.keys, services.settings, token.strip(), audience=TokenAudience.PARTNER, now=services.clock()
+        )
+    except InvalidAccessToken:
+        return
+    state.audit.client_id = str(claims["sub"])
+    state.audit.operation = PROBE_OPERATION
 
 
 def _agent_header_problem(headers: Mapping[str, str], path: str) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
+
+from connexion import request
 from connexion.lifecycle import ConnexionResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -38,5 +41,22 @@ def verifier_disponibilite() -> ConnexionResponse:
 
 
 def exposer_metriques() -> ConnexionResponse:
-    registry = current_request().services.metrics.registry
+    """The metrics, to the holder of the configured token only (deny by default).
+
+    Traffic by operation and status tells an outsider who calls what and when: operators
+    scrape with ``Authorization: Bearer <RELAIS_METRICS_TOKEN>`` (Prometheus'
+    ``authorization.credentials_file``).
+    """
+    services = current_request().services
+    expected = services.settings.metrics_token
+    if not expected:
+        return json_response(404, {"status": 404, "detail": "métriques désactivées (RELAIS_METRICS_TOKEN non défini)"})
+    scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected.encode()):
+        return json_response(
+            401,
+            {"status": 401, "detail": "jeton des métriques absent ou invalide"},
+            {"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    registry = services.metrics.registry
     return ConnexionResponse(status_code=200, content_type=CONTENT_TYPE_LATEST, body=generate_latest(registry))

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +22,23 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import RequestState, bind_request, unbind_request
+from api.errors import PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
 from audit.journal import decision_for
 from relais.core.auditing import AuditDraft
 from relais.core.observability import safe_exception_fields
+from relais.core.ratelimit import ConcurrencyGate, Overloaded
 
 log = structlog.get_logger("relais.request")
 
 # The admin APIs: every call, reads included, is audited like a partner call.
 ADMIN_PREFIXES = ("/relais/habilitations/", "/relais/audit/", "/relais/connecteurs/", "/relais/connexion/")
 AUDITED_PREFIXES = ("/partenaire/", "/connexion/", "/relais/alimentation/", *ADMIN_PREFIXES)
+# The token endpoint takes a database slot only around its own short reads and its audit
+# event, never across its argon2 check (``api.partner.auth``).
+TOKEN_PATH = "/connexion/oauth2/access_token"  # noqa: S105 (a path, not a secret)
+_OVERLOADED_BODY = "Service momentanément surchargé, réessayez dans une seconde".encode()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _AGENT_HEADERS = {
     b"pa-nom-agent": "agent_nom",
@@ -47,6 +54,7 @@ class RequestPipeline:
         self.app = app
         self.services = services
         self.failure_response = failure_response
+        self.refusals = RefusalBatches()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,14 +69,28 @@ class RequestPipeline:
             services=self.services,
             audit=AuditDraft(channel=_channel(path), operation=path),
         )
-        _record_agent_headers(state.audit, headers)
+        _record_agent_headers(state.audit, scope.get("headers") or [])
         # connexion's router records the matched operation in scope["extensions"] through a
         # copy of the scope: the dict must exist beforehand for us to see it (not every ASGI
         # server provides it).
         scope.setdefault("extensions", {})
+        slot = DatabaseSlot(self.services.database.gate)
+        # Partner calls take their slot in their security check, once the token and the rate
+        # limit passed (a flood beyond the limit is refused from memory); the token endpoint
+        # only around its short reads and its audit event; other audited calls right away.
+        eager = path.startswith(AUDITED_PREFIXES) and not path.startswith(("/partenaire/", TOKEN_PATH))
+        if eager:
+            # Before any work: a call that cannot be served soon is refused at once, from
+            # memory, rather than queued on the database (see ConcurrencyGate).
+            try:
+                await slot.take()
+            except Overloaded:
+                await self._overloaded(state, send, started)
+                return
         token = bind_request(state)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         answer = _Answer()
+        slot_token = _SLOT.set(slot)
 
         async def forward(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -99,6 +121,8 @@ class RequestPipeline:
         finally:
             if state.has_session:
                 await anyio.to_thread.run_sync(_close, state)
+            slot.give_back()
+            _SLOT.reset(slot_token)
             self._observe(state, answer.status, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
             unbind_request(token)
@@ -117,9 +141,18 @@ class RequestPipeline:
         failure: list[Message] = []
         if answer.start is None:
             answer.start, failure = self._failure(path)
-        audited = operation is not None and path.startswith(AUDITED_PREFIXES)
-        if audited and not await self._audit(state, answer.start["status"]):
-            answer.start, failure = self._failure(path)
+        # A probe (unknown path or method with a valid token, see api.errors) is audited too.
+        known = operation is not None or state.audit.operation == PROBE_OPERATION
+        audited = known and path.startswith(AUDITED_PREFIXES)
+        if audited:
+            written = await self._audit(state, answer.start["status"])
+            if written is None:
+                # No database slot for the event: nothing leaves but a 503 (not a 500: the
+                # hub is busy, not broken; the caller retries after Retry-After).
+                answer.start, failure = _overloaded_answer()
+                state.audit.reason = "overloaded"
+            elif not written:
+                answer.start, failure = self._failure(path)
         answer.replaced = bool(failure)
         answer.status = answer.start["status"]
         start = answer.start
@@ -128,10 +161,22 @@ class RequestPipeline:
         for message in failure:
             await send(message)
 
-    async def _audit(self, state: RequestState, status: int) -> bool:
+    async def _audit(self, state: RequestState, status: int) -> bool | None:
+        """Whether the event was committed; None when no database slot freed in time."""
         started = time.perf_counter()
+        slot = _SLOT.get()
         try:
-            await anyio.to_thread.run_sync(_commit_with_audit, state, status)
+            if status >= 400 and not state.has_session and slot is not None and not slot.held:
+                # A refusal that read nothing (rate limit, bad credentials): its event joins
+                # the others' in one commit, so a flood costs one commit per batch.
+                if not await self.refusals.write(slot.gate, state, status):
+                    raise RuntimeError("refusal batch not committed")
+            else:
+                await hold_database_slot()
+                await anyio.to_thread.run_sync(_commit_with_audit, state, status)
+        except Overloaded:
+            log.warning("audit_overloaded", operation=state.audit.operation)
+            return None
         except Exception as exc:
             self.services.metrics.audit_failures.inc()
             log.error("audit_write_failed", operation=state.audit.operation, **safe_exception_fields(exc))
@@ -139,13 +184,26 @@ class RequestPipeline:
         self.services.metrics.audit_latency.observe(time.perf_counter() - started)
         return True
 
+    async def _overloaded(self, state: RequestState, send: Send, started: float) -> None:
+        """503 with ``Retry-After``: not audited (nothing was read or done, and auditing would
+        need the very database slot that is lacking), but logged and counted."""
+        start, body = _overloaded_answer()
+        start["headers"].append((b"x-request-id", state.request_id.encode()))
+        await send(start)
+        for message in body:
+            await send(message)
+        state.audit.reason = "overloaded"
+        self._observe(state, 503, time.perf_counter() - started)
+
     def _failure(self, path: str) -> tuple[Message, list[Message]]:
         status, headers, payload = self.failure_response(path)
         start: Message = {"type": "http.response.start", "status": status, "headers": headers}
         return start, [{"type": "http.response.body", "body": payload}]
 
     def _observe(self, state: RequestState, status: int, elapsed: float) -> None:
-        operation = state.audit.operation
+        # Only the specs' operation ids label a metric or name a call in the log: the path of
+        # an unrouted call (it may hold a NIR, and there are as many as callers invent) never.
+        operation = PROBE_OPERATION if state.audit.operation.startswith("/") else state.audit.operation
         metrics = self.services.metrics
         metrics.requests.labels(operation=operation, status=str(status)).inc()
         metrics.latency.labels(operation=operation).observe(elapsed)
@@ -160,6 +218,125 @@ class RequestPipeline:
         )
 
 
+_YOUR_TURN = object()
+
+
+@dataclass
+class _Waiter:
+    state: RequestState
+    status: int
+    done: anyio.Event
+    # True (committed), False (failed), None (no slot in time), or _YOUR_TURN to flush.
+    outcome: object = None
+
+
+class RefusalBatches:
+    """Group commit of the audit events of refusals that read nothing.
+
+    Every such event is committed before its response leaves, as every other: the caller
+    waits for the commit that holds it. One caller at a time writes the events queued so
+    far in one transaction, within one database slot, then hands the turn to the next
+    queued caller, so no caller ever writes more than one batch for the others.
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self) -> None:
+        self._pending: list[_Waiter] = []
+        self._busy = False
+
+    async def write(self, gate: ConcurrencyGate, state: RequestState, status: int) -> bool | None:
+        """Whether the event is committed; raises Overloaded when no slot freed in time."""
+        # Shielded: a caller that went away must still hand the turn on (bounded by the
+        # gate's wait and one batch's commit).
+        with anyio.CancelScope(shield=True):
+            outcome = await self._write(gate, state, status)
+        return outcome
+
+    async def _write(self, gate: ConcurrencyGate, state: RequestState, status: int) -> bool | None:
+        waiter = _Waiter(state, status, anyio.Event())
+        self._pending.append(waiter)
+        if self._busy:
+            await waiter.done.wait()
+            if waiter.outcome is not _YOUR_TURN:
+                return self._result(waiter)
+        self._busy = True
+        batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
+        outcome: bool | None
+        try:
+            await gate.acquire()
+        except Overloaded:
+            outcome = None
+        else:
+            try:
+                await anyio.to_thread.run_sync(_commit_batch, batch)
+                outcome = True
+            except Exception as exc:
+                log.error("audit_write_failed", operation="batch", **safe_exception_fields(exc))
+                outcome = False
+            finally:
+                gate.release()
+        for each in batch:
+            each.outcome = outcome
+            each.done.set()
+        if self._pending:
+            self._pending[0].outcome = _YOUR_TURN
+            self._pending[0].done.set()
+        else:
+            self._busy = False
+        return self._result(waiter)
+
+    @staticmethod
+    def _result(waiter: _Waiter) -> bool | None:
+        if waiter.outcome is None:
+            raise Overloaded()
+        return bool(waiter.outcome)
+
+
+def _commit_batch(batch: list[_Waiter]) -> None:
+    first = batch[0].state
+    with first.services.database.transaction() as session:
+        for waiter in batch:
+            waiter.state.services.audit_recorder.record(
+                session,
+                waiter.state.audit,
+                request_id=waiter.state.request_id,
+                http_status=waiter.status,
+                occurred_at=waiter.state.services.clock(),
+            )
+
+
+@dataclass
+class DatabaseSlot:
+    """A call's hold on the database (``Database.gate``): taken before its first database
+    work, kept until its audit event is committed and its session closed."""
+
+    gate: ConcurrencyGate
+    held: bool = False
+
+    async def take(self) -> None:
+        if not self.held:
+            await self.gate.acquire()
+            self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.gate.release()
+
+
+_SLOT: ContextVar[DatabaseSlot | None] = ContextVar("relais_database_slot", default=None)
+
+
+async def hold_database_slot() -> None:
+    """Take the current call's database slot, if not held yet; raises ``Overloaded`` when
+    none frees within the gate's wait. Call it in async code before a thread hop that opens
+    the call's session: no thread then ever waits on the connection pool."""
+    slot = _SLOT.get()
+    if slot is not None:
+        await slot.take()
+
+
 @dataclass
 class _Answer:
     """The response of one call as it goes through the pipeline."""
@@ -170,6 +347,16 @@ class _Answer:
     released: bool = False
     # The handler's answer was replaced by the failure answer: its body is dropped.
     replaced: bool = False
+
+
+def _overloaded_answer() -> tuple[Message, list[Message]]:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_OVERLOADED_BODY)).encode()),
+        (b"retry-after", str(Overloaded.retry_after).encode()),
+    ]
+    start: Message = {"type": "http.response.start", "status": 503, "headers": headers}
+    return start, [{"type": "http.response.body", "body": _OVERLOADED_BODY}]
 
 
 def _commit_with_audit(state: RequestState, status: int) -> None:
@@ -212,11 +399,16 @@ def _channel(path: str) -> str:
     return "partner-api"
 
 
-def _record_agent_headers(draft: AuditDraft, headers: dict[bytes, bytes]) -> None:
-    """Keep what the caller sent, even when invalid, so refusals are attributable too."""
-    for header, attribute in _AGENT_HEADERS.items():
-        raw = headers.get(header)
-        if raw is not None:
+def _record_agent_headers(draft: AuditDraft, headers: list[tuple[bytes, bytes]]) -> None:
+    """Keep what the caller sent, even when invalid, so refusals are attributable too.
+
+    A header sent twice is recorded under neither value: the call is refused for it
+    (``api.validation.InputGuard``) and no copy may be taken for the agent's identity.
+    """
+    sent = [name.lower() for name, _ in headers]
+    for name, raw in headers:
+        attribute = _AGENT_HEADERS.get(name.lower())
+        if attribute is not None and sent.count(name.lower()) == 1:
             setattr(draft, attribute, raw.decode("utf-8", errors="replace")[:100])
 
 

@@ -7,7 +7,8 @@ renderers below, which note the audited reason and answer in the called API's er
 - ``refusal_response``: ``{codeHttp, codeErreur, message}``, the per-usager, producer-feed and
   admin APIs' shape;
 - ``activites_refusal_response``: Activités opérationnelles' array of ``{code, message, details}``;
-- ``sanctions_refusal_response``: Gestion des sanctions RSA's shape, with its ``codeSortie``.
+- ``sanctions_refusal_response``: Gestion des sanctions RSA's shape, with its ``codeSortie``
+  (``detailManquement``); ``sanctions_sortie_response``: its writes' "200 + codeSortie".
 
 An operation whose contract wants another status for a kind (e.g. an unknown reference that
 the contract calls a bad request) passes its own ``statuses``; one that wants another status
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
 from adapters.france_travail.errors import GatewayRefused, UpstreamAnswer, UpstreamUnavailable, upstream_code
+from api.context import current_request
 from api.errors import (
     R001,
     R997,
@@ -111,6 +113,22 @@ def sanctions_refusal_response(refused: Refused) -> ConnexionResponse:
     return json_response(
         status, {"codeHttp": status, "codeErreur": nom, "message": refused.message, "codeSortie": refused.code}
     )
+
+
+def sanctions_sortie_response(refused: Refused) -> ConnexionResponse:
+    """A refusal of a sanctions write, as FT's diagram answers it: "200 - Demande traitée + Code
+    sortie à traduire pour action" (``API_GestionSanctionRSA.excalidraw``).
+
+    The body is ``{codeSortie, message}``. A 200 is committed by the pipeline, so the
+    request's unit of work is rolled back here first: a refused call changes nothing.
+    """
+    if refused.code not in SANCTIONS_SORTIES:
+        return sanctions_refusal_response(refused)
+    note_refusal(reason_of(refused))
+    state = current_request()
+    if state.has_session:
+        state.session().rollback()
+    return json_response(200, {"codeSortie": refused.code, "message": refused.message})
 
 
 # The France Travail gateway ----------------------------------------------------------------

@@ -21,11 +21,12 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
 from api.context import RequestState, current_request
 from api.errors import AgentForbidden, note_refusal
+from api.pipeline import hold_database_slot
 from api.resolver import contract_operation_id
 from habilitations.clients import get_active_client
 from habilitations.policy import Decision, decide
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
-from relais.core.ratelimit import RateDecision
+from relais.core.ratelimit import Overloaded, RateDecision, RateLimiter
 from relais.core.tables import Organisation
 from specs import load_document, served_documents
 
@@ -59,22 +60,39 @@ async def token_info(
         return None
     client_id = str(claims["sub"])
     state.audit.client_id = client_id
+    routing = request.scope.get("extensions", {}).get("connexion_routing", {})
+    api = str(routing.get("api_base_path", ""))
+    # The limit is counted before any database work, with the client's limit as last read
+    # (a signed token names the client): calls beyond it are refused from memory, and a
+    # flood by one client never queues the others' calls on the database.
+    known_limit = _known_limits.get(client_id)
+    if known_limit is not None:
+        _check_rate(services.rate_limiter, client_id, api, known_limit)
+    await hold_database_slot()
     rights = await anyio.to_thread.run_sync(_client_rights, state, client_id)
     if rights is None:
         note_refusal("invalid_token:client_disabled")
         return None
     state.audit.organisation = rights.organisation
-    routing = request.scope.get("extensions", {}).get("connexion_routing", {})
-    api = str(routing.get("api_base_path", ""))
-    decision = services.rate_limiter.hit(client_id, api, rights.rate_limit_per_second)
-    if not decision.allowed:
-        raise RateLimited(decision)
+    _known_limits[client_id] = rights.rate_limit_per_second
+    if known_limit is None:
+        _check_rate(services.rate_limiter, client_id, api, rights.rate_limit_per_second)
     scopes = [scope for scope in str(claims.get("scope", "")).split() if scope in rights.scopes]
     required = sorted(set(required_scopes or ()))
     # A token that does not cover the operation is refused by connexion right after us.
     if set(required) <= set(scopes):
         await _check_agent(state, request, routing, client_id, required)
     return {"sub": client_id, "scope": scopes, "client_id": client_id, "org": rights.organisation}
+
+
+# client id → its rate limit as last read. Only ids from tokens we signed get here: bounded.
+_known_limits: dict[str, int] = {}
+
+
+def _check_rate(limiter: RateLimiter, client_id: str, api: str, capacity: int) -> None:
+    decision = limiter.hit(client_id, api, capacity)
+    if not decision.allowed:
+        raise RateLimited(decision)
 
 
 async def _check_agent(
@@ -191,4 +209,17 @@ async def handle_rate_limited(request: ConnexionRequest, exc: Exception) -> Conn
             "X-Ratelimit-Burst-Capacity-Clientidlimiter": str(exc.decision.capacity),
             "X-Ratelimit-Remaining-Clientidlimiter": str(exc.decision.remaining),
         },
+    )
+
+
+async def handle_overloaded(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """No database slot or argon2 check freed within a second: 503 at once, with Retry-After."""
+    assert isinstance(exc, Overloaded)
+    note_refusal("overloaded")
+    return ConnexionResponse(
+        status_code=503,
+        mimetype="text/plain",
+        content_type="text/plain",
+        body="Service momentanément surchargé, réessayez dans une seconde".encode(),
+        headers={"Retry-After": str(exc.retry_after)},
     )

@@ -1,21 +1,39 @@
-"""Request body validation beyond the schemas: text no database can store is a 400.
+"""Request validation beyond the schemas: what no handler should ever have to think of.
 
-Registered for every JSON body of every spec (``api.app``), so no handler has to think of
-it. The problem's detail ends like jsonschema's (`` - 'path'``) so that ``api.errors`` names
-the field, never its value, in the called API's error format.
+- Text no database can store is a 400 (``StorableJSONBodyValidator``, registered for every
+  JSON body of every spec in ``api.app``). The problem's detail ends like jsonschema's
+  (`` - 'path'``) so that ``api.errors`` names the field, never its value.
+- ``InputGuard``, a middleware between connexion's routing and its security check, refuses
+  what would otherwise reach a parser or a handler in a shape they cannot take: a duplicated
+  agent, jeton or ``Authorization`` header (which copy would the security check, the audit
+  event and the domain's history each read?), a body over the size limit (413), a JSON
+  operation's body with a missing or non-JSON ``Content-Type`` (415), a declared charset
+  other than UTF-8, bytes that are not UTF-8, text that is not JSON, JSON nested deeper than
+  any contract needs (400). Each refusal is an ``InputRefused`` that ``api.errors`` answers
+  in the called API's format; the pipeline audits it like any refusal of a known operation.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, ProblemException
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relais.core.text import champ_invalide
+from specs import OPS_SPEC, api_specs, load_document
 
 UNSTORABLE_DETAIL = "caractère non autorisé (nul ou UTF-16 isolé)"
+# Headers whose value must be unambiguous: who the agent is, which usager, which client.
+SINGLE_HEADERS = (b"pa-nom-agent", b"pa-prenom-agent", b"pa-identifiant-agent", b"ft-jeton-usager", b"authorization")
+# No contract nests deeper than a handful of levels; the parsers' recursion must never be reached.
+MAX_JSON_DEPTH = 32
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class StorableJSONBodyValidator(JSONRequestBodyValidator):
@@ -31,3 +49,171 @@ def validator_map() -> dict[str, Any]:
     body = MediaTypeDict(dict(VALIDATOR_MAP["body"]))
     body["*/*json"] = StorableJSONBodyValidator
     return {**VALIDATOR_MAP, "body": body}
+
+
+class InputRefused(ProblemException):
+    """A request refused before any handler: (status, reason code, French message without values)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(status=status, title="Bad Request", detail=message)
+        self.reason = reason
+        self.message = message
+
+
+class InputGuard:
+    """See the module docstring. ``max_body_bytes()`` answers the limit of the request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: Any) -> None:
+        self.app = app
+        # A callable, so that a test (or a reload) changing the settings takes effect.
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
+        duplicated = duplicated_header(headers)
+        if duplicated:
+            raise InputRefused(400, f"header_duplicated:{duplicated}", f"en-tête {duplicated} présent plusieurs fois")
+        if scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit = int(self.max_body_bytes())
+        declared = _header(headers, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise InputRefused(413, "body_too_large", f"corps de requête trop volumineux ({limit} octets au plus)")
+        body = await _read_body(receive, limit)
+        if _expects_json(scope):
+            check_json_body(_header(headers, b"content-type"), body)
+        await self.app(scope, _replay(body, receive), send)
+
+
+def duplicated_header(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The first of ``SINGLE_HEADERS`` sent more than once, read from the raw ASGI list
+    (Starlette's ``Headers`` would silently pick the first copy, a dict the last)."""
+    seen: set[bytes] = set()
+    for name, _ in headers:
+        lowered = name.lower()
+        if lowered in SINGLE_HEADERS:
+            if lowered in seen:
+                return lowered.decode()
+            seen.add(lowered)
+    return None
+
+
+def check_json_body(content_type: str | None, body: bytes) -> None:
+    """Raise ``InputRefused`` unless ``body`` is UTF-8 JSON of a bounded depth, declared as JSON.
+
+    An empty body is left to the spec (a required body then gets its own 400).
+    """
+    if not body:
+        return
+    media, _, parameters = (content_type or "").partition(";")
+    media = media.strip().lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        raise InputRefused(415, "unsupported_media_type", "type de contenu non pris en charge : JSON attendu")
+    for parameter in parameters.split(";"):
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise InputRefused(400, "body_charset", "encodage du corps non pris en charge : UTF-8 attendu")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputRefused(400, "body_not_utf8", "corps de requête invalide : UTF-8 attendu") from None
+    if _bracket_depth(text) > MAX_JSON_DEPTH:
+        raise InputRefused(400, "body_too_deep", f"corps de requête trop imbriqué ({MAX_JSON_DEPTH} niveaux au plus)")
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        raise InputRefused(400, "body_not_json", "corps de requête JSON invalide") from None
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings, without recursion (so before parsing)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            # The client went away: nothing left to serve.
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise InputRefused(413, "body_too_large", f"corps de requête trop volumineux ({limit} octets au plus)")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _expects_json(scope: Scope) -> bool:
+    routing: dict[str, Any] = scope.get("extensions", {}).get("connexion_routing", {})
+    operation = str(routing.get("operation_id") or "").rpartition(".")[2]
+    return (routing.get("api_base_path", ""), operation) in json_operations()
+
+
+@lru_cache(maxsize=1)
+def json_operations() -> frozenset[tuple[str, str]]:
+    """(base path, operationId) of every served operation whose request body is JSON."""
+    found = set()
+    for name in [*api_specs(), OPS_SPEC]:
+        document = load_document(name)
+        base = document.get("servers", [{"url": ""}])[0]["url"].rstrip("/")
+        for path_item in document.get("paths", {}).values():
+            for operation in _operations(path_item):
+                content = operation.get("requestBody", {}).get("content", {})
+                if any("json" in media for media in content):
+                    found.add((base, operation["operationId"]))
+    return frozenset(found)
+
+
+def _operations(path_item: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for method in ("post", "put", "patch", "delete"):
+        if method in path_item:
+            yield path_item[method]

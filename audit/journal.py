@@ -50,6 +50,10 @@ log = structlog.get_logger("relais.audit")
 
 # Events written before the Merkle tree carried a hash chain; new ones carry no link.
 UNCHAINED = ""
+# What the append-only triggers write for a refused UPDATE/DELETE on a journal table (the
+# migrations' trigger SQL spells the same values): channel, operation, reason "UPDATE:<table>".
+TRIGGER_CHANNEL = "security"
+TRIGGER_OPERATION = "journal.modification_refusee"
 CONTENT_VERSION = 1
 # The fields a leaf covers, in this order (the JSON is key-sorted anyway).
 CONTENT_FIELDS = (
@@ -309,7 +313,12 @@ def sequence_pending(database: Database) -> int:
 
 def replay_key(content: Mapping[str, Any]) -> int:
     """Fingerprint of what makes an event itself (not its ``seq``): two leaves sharing it are a
-    replayed copy. Python's hash, valid within one verification run (all it is used for)."""
+    replayed copy. Python's hash, valid within one verification run (all it is used for).
+
+    ``reason`` and ``decision`` belong to it: the append-only triggers of journals migrated
+    before ``c0ffee000008`` wrote every refused UPDATE/DELETE with request id ``trigger``, so
+    an UPDATE and a DELETE refused in the same second differ only by their reason.
+    """
     get = content.get
     details = get("details")
     return hash(
@@ -317,6 +326,8 @@ def replay_key(content: Mapping[str, Any]) -> int:
             get("request_id"),
             get("occurred_at"),
             get("operation"),
+            get("reason"),
+            get("decision"),
             get("client_id"),
             get("agent_identifiant"),
             get("usager_id"),

@@ -29,10 +29,20 @@ from sqlmodel import Session
 from audit import merkle
 from audit.checkpoints import checkpoint_note, key_id, purge_note, signature_valid
 from audit.export import EXPORT_TYPE, EXPORT_VERSION, select_all
-from audit.journal import CONTENT_FIELDS, UNCHAINED, leaf_bytes, replay_key, timestamp_text
+from audit.journal import (
+    CONTENT_FIELDS,
+    TRIGGER_CHANNEL,
+    TRIGGER_OPERATION,
+    UNCHAINED,
+    leaf_bytes,
+    replay_key,
+    timestamp_text,
+)
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditPurge, AuditTreeHead
 
 _MAX_PROBLEMS = 50
+# Refused modification attempts listed one by one in a report; beyond, only counted.
+_MAX_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class VerifyReport:
     signatures_checked: bool = False
     purges: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # UPDATE/DELETE attempts the append-only triggers refused and journalled: honest leaves
+    # (the journal held), listed so that the security officer sees them.
+    attempts: int = 0
+    attempt_list: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +95,8 @@ class VerifyReport:
                 text += f", {self.purged} contenus purgés"
             if self.pending:
                 text += f", {self.pending} événements pas encore scellés"
+            if self.attempts:
+                text += f", {self.attempts} tentatives de modification refusées par le journal"
             return text + "."
         return f"Journal NON intègre : {self.problems[0].message}"
 
@@ -94,6 +110,8 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "signaturesChecked": self.signatures_checked,
             "purges": self.purges,
+            "attempts": self.attempts,
+            "attemptList": self.attempt_list,
             "problems": [problem.__dict__ for problem in self.problems],
         }
 
@@ -251,9 +269,23 @@ class _Checker:
             self.seen.add(digest)
             if isinstance(seq, int):
                 self.last_seq = max(seq, self.last_seq or seq)
+            if content.get("operation") == TRIGGER_OPERATION and content.get("channel") == TRIGGER_CHANNEL:
+                self._attempt(index, content)
         self.builder.append(stored)
         if self.builder.size in self.wanted:
             self.roots[self.builder.size] = self.builder.root()
+
+    def _attempt(self, index: int, content: Mapping[str, Any]) -> None:
+        self.report.attempts += 1
+        if len(self.report.attempt_list) < _MAX_ATTEMPTS:
+            self.report.attempt_list.append(
+                {
+                    "leafIndex": index,
+                    "seq": content.get("seq"),
+                    "occurredAt": content.get("occurred_at"),
+                    "reason": content.get("reason"),
+                }
+            )
 
     def finish(self) -> VerifyReport:
         size = self.builder.size

@@ -8,6 +8,9 @@ machine; only the ratio is meant to be compared from one run to the next.
     python bench/run.py [--seconds 10] [--concurrency 16] [--requests-max 20000]
 
 See bench/README.md for how to read the output.
+
+Longer than ~600 lines: a self-contained benchmark script (targets, load generators, CPU
+accounting, report) that an operator copies and runs alone; it is not imported by Relais.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -357,6 +362,79 @@ async def measure(
     return phase
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+{headers}
+"""
+
+
+def _wrk_ms(text: str) -> float:
+    """A wrk duration ("812.00us", "1.21ms", "2.03s") in milliseconds."""
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if match is None:
+        return math.nan
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def measure_wrk(
+    target: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    server: Server,
+    args: argparse.Namespace,
+    cpu: int | None,
+) -> Phase:
+    """The same measure with wrk (C, one thread, pinned to the load CPU): the generator is then
+    never the bottleneck, even against the bare app. Non-2xx answers count as errors."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk not found: apt-get install -y wrk (Debian package), or run without --wrk")
+    lines = [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.format(body=json.dumps(body.decode()), headers="\n".join(lines)))
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+    def run(seconds: float) -> str:
+        command = [*pin, wrk, "-t1", f"-c{args.concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
+        done = subprocess.run([*command, "-s", script.name, url], capture_output=True, text=True, check=True)
+        return done.stdout
+
+    try:
+        run(args.warmup)
+        server_cpu = server.cpu_seconds()
+        started = time.perf_counter()
+        output = run(args.seconds)
+        elapsed = time.perf_counter() - started
+        server_cpu_after = server.cpu_seconds()
+    finally:
+        os.unlink(script.name)
+    total = int(re.search(r"([0-9]+) requests in", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: ([0-9]+)", output)
+    errors = int(bad.group(1)) if bad else 0
+    good = total - errors
+    # wrk's own clock for the rate; ours (process start included) only for CPU per second.
+    measured = float(re.search(r"in ([0-9.]+)s", output).group(1))  # type: ignore[union-attr]
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", output, flags=re.MULTILINE))
+    phase = Phase(
+        target=target,
+        requests=total,
+        errors=errors,
+        error_kinds={"non-2xx": errors} if errors else {},
+        elapsed_s=round(measured, 3),
+        rps=round(good / measured, 1),
+        p50_ms=round(_wrk_ms(percentiles.get("50", "")), 2),
+        p99_ms=round(_wrk_ms(percentiles.get("99", "")), 2),
+    )
+    if server_cpu is not None and server_cpu_after is not None:
+        phase.server_cpu_pct = round(100 * (server_cpu_after - server_cpu) / elapsed, 1)
+        if good:
+            phase.server_cpu_ms_per_request = round(1000 * (server_cpu_after - server_cpu) / good, 3)
+    return phase
+
+
 def skip_missing_sniffio() -> None:
     """Make httpcore's per-request ``import sniffio`` fail at once when sniffio is not installed.
 
@@ -433,7 +511,8 @@ def build_notes(
     notes = [
         f"{args.seconds:g} s measured per target after {args.warmup:g} s warm-up, {args.concurrency} "
         f"concurrent keep-alive connections, at most {args.requests_max} requests; loopback only.",
-        f"Load generator (httpx, Python) and servers share this machine's {os.cpu_count()} CPUs: "
+        f"Load generator ({'wrk' if args.wrk else 'httpx, Python'}) and servers share this machine's "
+        f"{os.cpu_count()} CPUs: "
         "absolute figures are machine-bound, compare ratios only.",
     ]
     if cpus is None:
@@ -464,6 +543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (and connections)")
     parser.add_argument("--requests-max", type=int, default=20000, help="request cap per target")
     parser.add_argument("--warmup", type=float, default=2.0, help="unrecorded seconds before each target")
+    parser.add_argument("--wrk", action="store_true", help="drive the load with wrk (Debian package) instead of Python")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load generator to CPUs")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
     args = parser.parse_args(argv)
@@ -553,7 +633,24 @@ def main(argv: list[str] | None = None) -> int:
             f"(client {client['client_id']}, usager {numero})...",
             file=sys.stderr,
         )
-        phases = [
+        load_cpu = cpus[1] if cpus else None
+        phases = (
+            [
+                measure_wrk(
+                    "Relais — Rechercher usager (token + audit)",
+                    search_url,
+                    body,
+                    relais_headers,
+                    relais,
+                    args,
+                    load_cpu,
+                ),
+                measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu),
+            ]
+            if args.wrk
+            else []
+        )
+        phases = phases or [
             run_loop(
                 measure(
                     "Relais — Rechercher usager (token + audit)",

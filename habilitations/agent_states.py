@@ -1,9 +1,10 @@
 """An agent's state: suspended for inactivity, blocked, revoked, reactivated, deleted.
 
 Each move is one audited transition. Revoking or deleting an agent also revokes their grants
-and ends their designations, each a transition of its own. A security measure (a block, or
-a revocation by the CSSI) holds until the CSSI or the operator lifts it: the organisation's
-RGC can neither lift it nor get round it.
+and ends their designations, each a transition of its own; so revoking, blocking or deleting
+a role holder (RGC, RSSI, CSSI, operator) is the CSSI's or the operator's, never an RGC's.
+A security measure (a block, or a revocation by the CSSI) holds until the CSSI or the
+operator lifts it: the organisation's RGC can neither lift it nor get round it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from habilitations.checks import (
     check_code,
     check_text,
     forbidden,
+    require_custodian,
     require_manager,
     require_not_deleted,
     require_security,
+    require_security_for_role_holder,
     require_security_if_held,
 )
 from habilitations.designations import close_designation, notify_cssi_of_absence
@@ -149,6 +152,7 @@ def revoke_agent(
     if agent.etat in (REVOQUE, SUPPRIME):
         raise TransitionRefused(RefusalKind.CONFLICT, "etat_incompatible", "Cet agent est déjà révoqué ou supprimé")
     require_security_if_held(actor, agent.etat)
+    require_security_for_role_holder(actor, lookups.designations_of(session, agent, now))
     # A revocation by the CSSI (not the organisation's own RGC) is a security measure too:
     # only the CSSI or the operator may undo it.
     held = actor.is_cssi and not actor.is_operator and not actor.is_rgc_of(agent.organisation_id)
@@ -222,7 +226,7 @@ def delete_agent(
     """The account is closed for good: its ProConnect link and e-mail are erased, the row stays
     as the target of past audit events."""
     agent = lookups.locked_agent(session, agent_id)
-    require_manager(actor, agent.organisation_id)
+    require_custodian(actor, agent.organisation_id, lookups.designations_of(session, agent, now))
     check_code(motif)
     require_not_deleted(agent)
     require_security_if_held(actor, agent.etat)

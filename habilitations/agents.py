@@ -17,9 +17,10 @@ from sqlmodel import Session, select
 from habilitations import lookups
 from habilitations.checks import (
     check_text,
+    require_custodian,
+    require_eligible,
     require_manager,
     require_not_deleted,
-    require_security,
     require_security_if_held,
 )
 from habilitations.models import ACTIF, HUMAIN, STATUTS_EMPLOI, TECHNIQUE, TRANSITION_IDENTIFIANT, Agent
@@ -112,19 +113,23 @@ def update_agent(
         raise TransitionRefused(RefusalKind.INVALID, "champ_non_modifiable", f"Champ non modifiable : {unknown[0]}")
     agent = lookups.locked_agent(session, agent_id)
     organisation = lookups.organisation(session, agent.organisation_id)
-    require_manager(actor, agent.organisation_id)
+    identity = sorted(set(changes) & {"identifiant", "email", "sub"})
+    held = lookups.designations_of(session, agent, now)
+    # A role holder's binding and employment status are the CSSI's or the operator's: the
+    # status decides who may be an RGC, the binding who logs in with the role.
+    protected = bool(identity) or changes.get("statut_emploi", agent.statut_emploi) != agent.statut_emploi
+    if not (protected and held and actor.is_cssi):
+        require_manager(actor, agent.organisation_id)
     require_not_deleted(agent)
     require_security_if_held(actor, agent.etat)
-    identity = sorted(set(changes) & {"identifiant", "email", "sub"})
-    if identity:
-        if actor.agent_id is not None and actor.agent_id == agent.id:
-            raise TransitionRefused(
-                RefusalKind.FORBIDDEN,
-                "separation_des_roles",
-                "Un agent ne peut pas modifier son propre identifiant ou e-mail",
-            )
-        if lookups.designations_of(session, agent, now):
-            require_security(actor)
+    if identity and actor.agent_id is not None and actor.agent_id == agent.id:
+        raise TransitionRefused(
+            RefusalKind.FORBIDDEN,
+            "separation_des_roles",
+            "Un agent ne peut pas modifier son propre identifiant ou e-mail",
+        )
+    if protected:
+        require_custodian(actor, agent.organisation_id, held)
     if "identifiant" in changes:
         check_identifiant(str(changes["identifiant"]))
         if changes["identifiant"] == TRANSITION_IDENTIFIANT or agent.identifiant == TRANSITION_IDENTIFIANT:
@@ -136,6 +141,10 @@ def update_agent(
             raise _taken("Un agent de l'organisation porte déjà cet identifiant")
     if "statut_emploi" in changes:
         check_statut(changes["statut_emploi"])
+        # Eligibility holds while the role does: a change that would make a role holder
+        # ineligible is refused, whoever asks (end the designation first).
+        for designation in held:
+            require_eligible(designation.role, changes["statut_emploi"])
     if "nom" in changes:
         check_text("nom", changes["nom"], 100, required=True)
     if changes.get("sub") is not None:

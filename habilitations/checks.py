@@ -7,10 +7,18 @@ designations and subscriptions apply them alike. Each check raises ``TransitionR
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from habilitations.models import BLOQUE, SUPPRIME, Agent
+from habilitations.models import (
+    BLOQUE,
+    RGC_SUPPLEANT,
+    RGC_TITULAIRE,
+    STATUTS_ELIGIBLES_RGC,
+    SUPPRIME,
+    Agent,
+    Designation,
+)
 from habilitations.refusals import TransitionRefused
 from habilitations.roles import Principal
 from relais.core.refusals import RefusalKind
@@ -50,6 +58,34 @@ def require_security_if_held(actor: Principal, etat: str) -> None:
     nor get round it by revoking, deleting or editing the blocked account or grant."""
     if etat == BLOQUE:
         require_security(actor)
+
+
+def require_security_for_role_holder(actor: Principal, designations: Sequence[Designation]) -> None:
+    """A role holder (titular or deputy RGC, RSSI, CSSI, operator) is the CSSI's or the
+    operator's to revoke, block, delete or rebind: otherwise a deputy would end the titular's
+    or the RSSI's designations indirectly, by revoking their account."""
+    if designations:
+        require_security(actor)
+
+
+def require_custodian(actor: Principal, organisation_id: int, designations: Sequence[Designation]) -> None:
+    """Who deletes an account or changes its binding or employment status: for a role holder
+    the CSSI or the operator, for anyone else the organisation's RGC or the operator."""
+    if designations:
+        require_security(actor)
+    else:
+        require_manager(actor, organisation_id)
+
+
+def require_eligible(role: str, statut_emploi: str | None) -> None:
+    """The convention's condition on an RGC (titular or deputy): a civil servant or contract
+    agent of the organisation. Checked when designated and on every change while they hold it."""
+    if role in (RGC_TITULAIRE, RGC_SUPPLEANT) and statut_emploi not in STATUTS_ELIGIBLES_RGC:
+        raise TransitionRefused(
+            RefusalKind.INVALID,
+            "statut_non_eligible",
+            "Le RGC est un fonctionnaire ou un contractuel de l'organisation",
+        )
 
 
 def require_operator(actor: Principal) -> None:

@@ -66,6 +66,7 @@ def create_client(
     secret: str | None = None,
     enabled: bool = True,
     rate_limit_per_second: int | None = None,
+    national: bool = False,
 ) -> tuple[Client, str]:
     """Register a new client and return it with its clear secret, which is never shown again.
 
@@ -83,6 +84,7 @@ def create_client(
         scopes=_clean_scopes(scopes),
         enabled=enabled,
         rate_limit_per_second=_check_rate_limit(rate_limit_per_second),
+        national=national,
     )
     session.add(client)
     session.flush()
@@ -98,6 +100,7 @@ def upsert_client(
     secret: str,
     enabled: bool = True,
     rate_limit_per_second: int | None = None,
+    national: bool = False,
 ) -> tuple[Client, Outcome]:
     """Create or align a client with the given facts (used by ``relais import``).
 
@@ -114,6 +117,7 @@ def upsert_client(
             secret=secret,
             enabled=enabled,
             rate_limit_per_second=rate_limit_per_second,
+            national=national,
         )
         return client, "created"
     _check_secret(secret)
@@ -122,6 +126,7 @@ def upsert_client(
         "scopes": _clean_scopes(scopes),
         "enabled": enabled,
         "rate_limit_per_second": _check_rate_limit(rate_limit_per_second),
+        "national": national,
     }
     changed = False
     for field, value in wanted.items():
@@ -191,3 +196,11 @@ def _check_rate_limit(rate_limit_per_second: int | None) -> int | None:
     if rate_limit_per_second is not None and rate_limit_per_second < 1:
         raise ClientRegistryError("La limite d'appels par seconde doit être un entier supérieur ou égal à 1")
     return rate_limit_per_second
+
+
+def verify_client_secret(secret_hash: str | None, secret: str) -> tuple[bool, bool]:
+    """(matches, needs rehash) for a secret against a stored hash, or against a dummy hash
+    when the client is unknown (``None``): same cost either way, so timing tells nothing.
+    Touches no database, so that callers hold no connection during the argon2 check."""
+    matches = _verify(secret_hash if secret_hash is not None else _dummy_hash(), secret)
+    return matches, matches and secret_hash is not None and _hasher.check_needs_rehash(secret_hash)

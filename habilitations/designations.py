@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import Session
 
 from habilitations import lookups
-from habilitations.checks import check_code, forbidden
+from habilitations.checks import check_code, forbidden, require_eligible
 from habilitations.models import (
     ACTIF,
     CSSI,
@@ -22,7 +22,6 @@ from habilitations.models import (
     RGC_TITULAIRE,
     ROLES,
     RSSI,
-    STATUTS_ELIGIBLES_RGC,
     Agent,
     Designation,
 )
@@ -77,13 +76,8 @@ def designate(
         raise TransitionRefused(
             RefusalKind.FORBIDDEN, "separation_des_roles", "Un agent ne peut pas se désigner lui-même"
         )
+    require_eligible(role, agent.statut_emploi)
     if role in (RGC_TITULAIRE, RGC_SUPPLEANT):
-        if agent.statut_emploi not in STATUTS_ELIGIBLES_RGC:
-            raise TransitionRefused(
-                RefusalKind.INVALID,
-                "statut_non_eligible",
-                "Le RGC est un fonctionnaire ou un contractuel de l'organisation",
-            )
         if acte_engagement_le is None:
             raise TransitionRefused(
                 RefusalKind.INVALID,

@@ -38,6 +38,7 @@ from habilitations.models import (
     Souscription,
 )
 from habilitations.overrides import notify_rgc
+from habilitations.profiles import is_useless
 from habilitations.refusals import TransitionRefused
 from habilitations.roles import Principal
 from habilitations.transitional import end_transition
@@ -60,8 +61,13 @@ def grant_habilitation(
     now: datetime,
     recorder: AuditRecorder,
     request_id: str,
+    require_useful: bool = False,
 ) -> Habilitation:
     """Habilitate an active agent for scopes of one API, within the organisation's subscription.
+
+    With ``require_useful`` (the console), scopes that cover no operation of the API are
+    refused: the agent would be refused on every call. Off by default for now because
+    existing callers and tests build such partial grants on purpose (enforcement cases).
 
     The actor is the RGC (titular or deputy) of the agent's organisation, or the hub operator,
     and never the agent themselves. The first person habilitated in an organisation ends its
@@ -84,6 +90,8 @@ def grant_habilitation(
     check_text("justification", justification, 2000)
     _check_end_date(date_fin, now)
     check_within_subscription(session, agent, api, wanted)
+    if require_useful:
+        _check_useful(api, wanted)
     existing = session.exec(
         select(Habilitation).where(
             Habilitation.agent_id == agent.id,
@@ -335,3 +343,14 @@ def check_within_subscription(session: Session, agent: Agent, api: str, scopes: 
 def _check_end_date(date_fin: date | None, now: datetime) -> None:
     if date_fin is not None and date_fin < now.date():
         raise TransitionRefused(RefusalKind.INVALID, "date_fin_passee", "La date de fin est déjà passée")
+
+
+def _check_useful(api: str, scopes: list[str]) -> None:
+    """Refuse scopes that cover no operation of the API: the agent would get R001 on every call."""
+    if is_useless(api, scopes):
+        raise TransitionRefused(
+            RefusalKind.INVALID,
+            "habilitation_inutile",
+            "Ces scopes ne permettent d'appeler aucune opération de cette API : "
+            "choisir au moins une opération et tous les scopes qu'elle exige",
+        )

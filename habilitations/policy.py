@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -147,8 +148,20 @@ def api_scopes() -> dict[str, frozenset[str]]:
                     for required in requirement.values():
                         scopes.update(required)
         if scopes:
+            # Also the scopes the API declares but does not require (France Travail's
+            # profil_accedant on Informations administratives, Relais' guessed
+            # contratengagement): a subscription and a habilitation may still name them.
+            scopes.update(_declared_scopes(document))
             found[name.removesuffix(".yaml")] = frozenset(scopes)
     return found
+
+
+def _declared_scopes(document: dict[str, Any]) -> set[str]:
+    declared: set[str] = set()
+    for scheme in ((document.get("components") or {}).get("securitySchemes") or {}).values():
+        for flow in ((scheme or {}).get("flows") or {}).values():
+            declared.update((flow or {}).get("scopes") or {})
+    return declared
 
 
 def subscribable(held: Iterable[str]) -> dict[str, list[str]]:

@@ -39,7 +39,6 @@ TYPES: dict[str, TypeActivite] = {
         TypeActivite("ACT380", "MSACC", "ACC", "1er RDV d'accompagnement à prendre", 15),
         TypeActivite("ACT366", "GLI100", "SAN", "Proposition suspension RSA à instruire", 15),
         TypeActivite("ACT367", "GLI100", "SAN", "Proposition suspension RSA à traiter", 15),
-        TypeActivite("ACT368", "GLI100", "SAN", "Proposition levée de suspension RSA à instruire", 15),
         TypeActivite("ACT369", "GLI100", "SAN", "Proposition levée de suspension RSA à traiter", 15),
         TypeActivite("ACT370", "GLI100", "SAN", "Proposition suppression RSA à traiter", 15),
     )

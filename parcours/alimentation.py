@@ -17,6 +17,7 @@ inscription brings a suspended contract back to its previous state, through
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -25,12 +26,14 @@ from sqlmodel import Session, select
 
 from parcours import contrat as contrat_domain
 from parcours import sanctions as sanctions_domain
+from parcours.perimeter import departement_of
 from parcours.ports import Refused
 from parcours.tables import ConsequenceSanction, Usager
 from relais.core.keys import KeySet
 from relais.core.nir import NIR_CONTEXT, NirError, is_valid_iso_date, normalize_nir
 from relais.core.personal_data import blind_index, encrypt_field
 from relais.core.refusals import RefusalKind
+from relais.core.tables import Organisation
 
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -105,8 +108,39 @@ def usager_par_numero(session: Session, numero: str, *, lock: bool = False) -> U
     return session.exec(query).first()
 
 
+@dataclass(frozen=True)
+class Producteur:
+    """Who writes through the producer feed: its organisation, and whether its client is
+    national (France Travail's national applications write for every territory)."""
+
+    organisation: Organisation | None
+    national: bool = False
+
+    def couvre(self, usager: Usager) -> bool:
+        if self.national:
+            return True
+        return self.organisation is not None and departement_of(usager) in self.organisation.territoire
+
+
+def verifier_territoire(producteur: Producteur | None, usager: Usager) -> None:
+    """A producer writes only for usagers of its organisation's territory (the département of
+    their first address), unless its client is national. ``None``: the operator's import."""
+    if producteur is not None and not producteur.couvre(usager):
+        raise Refused(
+            RefusalKind.FORBIDDEN,
+            "HORS_TERRITOIRE",
+            "L'usager ne réside pas dans le territoire de l'organisation productrice",
+        )
+
+
 def enregistrer_usager(
-    session: Session, keys: KeySet, numero: str, data: Mapping[str, Any], *, now: datetime
+    session: Session,
+    keys: KeySet,
+    numero: str,
+    data: Mapping[str, Any],
+    *,
+    now: datetime,
+    producteur: Producteur | None = None,
 ) -> tuple[Usager, Outcome]:
     """Create or update the usager ``numero`` from its identity, as given (idempotent).
 
@@ -130,7 +164,12 @@ def enregistrer_usager(
         "emails": [dict(item) for item in data.get("emails") or []],
         "telephones": [dict(item) for item in data.get("telephones") or []],
     }
+    # The new address must lie in the producer's territory, and so must the usager's current
+    # one: a producer neither creates an usager elsewhere nor moves another's usager to itself.
+    verifier_territoire(producteur, Usager.model_construct(adresses=wanted["adresses"]))
     usager = usager_par_numero(session, numero, lock=True)
+    if usager is not None:
+        verifier_territoire(producteur, usager)
     if usager is None:
         usager = Usager(
             numero_france_travail=numero,

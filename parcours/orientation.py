@@ -37,12 +37,16 @@ Side effects, in the same transaction:
 Every write locks the usager's row (``FOR NO KEY UPDATE`` on PostgreSQL, which does not block
 inserts referencing it) and then the orientation rows it moves, so that two agents never both
 decide the same orientation: the second one finds it already decided and is refused (409).
+
+About 650 lines: the orientation state machine and the contract's JSON shape of an orientation
+(FT's classes) stay together so that a field added to the table and to the shape is one edit;
+the JSON shape is the next piece to move out if the module grows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -51,7 +55,7 @@ from parcours import activites as activites_domain
 from parcours import contrat as contrat_domain
 from parcours import events, writes
 from parcours.activites import ACT380, sujet_accompagnement
-from parcours.orientation_rules import RuleTable, Verdict, default_rules
+from parcours.orientation_rules import CRITERES, RuleTable, Verdict, default_rules
 from parcours.perimeter import organisation_for
 from parcours.ports import Refused
 from parcours.tables import Orientation, Usager
@@ -71,6 +75,26 @@ REFUSEE = "REFUSEE"
 
 PARCOURS = ("PED", "PSO", "PSP", "IND")
 ORGANISMES = ("CD", "FT", "ML", "CE", "DCD", "IND")
+
+# The contract's criteria (CRITERES) are the rule table's, defined once in orientation_rules.
+# What FT's CriteresOrientation class has: the MSA criteria, which FT's collection sends to
+# calculOrientation, are kept for the rules but not shown (FT's client refuses unknown fields).
+CRITERES_AFFICHES = tuple(name for name in CRITERES if not name.startswith("msa_"))
+# FT's orientation Adresse class.
+ADRESSE_CRITERES = ("code_commune", "libelle_commune", "code_postal", "numero_type_libelle_voie")
+# FT's Decision class, in its order.
+DECISION_FIELDS = (
+    "etat_decision",
+    "date_decision",
+    "organisme_decision",
+    "structure_decision",
+    "agent_decision",
+    "motif_refus",
+    "commentaire_refus",
+    "structure",
+)
+# Relais' additions to a decision, shown only on opt-in (api.partner.orientation_usager).
+DECISION_DETAILS = ("parcours_preconise", "organisme_preconise")
 
 ACT382 = "ACT382"
 # Motifs de sortie de parcours (choix Relais: France Travail's values are not public).
@@ -187,8 +211,14 @@ def calculer(
     writes.lock_usager(session, usager)
     orientation = pending(session, usager.id, lock=True)
     stored = dict((orientation.criteres if orientation is not None else None) or {})
-    merged = {**stored, **{key: value for key, value in criteres.items() if value is not None}}
-    merged["date_saisie_donnees"] = now.date().isoformat()
+    # Only the contract's criteria are kept: a field FT's schema does not know is accepted and
+    # ignored, as France Travail does, and never shows up in criteres_orientation.
+    given = {key: value for key, value in criteres.items() if key in CRITERES and value is not None}
+    if isinstance(given.get("adresse"), Mapping):
+        given["adresse"] = {key: given["adresse"].get(key) for key in ADRESSE_CRITERES}
+    merged = {**stored, **given}
+    # A local date-time (FT's CriteresOrientation parses it with InstantWithoutZDeserializer).
+    merged["date_saisie_donnees"] = local_date_time(now)
     verdict = rules.evaluate(merged, today=now.date())
     structure = _structure_for(session, usager, verdict.organisme, merged)
     verdict = verdict.with_structure(structure)
@@ -238,12 +268,10 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
             )
         contre_parcours = _code(decision["parcours"], PARCOURS[:-1], "parcours")
         contre_organisme = _code(decision["organisme"], ORGANISMES[:-1], "organisme")
-        if decision.get("organisme_decision") and decision["organisme_decision"] != contre_organisme:
-            raise Refused(
-                RefusalKind.INVALID,
-                "DECISION_INCOHERENTE",
-                "En cas de refus, organisme_decision est l'organisme de la contre-proposition",
-            )
+        # organisme_decision names who decided (FT's own example: the CD refuses and proposes
+        # FT), so it need not be the counter-proposal's organisme.
+        if decision.get("organisme_decision"):
+            _code(decision["organisme_decision"], ORGANISMES[:-1], "organisme_decision")
     else:
         extra = [name for name in ("motif_refus", "commentaire_refus", "parcours", "organisme") if decision.get(name)]
         if extra:
@@ -298,7 +326,7 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
     else:
         orientation.parcours = contre_parcours
         orientation.organisme = contre_organisme
-        organisme_decision = contre_organisme
+        organisme_decision = str(decision.get("organisme_decision") or contre_organisme)
         structure_decision = structure_demandee
         orientation.structure = structure_decision
 
@@ -387,9 +415,9 @@ def orientation_json(orientation: Orientation) -> dict[str, Any]:
         "date_sortie_parcours": _iso(orientation.date_sortie_parcours),
         "motif_sortie_parcours": orientation.motif_sortie_parcours,
         "origine": orientation.origine,
-        "date_creation": _iso(orientation.created_at),
-        "date_modification": _iso(orientation.updated_at),
-        "criteres_orientation": dict(orientation.criteres) if orientation.criteres else None,
+        "date_creation": local_date_time(orientation.created_at),
+        "date_modification": local_date_time(orientation.updated_at),
+        "criteres_orientation": _criteres_json(orientation.criteres),
         "decision": _decision_json(orientation.decision),
     }
 
@@ -397,10 +425,41 @@ def orientation_json(orientation: Orientation) -> dict[str, Any]:
 def _decision_json(decision: dict[str, Any] | None) -> dict[str, Any] | None:
     if not decision:
         return None
-    shaped = dict(decision)
+    shaped = {key: decision.get(key) for key in DECISION_FIELDS}
     for key in ("structure_decision", "structure"):
         shaped[key] = _structure_json(decision.get(key))
+    # Relais' additions (what was preconised before a refusal): only for a caller that opts in,
+    # FT's classes refuse unknown properties (api.partner.orientation_usager strips them).
+    for key in DECISION_DETAILS:
+        if key in decision:
+            shaped[key] = decision[key]
     return shaped
+
+
+def _criteres_json(criteres: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not criteres:
+        return None
+    shaped = {key: value for key, value in criteres.items() if key in CRITERES_AFFICHES}
+    saisie = criteres.get("date_saisie_donnees")
+    if saisie is not None:
+        # Rows written before FT's local date-time format stored a bare date: show it at midnight.
+        if isinstance(saisie, str) and len(saisie) == 10:
+            saisie = f"{saisie}T00:00:00"
+        shaped["date_saisie_donnees"] = saisie
+    return shaped
+
+
+def local_date_time(value: datetime | None) -> str | None:
+    """A UTC instant as FT writes it: ``AAAA-MM-JJTHH:MM:SS``, no fraction, no offset.
+
+    FT's demo client parses these fields with ``InstantWithoutZDeserializer``
+    (``ISO_LOCAL_DATE_TIME`` read as UTC), which refuses an offset.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=0).isoformat()
 
 
 def _structure_json(structure: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -490,8 +549,11 @@ def organisation_accompagnante(session: Session, usager: Usager, orientation: Or
         ).first()
         if found is not None:
             return found
-    if orientation.organisme_decision:
-        return organisation_for(session, usager, orientation.organisme_decision)
+    # After a refusal the counter-proposal's organisme accompanies, whoever decided.
+    refused = (orientation.decision or {}).get("etat_decision") == REFUSEE
+    organisme = orientation.organisme if refused else orientation.organisme_decision
+    if organisme:
+        return organisation_for(session, usager, organisme)
     return None
 
 

@@ -31,6 +31,8 @@ from typing import Any
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("orientation_rules.json")
 
+# The contract's criteria (FT's CriteresOrientation and the collection's calculOrientation body),
+# the names a rule may require; the orientation domain reads and shows the same list.
 CRITERES = (
     "brsa",
     "date_naissance",

@@ -156,6 +156,16 @@ class SanctionsBackend(Protocol):
     def demande_radiation(self, caller: Caller, ref: str, body: dict[str, Any]) -> UsagerData: ...
 
 
+class DiagnosticBackend(Protocol):
+    def lister(self, caller: Caller, ref: str) -> UsagerData:
+        """``payload`` is ``{"diagnostics": [...]}``, the list possibly empty."""
+        ...
+
+    def creer(self, caller: Caller, ref: str, body: dict[str, Any]) -> UsagerData: ...
+
+    def supprimer(self, caller: Caller, ref: str, identifiant: str) -> UsagerData: ...
+
+
 @dataclass(frozen=True)
 class Backends:
     rechercher_usager: RechercherUsagerBackend
@@ -166,3 +176,5 @@ class Backends:
     rendez_vous: RendezVousBackend
     contrat_engagement: ContratEngagementBackend
     sanctions: SanctionsBackend
+    # Diagnostic argumenté v4; None where a backend set does not serve it (its calls answer 503).
+    diagnostic: DiagnosticBackend | None = None

@@ -12,9 +12,8 @@ State machine (``etat`` of a consequence) and the GLI100 activity open in each s
                     A_INSTRUIRE --REFUS_SAISIE_SANCTION--> VALIDEE (values as proposed)
                     A_TRAITER --VALID_SANCTION--> VALIDEE | --REFUS_SANCTION--> REFUSEE
     SUPP_RSA        A_TRAITER (ACT370): same two events as above
-    LEVEE_SUSP_RSA  A_INSTRUIRE (ACT368) --SAISIE_SANCTION--> A_TRAITER (ACT369)
-                    A_INSTRUIRE --REFUS_SAISIE_SANCTION--> VALIDEE (levée as proposed)
-                    A_TRAITER --VALID_LEVEE_SUSP--> VALIDEE | --REFUS_LEVEE_SUSP--> REFUSEE
+    LEVEE_SUSP_RSA  A_TRAITER (ACT369) --VALID_LEVEE_SUSP--> VALIDEE | --REFUS_LEVEE_SUSP--> REFUSEE
+                    (FT's diagram and collection know no levée "à instruire": no ACT368)
     validated SUSP_RSA / SUPP_RSA: VALIDEE --ANNULATION_SANCTION--> ANNULEE
 
 A refused call changes nothing. Every applied step is appended to ``historique`` with the
@@ -90,11 +89,10 @@ ATTRIBUT_ANCIEN = "idConsequenceSanction"
 ACTIVITE: Mapping[tuple[str, str], str] = {
     (SUSP, A_INSTRUIRE): "ACT366",
     (SUSP, A_TRAITER): "ACT367",
-    (LEVEE, A_INSTRUIRE): "ACT368",
     (LEVEE, A_TRAITER): "ACT369",
     (SUPP, A_TRAITER): "ACT370",
 }
-ETAT_INITIAL: Mapping[str, str] = {SUSP: A_INSTRUIRE, LEVEE: A_INSTRUIRE, SUPP: A_TRAITER}
+ETAT_INITIAL: Mapping[str, str] = {SUSP: A_INSTRUIRE, LEVEE: A_TRAITER, SUPP: A_TRAITER}
 
 # Events ---------------------------------------------------------------------------------
 SAISIE_SANCTION = "SAISIE_SANCTION"
@@ -142,7 +140,7 @@ class Rule(Protocol):
 
 def transition(type_consequence: str, etat: str, type_evenement: str) -> str | None:
     """The state an event leads to from ``etat``, None when the event is not allowed there."""
-    if etat == A_INSTRUIRE and type_consequence in (SUSP, LEVEE):
+    if etat == A_INSTRUIRE and type_consequence == SUSP:
         return {SAISIE_SANCTION: A_TRAITER, REFUS_SAISIE_SANCTION: VALIDEE}.get(type_evenement)
     if etat == A_TRAITER and type_consequence in TYPES_SANCTION:
         return {VALID_SANCTION: VALIDEE, REFUS_SANCTION: REFUSEE}.get(type_evenement)

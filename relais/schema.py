@@ -14,6 +14,7 @@ import audit.models  # noqa: F401
 import habilitations.campaign_models
 import habilitations.login_models
 import habilitations.models  # noqa: F401
+import parcours.diagnostic_tables
 import parcours.tables  # noqa: F401
 import relais.core.outbox  # noqa: F401
 from relais.core.tables import metadata

@@ -37,15 +37,18 @@ from relais.core.refusals import RefusalKind
 # Scope sets per API, as France Travail lists them (contract §0.3): one token each, since a
 # single unsubscribed scope fails the whole token request.
 RECHERCHE = frozenset({"api_rechercher-usagerv2", "rechercheusager", "profil_accedant"})
-INFOS = frozenset({"api_informations-administrativesv1", "informationsadministrativesusager", "profil_accedant"})
+# FT's scope group for this API (the collection's ref_scopes_infos_admin) has no profil_accedant.
+INFOS = frozenset({"api_informations-administrativesv1", "informationsadministrativesusager"})
 STATUT = frozenset({"api_contrat-usagerv2", "statutcontratusager", "profil_accedant"})
 ORIENTATION = frozenset({"api_orientationusagerv1", "orientationusager", "profil_accedant"})
 ACTIVITES = frozenset({"api_activites-operationnellesv2", "activitesCD"})
 RDV = frozenset({"api_rendez-vous-partenairev1", "gererRDV"})
-CONTRAT_ENGAGEMENT = frozenset({"api_contrat-engagementv1", "contratengagement"})
+# FT's applicative scope for this API is not public: the technical scope only (README, differences).
+CONTRAT_ENGAGEMENT = frozenset({"api_contrat-engagementv1"})
 SANCTIONS = frozenset({"api_gestion-sanctions-rsav1", "gestiondesmanquements"})
 SANCTIONS_DECISION = SANCTIONS | {"decisionSanctionPartenaire"}
 SANCTIONS_RADIATION = SANCTIONS | {"demandeRadiation"}
+DIAGNOSTIC = frozenset({"api_diagnosticargumentev4", "diagnosticusageragent"})
 
 P = "/partenaire"
 # France Travail's message for an unknown rendez-vous (contract §0.6).
@@ -283,6 +286,28 @@ class SanctionsGateway(_Gateway):
         return self._for_usager("POST", f"{self._BASE}/demandeRadiation", SANCTIONS_RADIATION, caller, ref, body=body)
 
 
+class DiagnosticGateway(_Gateway):
+    _BASE = f"{P}/diagnosticargumente/v4/diagnostics"
+
+    def lister(self, caller: Caller, ref: str) -> UsagerData:
+        return self._for_usager("GET", self._BASE, DIAGNOSTIC, caller, ref)
+
+    def creer(self, caller: Caller, ref: str, body: dict[str, Any]) -> UsagerData:
+        return self._for_usager("POST", self._BASE, DIAGNOSTIC, caller, ref, body=body)
+
+    def supprimer(self, caller: Caller, ref: str, identifiant: str) -> UsagerData:
+        if identifiant in (".", ".."):
+            # Quoted, any other identifier stays one path segment; these two would move up the path.
+            raise GatewayRefused(
+                RefusalKind.UNKNOWN,
+                "DIAGNOSTIC_INCONNU",
+                "Il n'existe pas de diagnostic pour l'id et l'usager indiqués",
+                reason="gateway_id_invalide",
+            )
+        path = f"{self._BASE}/{quote(identifiant, safe='')}/supprime"
+        return self._for_usager("DELETE", path, DIAGNOSTIC, caller, ref)
+
+
 def _success(response: UpstreamResponse) -> Any:
     """The payload of a 2xx answer (None for 204); anything else goes back as France Travail sent it."""
     if 200 <= response.status < 300:
@@ -360,4 +385,5 @@ def build_gateway_backends(
         rendez_vous=RendezVousGateway(*parts),
         contrat_engagement=ContratEngagementGateway(*parts),
         sanctions=SanctionsGateway(*parts),
+        diagnostic=DiagnosticGateway(*parts),
     )

@@ -31,6 +31,7 @@ DATA_ORIGIN = "france-travail"
 # Where France Travail's gateway may put its own id of the request (first one present wins).
 UPSTREAM_REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "x-b3-traceid", "x-amzn-trace-id")
 _DEFAULT_RETRY_AFTER = 1.0
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 # Upstream headers worth passing on: what a client needs to wait before calling again.
 FORWARDED_HEADERS = (
     "retry-after",
@@ -115,6 +116,7 @@ class FranceTravailClient:
         body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
     ) -> httpx.Response:
+        # Built from scratch: only what the contract names, never a header of the caller's.
         headers = {
             "Authorization": f"Bearer {access_token}",
             "Accept": "application/json",
@@ -124,13 +126,14 @@ class FranceTravailClient:
         }
         if jeton is not None:
             headers[JETON_HEADER] = jeton
+        content = None
+        if body is not None:
+            # Without its Content-Type a JSON body is refused (or misread) by the platform.
+            headers["Content-Type"] = JSON_CONTENT_TYPE
+            content = json.dumps(body, ensure_ascii=False).encode("utf-8")
         try:
             response = self._http.request(
-                method,
-                self._api_url + path,
-                headers=headers,
-                params=dict(params or {}),
-                content=None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                method, self._api_url + path, headers=headers, params=dict(params or {}), content=content
             )
         except httpx.TimeoutException:
             raise UpstreamUnavailable("timeout") from None

@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_
@@ -74,15 +74,25 @@ class ActivitesStore:
         return ActivitesPage([activite_json(activite, numero) for activite, numero in page], next_cursor)
 
 
+def instant(value: date | datetime) -> str:
+    """``AAAA-MM-JJTHH:MM:SSZ``: the three dates are ``Instant`` in FT's demo client (Activite),
+    which Jackson's default deserializer reads as ISO instants; a due date is midnight UTC."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
 def activite_json(activite: Activite, numero_france_travail: str) -> dict[str, Any]:
     """An activity in Activités opérationnelles v2 field names."""
     return {
         "identifiantActivite": activite.id,
         "codeActivite": activite.code_activite,
         "usager": {"identifiant": numero_france_travail, "typeIdentifiant": "numeroFranceTravail"},
-        "dateCreation": activite.date_creation.isoformat(),
-        "dateEcheance": activite.date_echeance.isoformat(),
-        "dateEcheanceProche": activite.date_echeance_proche.isoformat() if activite.date_echeance_proche else None,
+        "dateCreation": instant(activite.date_creation),
+        "dateEcheance": instant(activite.date_echeance),
+        "dateEcheanceProche": instant(activite.date_echeance_proche) if activite.date_echeance_proche else None,
         "attributsSpecifiques": [
             {"nom": str(item.get("nom")), "valeur": None if item.get("valeur") is None else str(item.get("valeur"))}
             for item in activite.attributs

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from adapters.reference_store.activites import ActivitesStore
 from adapters.reference_store.contrat_engagement import ContratEngagementStore
+from adapters.reference_store.diagnostic import DiagnosticStore
 from adapters.reference_store.orientation import OrientationStore
 from adapters.reference_store.rendez_vous import RendezVousStore
 from adapters.reference_store.sanctions import SanctionsStore
@@ -41,4 +42,5 @@ def build_reference_backends(
         rendez_vous=RendezVousStore(session, clock),
         contrat_engagement=ContratEngagementStore(session, clock),
         sanctions=SanctionsStore(session, clock),
+        diagnostic=DiagnosticStore(session, clock),
     )

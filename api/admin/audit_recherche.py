@@ -8,7 +8,10 @@ searching by usager, the usager's internal id as ``target`` — never the NIR.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import chain
+from typing import Any, TypeVar
 
 from connexion.lifecycle import ConnexionResponse
 from starlette.responses import StreamingResponse
@@ -22,6 +25,7 @@ from audit.refusals import AuditRefused, RefusalKind
 from audit.search import Filters, UsagerCible, csv_lines, event_json, iter_events, jsonl_records, search
 from relais.core.nir import NirError
 
+T = TypeVar("T")
 CSV_MEDIA_TYPE = "text/csv"
 JSONL_MEDIA_TYPE = "application/jsonl"
 
@@ -56,13 +60,13 @@ def exporter_evenements(body: dict[str, Any]) -> ConnexionResponse | StreamingRe
     session = state.session()
     if fmt == "csv":
         return StreamingResponse(
-            csv_lines(iter_events(session, filters)),
+            csv_lines(_started(iter_events(session, filters))),
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": 'attachment; filename="journal-audit.csv"'},
         )
     records = jsonl_records(session, filters, settings=state.services.settings, now=state.services.clock())
     return StreamingResponse(
-        (json.dumps(record, ensure_ascii=False) + "\n" for record in records),
+        _started(json.dumps(record, ensure_ascii=False) + "\n" for record in records),
         media_type=JSONL_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="journal-audit.jsonl"'},
     )
@@ -92,6 +96,16 @@ def rapport_acces_usager(body: dict[str, Any]) -> ConnexionResponse:
     )
 
 
+def _started(chunks: Iterator[T]) -> Iterator[T]:
+    """``chunks`` with its first one already produced, here, before the status line.
+
+    Whatever fails in the first query then fails the handler (an error answer, audited as
+    such) instead of cutting a stream whose 200 and audit event have already gone out.
+    """
+    first = next(chunks, None)
+    return chain([first] if first is not None else [], chunks)
+
+
 # Filters ----------------------------------------------------------------------------------
 
 
@@ -102,9 +116,12 @@ def _filters(state: RequestState, body: dict[str, Any]) -> Filters:
     check_organisation(visible, body.get("organisation"))
     usager = _usager(state, body.get("usager"))
     try:
-        debut, fin = parse_moment(body.get("debut")), parse_moment(body.get("fin"))
+        debut, fin = _utc(parse_moment(body.get("debut"))), _utc(parse_moment(body.get("fin")))
     except ValueError:
         raise _invalid("PERIODE_INVALIDE", "debut ou fin n'est pas une date-heure ISO 8601") from None
+    except OverflowError:
+        # 0001-01-01T00:00:00+05:00 or 9999-12-31T23:59:59-05:00: valid ISO 8601, no UTC instant.
+        raise _invalid("PERIODE_INVALIDE", "debut ou fin hors des dates représentables") from None
     if debut is not None and fin is not None and debut >= fin:
         raise _invalid("PERIODE_INVALIDE", "debut doit précéder fin")
     filters = Filters(
@@ -123,6 +140,11 @@ def _filters(state: RequestState, body: dict[str, Any]) -> Filters:
     if usager is not None and usager.reference is not None:
         state.audit.target = usager.reference
     return filters
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """The same instant in UTC, as the journal stores it; OverflowError past year 1 or 9999."""
+    return moment.astimezone(UTC) if moment is not None else None
 
 
 def _usager(state: RequestState, given: dict[str, Any] | None) -> UsagerCible | None:

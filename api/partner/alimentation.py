@@ -1,10 +1,12 @@
 """Relais' producer feed (alimentation v1): producers record usagers, orientations, manquements.
 
 The producer is the source of the data: usagers are designated by their numéro France
-Travail in the path, never by a jeton, and there is no perimeter beyond the scopes (only
-producers hold them). Every write goes through the reference store's domain rules, the same
-functions ``relais import`` calls. A refusal answers ``{codeHttp, codeErreur, message}`` and,
-as for every call, the pipeline rolls the request's transaction back: nothing is half-written.
+Travail in the path, never by a jeton. Only producers hold the scopes, and a producer writes
+only for usagers of its organisation's territory unless its client is national
+(``client.national``): any other usager is a 403 ``HORS_TERRITOIRE``. Every write goes
+through the reference store's domain rules, the same functions ``relais import`` calls. A
+refusal answers ``{codeHttp, codeErreur, message}`` and, as for every call, the pipeline
+rolls the request's transaction back: nothing is half-written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.context import RequestState, current_request
 from api.errors import erreur_partenaire, json_response, note_refusal
@@ -28,9 +30,11 @@ from parcours import (
 from parcours import (
     sanctions as sanctions_domain,
 )
+from parcours.perimeter import caller_organisation
 from parcours.ports import Caller, Refused
 from parcours.tables import Usager
 from relais.core.refusals import RefusalKind
+from relais.core.tables import Client
 
 # Every refusal of the feed's rules is about the body or the usager's state: a reference the
 # rules do not know (UNKNOWN) is a bad request here, the only 404 being the usager itself.
@@ -46,7 +50,12 @@ def enregistrer_usager(numeroFranceTravail: str, body: dict[str, Any]) -> Connex
     session = state.session()
     try:
         usager, outcome = alimentation_domain.enregistrer_usager(
-            session, state.services.keys, numeroFranceTravail, body, now=state.services.clock()
+            session,
+            state.services.keys,
+            numeroFranceTravail,
+            body,
+            now=state.services.clock(),
+            producteur=_producteur(session, caller_of(state)),
         )
     except Refused as refused:
         return _refused(refused)
@@ -108,10 +117,19 @@ def _for_numero(state: RequestState, numero: str, action: Action) -> ConnexionRe
             "enregistrez-le d'abord (PUT /usagers/{numeroFranceTravail})",
         )
     _audit_usager(state, usager)
+    caller = caller_of(state)
     try:
-        return action(state, session, usager, caller_of(state))
+        alimentation_domain.verifier_territoire(_producteur(session, caller), usager)
+        return action(state, session, usager, caller)
     except Refused as refused:
         return _refused(refused)
+
+
+def _producteur(session: Session, caller: Caller) -> alimentation_domain.Producteur:
+    client = session.exec(select(Client).where(Client.client_id == caller.client_id)).first()
+    return alimentation_domain.Producteur(
+        organisation=caller_organisation(session, caller), national=client is not None and client.national
+    )
 
 
 def _audit_usager(state: RequestState, usager: Usager) -> None:

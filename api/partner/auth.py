@@ -8,26 +8,47 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
+import anyio
 from connexion import request
 from connexion.lifecycle import ConnexionResponse
+from sqlmodel import Session
 
-from api.context import current_request
+from api.context import RequestState, current_request
 from api.errors import json_response, note_refusal
 from api.security import RateLimited
-from habilitations.clients import authenticate_client
+from habilitations.clients import get_client, hash_secret, verify_client_secret
 from relais.core.access_tokens import issue_access_token
+from relais.core.ratelimit import ConcurrencyGate
 from relais.core.tables import Organisation
+
+T = TypeVar("T")
 
 REALM = "/agent"
 # Guessing secrets is slow anyway (argon2); this caps the attempts per client id.
 TOKEN_ATTEMPTS_PER_SECOND = 10
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# argon2 takes 64 MiB and tens of milliseconds per check: a few at once bound memory and
+# CPU; a call that cannot start its check within a second gets 503 rather than a queue.
+ARGON2_CHECKS = ConcurrencyGate(2, max_waiting=16, max_wait=1.0)
 
 
-def generer_access_token(body: dict[str, Any] | None = None, realm: str | None = None) -> ConnexionResponse:
+@dataclass(frozen=True)
+class _ClientFacts:
+    """What the token endpoint needs of a client, read in a short unit of work of its own."""
+
+    client_id: str
+    secret_hash: str
+    enabled: bool
+    scopes: tuple[str, ...]
+    organisation: str
+
+
+async def generer_access_token(body: dict[str, Any] | None = None, realm: str | None = None) -> ConnexionResponse:
     form = {key: str(value) for key, value in (body or {}).items()}
     if realm != REALM:
         return _error("invalid_request", "Paramètre realm absent ou invalide : seul realm=/agent est servi")
@@ -46,13 +67,29 @@ def generer_access_token(body: dict[str, Any] | None = None, realm: str | None =
     decision = services.rate_limiter.hit(client_id, "/connexion", TOKEN_ATTEMPTS_PER_SECOND)
     if not decision.allowed:
         raise RateLimited(decision)
-    session = state.session()
-    client = authenticate_client(session, client_id, secret)
-    if client is None:
+    # Counted before the database and argon2, per client id and per source address, and
+    # given back on success: a flood of unknown ids or wrong secrets is refused from memory.
+    attempt_keys = (f"client:{client_id[:64]}", f"source:{_source_address()}")
+    attempts = services.rate_limiter.credentials
+    attempt = attempts.try_acquire(*attempt_keys)
+    if not attempt.allowed:
+        raise RateLimited(attempt)
+    client = await _in_database_slot(state, _read_client, client_id)
+    # No connection is held during the check: the read above is committed and closed.
+    await ARGON2_CHECKS.acquire()
+    try:
+        matches, rehash = await anyio.to_thread.run_sync(
+            verify_client_secret, client.secret_hash if client else None, secret
+        )
+    finally:
+        ARGON2_CHECKS.release()
+    if client is None or not matches or not client.enabled:
         return _error("invalid_client", "Client authentication failed")
-    organisation = session.get(Organisation, client.organisation_id)
-    assert organisation is not None
-    state.audit.organisation = organisation.code
+    attempts.refund(*attempt_keys)
+    if rehash:
+        new_hash = await anyio.to_thread.run_sync(hash_secret, secret)
+        await _in_database_slot(state, _rehash, client.client_id, new_hash)
+    state.audit.organisation = client.organisation
 
     requested = list(dict.fromkeys(form.get("scope", "").split()))
     if not requested:
@@ -68,7 +105,7 @@ def generer_access_token(body: dict[str, Any] | None = None, realm: str | None =
         issuer=services.settings.issuer,
         audience=services.settings.token_audience,
         client_id=client.client_id,
-        organisation=organisation.code,
+        organisation=client.organisation,
         scopes=requested,
         now=services.clock(),
         ttl=services.token_ttl,
@@ -80,6 +117,51 @@ def generer_access_token(body: dict[str, Any] | None = None, realm: str | None =
         "scope": " ".join(requested),
     }
     return json_response(200, body_out, NO_STORE)
+
+
+async def _in_database_slot(state: RequestState, work: Callable[..., T], *args: str) -> T:
+    """Run ``work`` in a short unit of work of its own, within a database slot (see
+    ``relais.core.db.Database.gate``), committed and closed before the slot is given back."""
+    database = state.services.database
+
+    def run() -> T:
+        with database.transaction() as session:
+            return work(session, *args)
+
+    await database.gate.acquire()
+    try:
+        return await anyio.to_thread.run_sync(run)
+    finally:
+        database.gate.release()
+
+
+def _read_client(session: Session, client_id: str) -> _ClientFacts | None:
+    client = get_client(session, client_id)
+    if client is None:
+        return None
+    organisation = session.get(Organisation, client.organisation_id)
+    if organisation is None:
+        return None
+    return _ClientFacts(
+        client_id=client.client_id,
+        secret_hash=client.secret_hash,
+        enabled=client.enabled,
+        scopes=tuple(client.scopes),
+        organisation=organisation.code,
+    )
+
+
+def _rehash(session: Session, client_id: str, new_hash: str) -> None:
+    """Upgrade a hash made with outdated parameters (the old one kept working meanwhile)."""
+    client = get_client(session, client_id)
+    if client is not None:
+        client.secret_hash = new_hash
+        session.add(client)
+
+
+def _source_address() -> str:
+    peer = request.scope.get("client")
+    return str(peer[0]) if peer else "unknown"
 
 
 def _client_credentials(form: dict[str, str]) -> tuple[str, str]:

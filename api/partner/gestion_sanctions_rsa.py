@@ -1,8 +1,10 @@
 """Gestion des sanctions RSA v1: detailManquement, evenementSanctionRSA, decisionSanctionRSAPartenaire,
 demandeRadiation.
 
-Every answer carries the contract's ``codeSortie`` (C001 on success). A refusal is a 4xx whose
-body carries both ``codeSortie`` and the per-usager APIs' ``{codeHttp, codeErreur, message}``
+Every answer carries the contract's ``codeSortie`` (C001 on success). A write refused by the
+sanctions rules answers 200 with its ``codeSortie``, as FT's diagram does
+(``api.refusals.sanctions_sortie_response``); ``detailManquement``'s refusals are a 4xx whose
+body carries both ``codeSortie`` and ``{codeHttp, codeErreur, message}``
 (``api.refusals.sanctions_refusal_response``).
 """
 
@@ -15,22 +17,23 @@ from connexion.lifecycle import ConnexionResponse
 
 from api.context import current_request
 from api.partner.per_usager import for_usager
-from api.refusals import sanctions_refusal_response
+from api.refusals import sanctions_refusal_response, sanctions_sortie_response
 from parcours.ports import Caller, SanctionsBackend, UsagerData
 
 # One backend call for the usager the jeton designates.
 Call = Callable[[SanctionsBackend, Caller, str], UsagerData]
 
 
-def _run(call: Call) -> ConnexionResponse:
+def _run(call: Call, *, write: bool = True) -> ConnexionResponse:
     """Every operation of the API: the request's backend, then ``for_usager`` with this API's refusals."""
     state = current_request()
     backend = state.services.backends.sanctions
-    return for_usager(state, lambda caller, ref: call(backend, caller, ref), render_refusal=sanctions_refusal_response)
+    render = sanctions_sortie_response if write else sanctions_refusal_response
+    return for_usager(state, lambda caller, ref: call(backend, caller, ref), render_refusal=render)
 
 
 def lire_detail_sanction_rsa(identifiantSanction: str) -> ConnexionResponse:
-    return _run(lambda backend, caller, ref: backend.detail_manquement(caller, ref, identifiantSanction))
+    return _run(lambda backend, caller, ref: backend.detail_manquement(caller, ref, identifiantSanction), write=False)
 
 
 def traiter_sanction_rsa(body: dict[str, Any]) -> ConnexionResponse:

@@ -41,6 +41,13 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
                 f"  purge n° {purge['id']} du {purge['purgedAt']} : contenus des feuilles 0 à {purge['leafEnd'] - 1} "
                 f"(événements antérieurs au {purge['cutoff']}), {purge['eventsDeleted']} événements"
             )
+        for attempt in report.attempt_list:
+            click.echo(
+                f"  tentative refusée le {attempt['occurredAt']} : {attempt['reason']} "
+                f"(feuille {attempt['leafIndex']}, séquence {attempt['seq']})"
+            )
+        if report.attempts > len(report.attempt_list):
+            click.echo(f"  … et {report.attempts - len(report.attempt_list)} autres tentatives refusées")
         for problem in report.problems[1:]:
             click.echo(f"  puis : {problem.message}")
     if not report.ok:

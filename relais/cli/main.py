@@ -34,7 +34,13 @@ from relais.cli.support import fail, load_keys, migrate_database, open_database
 from relais.core.auditing import AuditDraft
 from relais.core.config import get_settings
 from relais.core.keys import KeySetError, rotate_signing_key
-from relais.demo.dataset import DEMO_CLIENTS, FOUNDATION_SCOPES, build_demo_records, demo_samples
+from relais.demo.dataset import (
+    DEMO_CLIENTS,
+    FOUNDATION_SCOPES,
+    build_demo_records,
+    demo_samples,
+    seed_demo_diagnostics,
+)
 from specs import served_documents
 
 OAUTH2_ENDPOINT = "/connexion/oauth2/access_token?realm=/agent"
@@ -180,6 +186,9 @@ def demo(as_json: bool) -> None:
             report = import_records(database, keys, records)
         except DatasetError as exc:
             fail(f"jeu de démonstration refusé : {exc}", EXIT_DATASET_ERROR)
+        # Diagnostics have no import record type: written through the domain rules, once.
+        with database.transaction() as session:
+            seed_demo_diagnostics(session, records, now=datetime.now(UTC))
     facts = demo_facts(settings.issuer, records)
     if as_json:
         # stdout carries the JSON object alone; the import summary goes to stderr.
@@ -287,7 +296,10 @@ def clients_group() -> None:
 @click.option("--organisation", required=True, help="Code de l'organisation (ex. CD33).")
 @click.option("--scope", "scopes", multiple=True, required=True, help="Scope autorisé (option répétable).")
 @click.option("--rate-limit", type=click.IntRange(min=1), default=None, help="Appels par seconde et par API.")
-def clients_create(client_id: str, organisation: str, scopes: tuple[str, ...], rate_limit: int | None) -> None:
+@click.option("--national", is_flag=True, help="Alimentation (producteur) pour les usagers de tous les territoires.")
+def clients_create(
+    client_id: str, organisation: str, scopes: tuple[str, ...], rate_limit: int | None, national: bool
+) -> None:
     """Crée une application cliente et affiche son secret, une seule fois."""
     settings = get_settings()
     migrate_database(settings)
@@ -302,6 +314,7 @@ def clients_create(client_id: str, organisation: str, scopes: tuple[str, ...], r
                     organisation_code=organisation,
                     scopes=scope_list,
                     rate_limit_per_second=rate_limit,
+                    national=national,
                 )
         except ClientRegistryError as exc:
             fail(str(exc))

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # Check responses against the specs (costly; on in tests).
     validate_responses: bool = False
     log_level: str = "INFO"
+    # Largest request body accepted, in bytes: a larger one is refused with 413 before any
+    # parser runs (no contract's body comes near it).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Bearer token that ``GET /metrics`` requires (``Authorization: Bearer <token>``); empty
+    # means the endpoint answers 404, so nothing about the traffic is exposed by default.
+    metrics_token: str = ""
 
     # Agent login through ProConnect (relais/connexion/v1, habilitations/login.py). Disabled
     # (404 with a message) until the issuer, client id, client secret and redirect URI are set.

@@ -16,6 +16,17 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
+from relais.core.private_files import private_sqlite_file
+from relais.core.ratelimit import ConcurrencyGate
+
+# PostgreSQL pool: calls in flight hold at most this many connections (``Database.gate``);
+# the overflow is left to the command line, the periodic jobs and the health check.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+# A connection is never awaited long: the gate keeps calls from queueing on the pool, so a
+# wait here means a stuck holder, and failing fast beats holding a thread for half a minute.
+POOL_TIMEOUT_SECONDS = 5
+
 
 def normalize_database_url(url: str) -> URL:
     """Accept the usual ``postgresql://`` spelling and pick the psycopg 3 driver for it."""
@@ -29,12 +40,18 @@ def create_db_engine(url: str) -> Engine:
     parsed = normalize_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed)
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
 
 
 def _create_sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(url.database))
     engine = create_engine(
         url,
         # Sessions hop between the event loop and the thread pool within one request.
@@ -46,7 +63,7 @@ def _create_sqlite_engine(url: URL) -> Engine:
         poolclass=QueuePool,
         pool_size=1,
         max_overflow=0,
-        pool_timeout=30,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
     )
 
     @event.listens_for(engine, "connect")
@@ -76,6 +93,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_db_engine(url)
+        # The calls in flight that may hold a connection: one on SQLite (one writer anyway).
+        self.gate = ConcurrencyGate(1 if self.dialect == "sqlite" else PG_POOL_SIZE)
 
     @property
     def dialect(self) -> str:

@@ -61,6 +61,9 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("connexion").setLevel(logging.ERROR)
     # uvicorn's access log repeats our canonical request line, with query strings.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every URL it calls at INFO: the gateway's and connectors' outbound URLs
+    # may carry an identifier. Its warnings and errors still come through.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def safe_exception_fields(exc: BaseException) -> dict[str, str | None]:

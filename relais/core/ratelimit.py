@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio
+
 
 @dataclass(frozen=True)
 class RateDecision:
@@ -29,6 +31,9 @@ class RateLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+        # Credential attempts at the token endpoint (see AttemptLimiter): 10 per client id or
+        # per source address in 10 s, failures only, since successes are given back.
+        self.credentials = AttemptLimiter(10, 10.0, clock=clock)
 
     def hit(self, client_id: str, api: str, capacity: int) -> RateDecision:
         now = self._clock()
@@ -44,3 +49,113 @@ class RateLimiter:
             used += 1
             self._windows[key] = (window, used)
             return RateDecision(True, capacity, capacity - used, 0)
+
+
+class AttemptLimiter:
+    """Counts credential attempts per key (a client id, a source address) in a sliding window.
+
+    An attempt is counted when it starts, before any database access or argon2 check, and
+    refunded when it succeeds: a flood of unknown client ids or wrong secrets is then
+    refused from memory alone, including the burst that arrives before any attempt failed.
+    Memory is bounded: past ``max_keys`` keys the oldest windows are dropped.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        window_seconds: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = capacity
+        self.window = window_seconds
+        self.max_keys = max_keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key → (start of its window, attempts counted in it); insertion order = age.
+        self._counts: dict[str, tuple[float, int]] = {}
+
+    def try_acquire(self, *keys: str) -> RateDecision:
+        """Count one attempt against every key, or none if one of them is exhausted."""
+        now = self._clock()
+        with self._lock:
+            current = [self._current(key, now) for key in keys]
+            for start, used in current:
+                if used >= self.capacity:
+                    retry_after = max(1, math.ceil(start + self.window - now))
+                    return RateDecision(False, self.capacity, 0, retry_after)
+            for key, (start, used) in zip(keys, current, strict=True):
+                self._counts.pop(key, None)
+                self._counts[key] = (start, used + 1)
+            self._evict()
+            remaining = min(self.capacity - used - 1 for _, used in current) if current else self.capacity
+            return RateDecision(True, self.capacity, remaining, 0)
+
+    def refund(self, *keys: str) -> None:
+        """Give back the attempt of a call whose credentials were good."""
+        with self._lock:
+            for key in keys:
+                found = self._counts.get(key)
+                if found is not None and found[1] > 0:
+                    self._counts[key] = (found[0], found[1] - 1)
+
+    def _current(self, key: str, now: float) -> tuple[float, int]:
+        found = self._counts.get(key)
+        if found is None or now - found[0] >= self.window:
+            return now, 0
+        return found
+
+    def _evict(self) -> None:
+        while len(self._counts) > self.max_keys:
+            self._counts.pop(next(iter(self._counts)))
+
+
+class Overloaded(Exception):
+    """No slot freed in time: the caller answers 503 with ``Retry-After`` at once."""
+
+    retry_after = 1
+
+
+class ConcurrencyGate:
+    """At most ``capacity`` holders at once, a bounded queue, and a bounded wait.
+
+    In front of the database connections: a call takes a slot before it first needs a
+    connection and gives it back after its audit event is committed, so no call ever waits
+    for a connection inside a worker thread (threads waiting on the pool while the holder
+    needs a thread to commit is how a flood used to end in 500s after a minute). A call
+    that cannot get a slot within ``max_wait`` seconds, or finds ``max_waiting`` callers
+    already queued, is refused at once: memory and latency stay bounded under flood.
+    """
+
+    def __init__(self, capacity: int, *, max_waiting: int = 256, max_wait: float = 1.0) -> None:
+        self.capacity = capacity
+        self.max_waiting = max_waiting
+        self.max_wait = max_wait
+        self._semaphore: anyio.Semaphore | None = None
+        self._waiting = 0
+
+    async def acquire(self) -> None:
+        if self._semaphore is None:
+            # Created in the serving event loop, on first use.
+            self._semaphore = anyio.Semaphore(self.capacity)
+        semaphore = self._semaphore
+        try:
+            semaphore.acquire_nowait()
+            return
+        except anyio.WouldBlock:
+            pass
+        if self._waiting >= self.max_waiting:
+            raise Overloaded()
+        self._waiting += 1
+        try:
+            with anyio.move_on_after(self.max_wait):
+                await semaphore.acquire()
+                return
+        finally:
+            self._waiting -= 1
+        raise Overloaded()
+
+    def release(self) -> None:
+        assert self._semaphore is not None
+        self._semaphore.release()

@@ -63,5 +63,8 @@ class Client(SQLModel, table=True):
     enabled: bool = True
     # Calls per second per API; None means the configured default.
     rate_limit_per_second: int | None = None
+    # May the client's producer feed write for usagers of every territory (France Travail's
+    # national applications)? Otherwise only for usagers of its organisation's territory.
+    national: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -6,6 +6,8 @@ on reserved example domains and ARCEP fiction numbers, and a France Travail regi
 (``m_contrat``) for about four in five. Some records exist to demonstrate specific answers:
 usagers without registration (204), explicit attachments to the mission locale and Cap
 emploi, and one duplicate pair sharing NIR and birth date (S003 « Plusieurs usagers »).
+The usagers with a contrat d'engagement also get a métier recherché (Diagnostic argumenté
+v4), written by ``seed_demo_diagnostics`` after the import.
 
 Registered Gironde usagers also have a parcours, so that the whole journey runs on demo
 data (see ``demo_parcours``): preconisations waiting for the Gironde's decision (ACT382),
@@ -13,6 +15,10 @@ one of them indeterminate (IND, to complete with calculOrientation), decided ori
 with their first appointments and contrats d'engagement (one first appointment still to
 take: ACT380), and sanction proposals to instruct (ACT366) or to process (ACT370). The
 import runs them through the domain rules, which open those activities.
+
+Longer than the house's ~600 lines on purpose: one generator whose parts (people, addresses,
+parcours, habilitations) draw from one seeded random stream, so that the dataset stays the
+same from run to run; splitting it would thread that stream through every module.
 """
 
 from __future__ import annotations
@@ -21,11 +27,17 @@ import random
 import unicodedata
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlmodel import Session, select
+
 from habilitations.policy import subscribable
+from parcours import diagnostic as diagnostic_domain
+from parcours.ports import Caller
+from parcours.tables import Usager
 from relais.core.nir import nir_key
+from relais.core.tables import Organisation
 
 DEFAULT_SEED = 2026
 
@@ -52,6 +64,7 @@ SANCTIONS_SCOPES = (
     "decisionSanctionPartenaire",
     "demandeRadiation",
 )
+DIAGNOSTIC_SCOPES = ("api_diagnosticargumentev4", "diagnosticusageragent")
 # Every partner API: what a département's software calls along the parcours.
 PARTENAIRE_SCOPES = (
     *FOUNDATION_SCOPES,
@@ -60,6 +73,7 @@ PARTENAIRE_SCOPES = (
     *RDV_SCOPES,
     *CONTRAT_ENGAGEMENT_SCOPES,
     *SANCTIONS_SCOPES,
+    *DIAGNOSTIC_SCOPES,
 )
 # Relais' producer feed: France Travail's, never a département's.
 ALIMENTATION_SCOPES = ("api_alimentationv1", "alimentationusager", "alimentationorientation", "alimentationmanquement")
@@ -947,3 +961,41 @@ def _manquement_record(rng: random.Random, usager: dict[str, Any], index: int) -
             ],
         },
     }
+
+
+# Diagnostics (Diagnostic argumenté v4) -----------------------------------------------------
+#
+# Not a ``relais import`` record type (no public feed carries them): ``relais demo`` writes
+# them through the domain rules after the import, once per usager.
+
+# (codeTypologie, codeRome, codeAppellation, nomMetier): ROME codes and appellations as FT's
+# collection and les-emplois' mock use them.
+_DIAGNOSTICS = (
+    ("MR", "K1304", "10857", "Aide ménager / Aide ménagère à domicile"),
+    ("MR", "F1204", "19070", "Boulanger"),
+)
+
+
+def seed_demo_diagnostics(session: Session, records: list[dict[str, Any]], *, now: datetime) -> int:
+    """A métier recherché for the usagers whose first interview gave a contrat; returns how many were written.
+
+    Idempotent: an usager who already has a diagnostic is left alone.
+    """
+    organisation = session.exec(select(Organisation).where(Organisation.code == "CD33")).one()
+    agent = Caller(
+        client_id="demo-cd33",
+        organisation="CD33",
+        agent_nom=_DEMO_AGENT["nom"],
+        agent_prenom=_DEMO_AGENT["prenom"],
+        agent_identifiant=_DEMO_AGENT["identifiant"],
+    )
+    numeros = [r["data"]["numeroFranceTravail"] for r in records if r["type"] == "contrat-engagement"]
+    written = 0
+    for numero, (typologie, rome, appellation, metier) in zip(numeros, _DIAGNOSTICS, strict=False):
+        usager = session.exec(select(Usager).where(Usager.numero_france_travail == numero)).one()
+        if diagnostic_domain.diagnostics_de(session, usager.id):
+            continue
+        body = {"codeTypologie": typologie, "codeRome": rome, "codeAppellation": appellation, "nomMetier": metier}
+        diagnostic_domain.creer(session, usager, organisation, agent, body, now=now)
+        written += 1
+    return written

@@ -192,6 +192,7 @@ class _Importer:
                 secret=data["client_secret"],
                 enabled=data.get("enabled", True),
                 rate_limit_per_second=data.get("rate_limit_per_second"),
+                national=data.get("national", False),
             )
         except ClientRegistryError as exc:
             raise DatasetError(line, str(exc)) from None

@@ -350,7 +350,7 @@ class TestAccessTokens:
         forms = [dict(httpx.QueryParams(request.content.decode())) for request in upstream.token_requests]
         assert {form["scope"] for form in forms} == {
             "api_rechercher-usagerv2 profil_accedant rechercheusager",
-            "api_informations-administrativesv1 informationsadministrativesusager profil_accedant",
+            "api_informations-administrativesv1 informationsadministrativesusager",
         }
         assert all(form["grant_type"] == "client_credentials" and form["client_id"] == FT_CLIENT_ID for form in forms)
         assert all(request.url.params["realm"] == "/agent" for request in upstream.token_requests)

@@ -33,8 +33,8 @@ def activite(code: str = "ACT366", sanction: str = "FT-S-0001") -> dict[str, Any
         "identifiantActivite": "a1b2c3",
         "codeActivite": code,
         "usager": {"identifiant": GIRONDE.numero, "typeIdentifiant": "numeroFranceTravail"},
-        "dateCreation": "2026-01-05T09:30:00+00:00",
-        "dateEcheance": "2026-02-04",
+        "dateCreation": "2026-01-05T09:30:00Z",  # java.time.Instant, as FT's Activite class
+        "dateEcheance": "2026-02-04T00:00:00Z",
         "attributsSpecifiques": [{"nom": "identifiantConsequenceSanction", "valeur": sanction}],
     }
 

@@ -29,19 +29,6 @@ def test_readyz_reports_an_unreachable_database(hub: Hub) -> None:
     assert ready.json()["checks"]["database"] == "indisponible"
 
 
-def test_metrics_count_calls_by_operation_and_status(hub: Hub) -> None:
-    token = hub.token()
-    hub.client.post(
-        f"{RECHERCHE}/par-numero-francetravail",
-        json={"numeroFranceTravail": GIRONDE.numero},
-        headers=hub.headers(token),
-    )
-    text = hub.client.get("/metrics").text
-    assert 'relais_requests_total{operation="RechercherUsagerParNumeroFranceTravail",status="200"} 1.0' in text
-    assert "relais_audit_append_duration_seconds_count" in text
-    assert "relais_request_duration_seconds_bucket" in text
-
-
 def test_jwks_publishes_public_keys_only(hub: Hub) -> None:
     jwks = hub.client.get("/.well-known/jwks.json").json()
     assert jwks["keys"]

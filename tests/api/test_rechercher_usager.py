@@ -108,7 +108,6 @@ class TestR997Validation:
             ({"nir": GIRONDE.nir}, "dateNaissance"),
             ({"dateNaissance": "14/07/1985", "nir": GIRONDE.nir}, "dateNaissance"),
             ({"dateNaissance": "1985-02-30", "nir": GIRONDE.nir}, "dateNaissance"),
-            ({"dateNaissance": GIRONDE.naissance, "nir": GIRONDE.nir, "nom": "X"}, "nom"),
         ],
     )
     def test_bad_search_by_nir(self, hub: Hub, body: dict[str, str], field: str) -> None:
@@ -120,6 +119,12 @@ class TestR997Validation:
         assert field in payload["message"]
         assert payload["jetonUsager"] == "null"
         assert GIRONDE.nir13 not in response.text
+
+    def test_unknown_fields_are_ignored_as_france_travail_does(self, hub: Hub) -> None:
+        # FT's OpenAPI (recherche_usager_openapi_v2.json) does not forbid additional properties.
+        response = _post(hub, PAR_NIR, {"dateNaissance": GIRONDE.naissance, "nir": GIRONDE.nir, "nom": "X"})
+        assert response.status_code == 200, response.text
+        assert response.json()["codeRetour"] == "S001"
 
     @pytest.mark.parametrize("numero", ["1234567890", "123456789012", "1234567890A", ""])
     def test_bad_numero(self, hub: Hub, numero: str) -> None:

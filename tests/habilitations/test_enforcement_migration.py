@@ -7,11 +7,12 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, column, insert, table
 from sqlmodel import Session, select
 
 from audit.models import AuditEvent
 from habilitations import agents, grants, models
-from habilitations.clients import create_client
+from habilitations.clients import hash_secret
 from habilitations.models import ACTIF, REVOQUE, TECHNIQUE, Agent, Habilitation, Souscription
 from habilitations.policy import Decision, decide
 from habilitations.roles import Principal
@@ -24,6 +25,16 @@ from tests.habilitations.world import RECORDER, request_id
 BEFORE_ENFORCEMENT = "c0ffee000002"
 RECHERCHE = ("api_rechercher-usagerv2", "rechercheusager", "profil_accedant")
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+_CLIENT_THEN = table(
+    "client",
+    column("client_id", String()),
+    column("secret_hash", String()),
+    column("organisation_id", Integer()),
+    column("scopes", JSON()),
+    column("enabled", Boolean()),
+    column("created_at", DateTime()),
+    column("updated_at", DateTime()),
+)
 
 
 def _database_before_enforcement(tmp_path: Path) -> str:
@@ -41,9 +52,21 @@ def test_existing_clients_get_a_transitional_identity_until_the_first_person_is_
     database = Database(url)
     try:
         with database.transaction() as session:
-            session.add(Organisation(code="CD33", type="CD", libelle="Gironde", territoire=["33"]))
+            organisation = Organisation(code="CD33", type="CD", libelle="Gironde", territoire=["33"])
+            session.add(organisation)
             session.flush()
-            create_client(session, client_id="editeur-33", organisation_code="CD33", scopes=RECHERCHE)
+            # The client table as it stood at that revision (the model has grown columns since).
+            session.execute(
+                insert(_CLIENT_THEN).values(
+                    client_id="editeur-33",
+                    secret_hash=hash_secret("s3cret-editeur-33"),
+                    organisation_id=organisation.id,
+                    scopes=list(RECHERCHE),
+                    enabled=True,
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
         upgrade(url)
 
         with database.session() as session:

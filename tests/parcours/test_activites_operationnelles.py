@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -75,9 +76,10 @@ class TestShapes:
         assert activite["usager"] == {"identifiant": GIRONDE.numero, "typeIdentifiant": "numeroFranceTravail"}
         assert activite["attributsSpecifiques"] == [{"nom": "motif", "valeur": "ACC"}]
         today = hub.clock.now.date()
-        assert activite["dateEcheance"] == (today + timedelta(days=15)).isoformat()
-        assert activite["dateEcheanceProche"] == (today + timedelta(days=12)).isoformat()
-        assert activite["dateCreation"].startswith(today.isoformat())
+        # Instants as FT's demo client (Activite: java.time.Instant) parses them.
+        assert activite["dateEcheance"] == f"{(today + timedelta(days=15)).isoformat()}T00:00:00Z"
+        assert activite["dateEcheanceProche"] == f"{(today + timedelta(days=12)).isoformat()}T00:00:00Z"
+        assert re.fullmatch(rf"{today.isoformat()}T\d{{2}}:\d{{2}}:\d{{2}}Z", activite["dateCreation"])
 
     def test_sanction_attribute_is_renamed_in_v1(self, hub: Hub) -> None:
         ouvrir(hub, GIRONDE, "ACT366", identifiantConsequenceSanction="c0ffee")

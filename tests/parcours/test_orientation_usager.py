@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,13 @@ def call(
     client: str = "cd33",
     scope: str = ORIENTATION_SCOPES,
     params: dict[str, str] | None = None,
+    details: bool = False,
 ) -> httpx.Response:
-    headers = hub.headers(token(hub, client, scope), **{"ft-jeton-usager": jeton(hub, person, client)})
+    """``details``: opt in to Relais' explanations (``X-Relais-Details: oui``)."""
+    extra = {"ft-jeton-usager": jeton(hub, person, client)}
+    if details:
+        extra["X-Relais-Details"] = "oui"
+    headers = hub.headers(token(hub, client, scope), **extra)
     return hub.client.request(method, url, headers=headers, json=body, params=params)
 
 
@@ -205,7 +211,7 @@ class TestLecture:
 class TestCalcul:
     def test_computes_and_explains_then_pending_with_act382(self, hub: Hub) -> None:
         criteres = {**CRITERES_COMPLETS, "contrainte_mobilite": "AUCUN_MOYEN_DE_TRANSPORT"}
-        response = call(hub, "POST", CALCUL, GIRONDE, body=criteres)
+        response = call(hub, "POST", CALCUL, GIRONDE, body=criteres, details=True)
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["parcours"], body["organisme"]) == ("PSO", "CD")
@@ -222,7 +228,7 @@ class TestCalcul:
 
     def test_criteria_given_iteratively(self, hub: Hub) -> None:
         first = {key: CRITERES_COMPLETS[key] for key in ("brsa", "date_naissance", "adresse")}
-        response = call(hub, "POST", CALCUL, GIRONDE, body=first)
+        response = call(hub, "POST", CALCUL, GIRONDE, body=first, details=True)
         assert response.status_code == 200
         body = response.json()
         assert (body["parcours"], body["organisme"], body["structure"]) == ("IND", "IND", None)
@@ -230,7 +236,7 @@ class TestCalcul:
         assert "capacite_a_travailler" in body["justification"][0]["criteres"]
         assert "brsa" not in body["justification"][0]["criteres"]
         rest = {key: value for key, value in CRITERES_COMPLETS.items() if key not in first}
-        response = call(hub, "POST", CALCUL, GIRONDE, body={**rest, "capacite_a_travailler": False})
+        response = call(hub, "POST", CALCUL, GIRONDE, body={**rest, "capacite_a_travailler": False}, details=True)
         body = response.json()
         assert (body["parcours"], body["organisme"]) == ("PSP", "CD")
         assert body["justification"][0]["regle"] == "incapacite_travail"
@@ -240,14 +246,16 @@ class TestCalcul:
         assert len(of(GIRONDE, activites(hub, codeActivite="ACT382"))) == 1
 
     def test_default_rule_gives_france_travail(self, hub: Hub) -> None:
-        body = call(hub, "POST", CALCUL, GIRONDE, body=CRITERES_COMPLETS).json()
+        body = call(hub, "POST", CALCUL, GIRONDE, body=CRITERES_COMPLETS, details=True).json()
         assert (body["parcours"], body["organisme"]) == ("PED", "FT")
         assert body["structure"]["libelle_structure"] == "France Travail Nouvelle-Aquitaine"
         assert body["justification"][0]["regle"] == "pret_a_l_emploi"
 
     def test_young_usager_goes_to_mission_locale_without_structure(self, hub: Hub) -> None:
         young = (hub.clock.now.date() - timedelta(days=365 * 20)).isoformat()
-        body = call(hub, "POST", CALCUL, GIRONDE, body={**CRITERES_COMPLETS, "date_naissance": young}).json()
+        body = call(
+            hub, "POST", CALCUL, GIRONDE, body={**CRITERES_COMPLETS, "date_naissance": young}, details=True
+        ).json()
         assert (body["parcours"], body["organisme"], body["structure"]) == ("PED", "ML", None)
         assert body["justification"][-1]["regle"] == "structure"
 
@@ -267,7 +275,7 @@ class TestCalcul:
         path = tmp_path / "regles.json"
         path.write_text(json.dumps(table))
         hub.services.settings.orientation_rules_file = path
-        body = call(hub, "POST", CALCUL, GIRONDE, body={"brsa": True}).json()
+        body = call(hub, "POST", CALCUL, GIRONDE, body={"brsa": True}, details=True).json()
         assert (body["parcours"], body["organisme"]) == ("PSP", "CD")
         assert body["justification"][0]["regle"] == "tout_social"
 
@@ -277,7 +285,6 @@ class TestCalcul:
             {"situation_professionnelle": "jamais"},
             {"brsa": "oui"},
             {"adresse": {"code_postal": "3300"}},
-            {"critere_inconnu": True},
             {"date_naissance": "14/07/1985"},
         ],
     )
@@ -290,6 +297,53 @@ class TestCalcul:
         for value in body.values():
             if isinstance(value, str):
                 assert value not in response.json()["message"]
+
+
+class TestFranceTravailShape:
+    """What France Travail's typed demo client parses (FAIL_ON_UNKNOWN_PROPERTIES, Instant)."""
+
+    def test_calcul_without_opt_in_has_no_relais_additions_and_ft_dates(self, hub: Hub) -> None:
+        hub.clock.now = hub.clock.now.replace(microsecond=123456)
+        body = call(hub, "POST", CALCUL, GIRONDE, body=CRITERES_COMPLETS).json()
+        assert "justification" not in body
+        # InstantWithoutZDeserializer: ISO local date-time, no fraction, no offset.
+        pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
+        for value in (
+            body["date_creation"],
+            body["date_modification"],
+            body["criteres_orientation"]["date_saisie_donnees"],
+        ):
+            assert re.match(pattern, value), value
+
+    def test_unknown_request_fields_are_accepted_and_ignored(self, hub: Hub) -> None:
+        criteres = {**CRITERES_COMPLETS, "critere_inconnu": True, "adresse": {**CRITERES_COMPLETS["adresse"], "x": 1}}
+        response = call(hub, "POST", CALCUL, GIRONDE, body=criteres)
+        assert response.status_code == 200, response.text
+        assert "critere_inconnu" not in response.json()["criteres_orientation"]
+        assert "x" not in response.json()["criteres_orientation"]["adresse"]
+        response = call(hub, "POST", DECISION, GIRONDE, body={**ACCEPTEE, "champ": 1})
+        assert response.status_code == 201, response.text
+
+    def test_france_travail_refusal_example_is_201(self, hub: Hub) -> None:
+        preconiser(hub, GIRONDE)
+        # The collection's "refuser la préco FT": the CD decides and proposes France Travail.
+        refus = {
+            "etat_decision": "REFUSEE",
+            "date_decision": hub.clock.now.date().isoformat(),
+            "organisme_decision": "CD",
+            "agent_decision": "TEST_POSTMAN",
+            "motif_refus": "APPRECIATION_DIFFERENTE",
+            "parcours": "PSO",
+            "organisme": "FT",
+        }
+        response = call(hub, "POST", DECISION, GIRONDE, body=refus)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert (body["parcours"], body["organisme"], body["organisme_decision"]) == ("PSO", "FT", "CD")
+        assert "parcours_preconise" not in body["decision"]
+        # France Travail, the counter-proposal, takes the first appointment.
+        assert len(of(GIRONDE, activites(hub, "ft-naq", codeActivite="ACT380"))) == 1
+        assert of(GIRONDE, activites(hub, codeActivite="ACT380")) == []
 
 
 class TestDecision:
@@ -366,7 +420,7 @@ class TestDecision:
             "parcours": "PED",
             "organisme": "FT",
         }
-        response = call(hub, "POST", DECISION, GIRONDE, body=refus)
+        response = call(hub, "POST", DECISION, GIRONDE, body=refus, details=True)
         assert response.status_code == 201, response.text
         body = response.json()
         assert (body["parcours"], body["organisme"], body["organisme_decision"]) == ("PED", "FT", "FT")
@@ -388,7 +442,6 @@ class TestDecision:
                 "REQUETE_INVALIDE",
             ),
             ({"date_decision": "2026-01-01"}, "REQUETE_INVALIDE"),
-            ({"etat_decision": "ACCEPTEE", "champ": 1}, "REQUETE_INVALIDE"),
         ],
     )
     def test_bad_decisions_are_400_and_change_nothing(self, hub: Hub, body: dict[str, Any], code: str) -> None:

@@ -25,6 +25,7 @@ from tests.support.scopes import (
     ACTIVITES_V2_SCOPES,
     ALIMENTATION_SCOPES,
     CONTRAT_ENGAGEMENT_SCOPES,
+    DIAGNOSTIC_SCOPES,
     ORIENTATION_SCOPES,
     RDV_SCOPES,
     RECHERCHE,
@@ -48,6 +49,7 @@ CD33_SCOPES = " ".join(
         RDV_SCOPES,
         CONTRAT_ENGAGEMENT_SCOPES,
         SANCTIONS_SCOPES,
+        DIAGNOSTIC_SCOPES,
     )
 )
 PRECONISATION = {
@@ -174,6 +176,14 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
     contrat = hub.client.get(f"{CONTRAT}/lecture", headers=headers)
     assert contrat.json()["etat"] == "SIGNE"
 
+    #    And the métier recherché is noted in the diagnostic (FT's collection, step 4.2).
+    diagnostics = "/partenaire/diagnosticargumente/v4/diagnostics"
+    metier = {"codeAppellation": "10857", "codeRome": "K1304", "codeSousTypologie": None, "codeTypologie": "MR"}
+    cree = hub.client.post(diagnostics, json=metier, headers=headers)
+    assert cree.status_code == 200, cree.text
+    listed_diagnostics = hub.client.get(diagnostics, headers=headers).json()["diagnostics"]
+    assert [d["idDiagnostic"] for d in listed_diagnostics] == [cree.json()["idDiagnostic"]]
+
     # 6. A manquement: France Travail proposes a suspension, the département instructs it (ACT366
     #    -> ACT367), then validates it with its own values.
     producer = hub.token("ft-naq", ALIMENTATION_SCOPES)
@@ -227,7 +237,8 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         },
         headers=headers,
     )
-    assert incomplete.status_code >= 400 and incomplete.json()["codeSortie"] != "C001"
+    # FT's diagram: "200 - Demande traitée + Code sortie à traduire pour action".
+    assert incomplete.status_code == 200 and incomplete.json()["codeSortie"] == "C004", incomplete.text
     assert len(for_usager(activities(hub, cd33, "ACT367"), numero)) == 1
 
     valide = hub.client.post(

@@ -96,7 +96,6 @@ class Modele:
 def transition_modele(m: Modele, evenement: str) -> str | None:
     table = {
         ("SUSP_RSA", "A_INSTRUIRE"): {"SAISIE_SANCTION": "A_TRAITER", "REFUS_SAISIE_SANCTION": "VALIDEE"},
-        ("LEVEE_SUSP_RSA", "A_INSTRUIRE"): {"SAISIE_SANCTION": "A_TRAITER", "REFUS_SAISIE_SANCTION": "VALIDEE"},
         ("SUSP_RSA", "A_TRAITER"): {"VALID_SANCTION": "VALIDEE", "REFUS_SANCTION": "REFUSEE"},
         ("SUPP_RSA", "A_TRAITER"): {"VALID_SANCTION": "VALIDEE", "REFUS_SANCTION": "REFUSEE"},
         ("LEVEE_SUSP_RSA", "A_TRAITER"): {"VALID_LEVEE_SUSP": "VALIDEE", "REFUS_LEVEE_SUSP": "REFUSEE"},
@@ -110,7 +109,6 @@ def transition_modele(m: Modele, evenement: str) -> str | None:
 ACTIVITE_ATTENDUE = {
     ("SUSP_RSA", "A_INSTRUIRE"): "ACT366",
     ("SUSP_RSA", "A_TRAITER"): "ACT367",
-    ("LEVEE_SUSP_RSA", "A_INSTRUIRE"): "ACT368",
     ("LEVEE_SUSP_RSA", "A_TRAITER"): "ACT369",
     ("SUPP_RSA", "A_TRAITER"): "ACT370",
 }

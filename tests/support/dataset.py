@@ -115,6 +115,17 @@ def dataset() -> list[dict[str, Any]]:
                 "client_secret": SECRET,
                 "organisation": "FT-NAQ",
                 "scopes": sorted(set(f"{ALIMENTATION_SCOPES} {PARCOURS_SCOPES} {RECHERCHE_SCOPES}".split())),
+                # Feeds usagers of every territory (the tests register CD93 usagers with it).
+                "national": True,
+            },
+        },
+        {
+            "type": "client",
+            "data": {
+                "client_id": "ft-naq-regional",
+                "client_secret": SECRET,
+                "organisation": "FT-NAQ",
+                "scopes": ALIMENTATION_SCOPES.split(),
             },
         },
         {

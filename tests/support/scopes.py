@@ -12,6 +12,7 @@ ACTIVITES_V2_SCOPES = "api_activites-operationnellesv2 activitesCD"
 RDV_SCOPES = "api_rendez-vous-partenairev1 gererRDV"
 CONTRAT_ENGAGEMENT_SCOPES = "api_contrat-engagementv1 contratengagement"
 SANCTIONS_SCOPES = "api_gestion-sanctions-rsav1 gestiondesmanquements decisionSanctionPartenaire demandeRadiation"
+DIAGNOSTIC_SCOPES = "api_diagnosticargumentev4 diagnosticusageragent"
 # Relais' producer feed (France Travail and other producers), never held by a département.
 ALIMENTATION_SCOPES = "api_alimentationv1 alimentationusager alimentationorientation alimentationmanquement"
 PARCOURS_SCOPES = " ".join(
@@ -22,6 +23,7 @@ PARCOURS_SCOPES = " ".join(
         RDV_SCOPES,
         CONTRAT_ENGAGEMENT_SCOPES,
         SANCTIONS_SCOPES,
+        DIAGNOSTIC_SCOPES,
     )
 )
 ALL_SCOPES = sorted(set(f"{RECHERCHE_SCOPES} {INFOS_SCOPES} {STATUT_SCOPES} {PARCOURS_SCOPES}".split()))

@@ -1,0 +1,65 @@
+"""The console's routes, as one Starlette app mounted by ``api.console.mount``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from api.admin.habilitations_common import LIRE, may
+from api.console import connexion, proconnect, rgc, securite
+from api.console.web import Page, page, redirect, render, secured
+from api.context import RequestState
+from habilitations.roles import Principal
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def home(request: Request) -> Response:
+    def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
+        state.audit.target = f"agent:{principal.agent_id}"
+        organisation_id = principal.organisation_id
+        return Page(
+            "accueil.html",
+            {
+                "rgc": organisation_id is not None and may(principal, organisation_id, LIRE),
+                "securite": principal.is_cssi or any(role == "rssi" for role, _ in principal.roles),
+            },
+        )
+
+    return await page(request, "console.accueil", work)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return render(request, "refus.html", {"principal": None, "code": "PAGE_INCONNUE", "message": "Page inconnue."}, 404)
+
+
+class _Static(StaticFiles):
+    async def get_response(self, path: str, scope: dict) -> Response:  # type: ignore[override]
+        return secured(await super().get_response(path, scope))
+
+
+def build_console() -> Starlette:
+    routes = [
+        Route("/console/", home),
+        Route("/console", lambda request: redirect("/console/")),
+        Route("/console/connexion", connexion.login_page, methods=["GET"]),
+        Route("/console/connexion/persona", connexion.persona_login, methods=["POST"]),
+        Route("/console/connexion/proconnect", proconnect.start, methods=["GET"]),
+        Route("/console/connexion/retour", proconnect.finish, methods=["GET"]),
+        Route("/console/deconnexion", connexion.logout, methods=["POST"]),
+        Route("/console/habilitations", rgc.dashboard, methods=["GET"]),
+        Route("/console/habilitations/agents/{agent_id:int}", rgc.agent_page, methods=["GET"]),
+        Route("/console/habilitations/agents/{agent_id:int}/accorder", rgc.grant, methods=["POST"]),
+        Route("/console/habilitations/{habilitation_id:str}/etat", rgc.change_state, methods=["POST"]),
+        Route("/console/audit", securite.search_form, methods=["GET"]),
+        Route("/console/audit", securite.search_results, methods=["POST"]),
+        Mount("/console/static", app=_Static(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found})

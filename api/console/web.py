@@ -1,0 +1,158 @@
+"""What every console page shares: templates, security headers, the audit event, refusals.
+
+A page's work runs in the thread pool with the request's unit of work; its audit event is
+written and committed with that work before the page is rendered and sent, exactly as the
+request pipeline does for the admin APIs (which it cannot do here: the console is not an
+OpenAPI operation). A refusal, the admin handlers' own (same checks, same codes), rolls the
+work back and is audited with its reason; the page then says why in French.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from api.admin.admin_security import principal_of
+from api.console import session as console_session
+from api.context import RequestState, current_request
+from api.refusals import reason_of, status_of
+from habilitations.models import Agent
+from habilitations.roles import Principal
+from relais.core.refusals import RefusalKind, Refused
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# No script at all, styles from our own origin only, forms posted only to ourselves.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# Console events read like admin API events (detection rules and reports know this channel).
+CHANNEL = "admin-api"
+
+
+def secured(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    response = TEMPLATES.TemplateResponse(request, template, context, status_code=status)
+    return secured(response)
+
+
+def redirect(url: str) -> Response:
+    # 303: after a form, the browser follows with a GET.
+    return secured(RedirectResponse(url, status_code=303))
+
+
+@dataclass
+class Page:
+    """What a page's work hands back: its template and context, or a redirection."""
+
+    template: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    redirect_to: str | None = None
+    status: int = 200
+
+
+Work = Callable[[RequestState, Session, Principal, datetime], Page]
+
+
+def write_audit(state: RequestState, operation: str, status: int) -> None:
+    """Commit the request's work with its audit event (the work is dropped on a refusal)."""
+    state.audit.channel = CHANNEL
+    state.audit.operation = operation
+    session = state.session()
+    try:
+        if status >= 400:
+            session.rollback()
+        state.services.audit_recorder.record(
+            session, state.audit, request_id=state.request_id, http_status=status, occurred_at=state.services.clock()
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _run(state: RequestState, operation: str, work: Work) -> tuple[Page, Refused | None]:
+    session = state.session()
+    principal = principal_of(state)
+    moi = display_name(session, principal)
+    try:
+        page = work(state, session, principal, state.services.clock())
+    except Refused as refused:
+        state.audit.reason = getattr(refused, "reason", None) or reason_of(refused)
+        status = status_of(refused)
+        write_audit(state, operation, status)
+        return Page(status=status, context={"moi": moi}), refused
+    write_audit(state, operation, page.status)
+    page.context.setdefault("moi", moi)
+    return page, None
+
+
+async def page(request: Request, operation: str, work: Work) -> Response:
+    """Authenticate, run ``work`` under the admin checks, audit, then answer."""
+    state = current_request()
+    token = await console_session.authenticate(request, state)
+    if token is None:
+        response = redirect("/console/connexion")
+        console_session.clear_session(response)
+        return response
+    result, refused = await anyio.to_thread.run_sync(_run, state, operation, work)
+    base = {"principal": principal_of(state), "csrf": console_session.csrf_token(token)}
+    if refused is not None:
+        context = {**base, **result.context, "code": refused.code, "message": refused.message}
+        return render(request, "refus.html", context, status=result.status)
+    if result.redirect_to is not None:
+        return redirect(result.redirect_to)
+    return render(request, result.template, {**base, **result.context}, status=result.status)
+
+
+async def form(request: Request) -> dict[str, Any] | None:
+    """The posted form when its CSRF token matches the session's, else None."""
+    data = await request.form()
+    fields: dict[str, Any] = {key: data.getlist(key) if len(data.getlist(key)) > 1 else data[key] for key in data}
+    token = request.cookies.get(console_session.SESSION_COOKIE)
+    if not console_session.csrf_valid(token, fields.get(console_session.CSRF_FIELD)):
+        return None
+    return fields
+
+
+class ConsoleRefused(Refused):
+    """A refusal of the console itself (a form without its CSRF token, a missing field)."""
+
+    def __init__(self, kind: RefusalKind, code: str, message: str) -> None:
+        super().__init__(kind, code, message)
+        self.reason = code.lower()
+
+
+def require_form(fields: dict[str, Any] | None) -> dict[str, Any]:
+    """The posted fields, or a refusal when the form did not carry the session's CSRF token."""
+    if fields is None:
+        raise ConsoleRefused(
+            RefusalKind.FORBIDDEN,
+            "FORMULAIRE_INVALIDE",
+            "Formulaire expiré ou d'une autre origine : rechargez la page.",
+        )
+    return fields
+
+
+def display_name(session: Session, principal: Principal) -> str:
+    agent = session.get(Agent, principal.agent_id) if principal.agent_id is not None else None
+    return f"{agent.prenom} {agent.nom}".strip() if agent is not None else principal.label
