@@ -30,6 +30,7 @@ ORIENTATION = f"{P}/orientationusager/v1"
 RDV = f"{P}/rendez-vous-partenaire/v1"
 CONTRAT = f"{P}/contrat-engagement/v1"
 SANCTIONS = f"{P}/gestion-sanctions-rsa/v1"
+DIAGNOSTICS = f"{P}/diagnosticargumente/v4/diagnostics"
 JSON_UTF8 = "application/json; charset=utf-8"
 # Headers the transport itself adds (httpx); anything else must be one the contract names.
 TRANSPORT_HEADERS = {"host", "user-agent", "accept-encoding", "connection", "content-length"}
@@ -196,6 +197,11 @@ OPERATIONS: dict[str, Operation] = {
         "POST",
         f"{SANCTIONS}/decisionSanctionRSAPartenaire",
         body=DECISION_SANCTION,
+    ),
+    "diagnostic-lister": Operation("GET", DIAGNOSTICS, "GET", DIAGNOSTICS),
+    "diagnostic-creer": Operation("POST", DIAGNOSTICS, "POST", DIAGNOSTICS, body={"codeTypologie": "MR"}),
+    "diagnostic-supprimer": Operation(
+        "DELETE", f"{DIAGNOSTICS}/DIAG%2042/supprime", "DELETE", f"{DIAGNOSTICS}/DIAG%2042/supprime"
     ),
     "sanction-radiation": Operation(
         "POST",
