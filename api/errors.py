@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from api.context import current_request
 from api.validation import UNSTORABLE_DETAIL, InputRefused
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
+from relais.core.admin_tokens import ADMIN_CLIENT_ID, admin_agent_id
 from relais.core.jeton import JETON_HEADER
 from relais.core.observability import safe_exception_fields
 
@@ -43,6 +44,8 @@ PARTNER_PREFIX = "/partenaire/"
 ALIMENTATION_PREFIX = "/relais/alimentation/"
 # So do Relais' own APIs (habilitations, audit, connectors, agent login).
 RELAIS_PREFIX = "/relais/"
+# The admin APIs (bearer: an admin token); every call to them, probes included, is audited.
+ADMIN_PREFIXES = ("/relais/habilitations/", "/relais/audit/", "/relais/connecteurs/", "/relais/connexion/")
 # APIs whose calls are about one usager and so carry ``ft-jeton-usager``.
 PER_USAGER_PREFIXES = (
     "/partenaire/informations-administratives/",
@@ -292,13 +295,19 @@ def handle_unexpected_for(path: str, exc: Exception) -> ConnexionResponse:
 
 
 def _attribute_probe(request: ConnexionRequest, path: str) -> None:
-    """A valid partner token on an unknown path or method is a probe worth auditing.
+    """A valid token on an unknown path or method is a probe worth auditing.
 
     The pipeline audits only calls that matched an operation; this one is audited under
-    ``PROBE_OPERATION`` when its token verifies (an anonymous probe is only logged: auditing
-    it would let anyone fill the journal). The signature check needs no database.
+    ``PROBE_OPERATION`` when its token verifies for the audience of the prefix called (a
+    partner token under the partner APIs, an agent's admin token under the admin APIs). An
+    anonymous or forged probe is only logged: auditing it would let anyone fill the journal.
+    The signature check needs no database.
     """
-    if not path.startswith((PARTNER_PREFIX, ALIMENTATION_PREFIX)):
+    if path.startswith((PARTNER_PREFIX, ALIMENTATION_PREFIX)):
+        audience = TokenAudience.PARTNER
+    elif path.startswith(ADMIN_PREFIXES):
+        audience = TokenAudience.ADMIN
+    else:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -310,11 +319,17 @@ def _attribute_probe(request: ConnexionRequest, path: str) -> None:
     services = state.services
     try:
         claims = verify_relais_token(
-            services.keys, services.settings, token.strip(), audience=TokenAudience.PARTNER, now=services.clock()
+            services.keys, services.settings, token.strip(), audience=audience, now=services.clock()
         )
+        if audience is TokenAudience.ADMIN:
+            # The agent as the token names them; whether they are still active is the
+            # business of a matched operation's bearer check (api.admin.admin_security).
+            state.audit.agent_id = admin_agent_id(claims)
+            state.audit.client_id = ADMIN_CLIENT_ID
+        else:
+            state.audit.client_id = str(claims["sub"])
     except InvalidAccessToken:
         return
-    state.audit.client_id = str(claims["sub"])
     state.audit.operation = PROBE_OPERATION
 
 

@@ -22,7 +22,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import RequestState, bind_request, unbind_request
-from api.errors import PROBE_OPERATION
+from api.errors import ADMIN_PREFIXES, PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
 from audit.journal import decision_for
@@ -32,8 +32,8 @@ from relais.core.ratelimit import ConcurrencyGate, Overloaded
 
 log = structlog.get_logger("relais.request")
 
-# The admin APIs: every call, reads included, is audited like a partner call.
-ADMIN_PREFIXES = ("/relais/habilitations/", "/relais/audit/", "/relais/connecteurs/", "/relais/connexion/")
+# The admin APIs (api.errors.ADMIN_PREFIXES): every call, reads and probes included, is
+# audited like a partner call.
 AUDITED_PREFIXES = ("/partenaire/", "/connexion/", "/relais/alimentation/", *ADMIN_PREFIXES)
 # The token endpoint takes a database slot only around its own short reads and its audit
 # event, never across its argon2 check (``api.partner.auth``).

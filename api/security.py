@@ -2,7 +2,9 @@
 
 connexion then compares the scopes returned here with those the operation declares and
 answers 403 when one is missing. The client is re-read on every call so that disabling a
-client or withdrawing a scope applies to the very next request, not when tokens expire.
+client or withdrawing a scope applies to the very next request, not when tokens expire: read
+once per call (with its organisation, in one query), in the call's own transaction, and that
+same row is the one the habilitation decision then judges.
 
 When the token covers the operation, the agent named by ``pa-identifiant-agent`` must hold
 a habilitation for it (``habilitations.policy``): otherwise a 403 in the API's own format,
@@ -11,23 +13,23 @@ audited with the reason. The audit event records the agent and the habilitation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import anyio
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from sqlmodel import select
 
 from api.context import RequestState, current_request
 from api.errors import AgentForbidden, note_refusal
 from api.pipeline import hold_database_slot
 from api.resolver import contract_operation_id
-from habilitations.clients import get_active_client
 from habilitations.policy import Decision, decide
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
 from relais.core.ratelimit import Overloaded, RateDecision, RateLimiter
-from relais.core.tables import Organisation
+from relais.core.tables import Client, Organisation
 from specs import load_document, served_documents
 
 AGENT_HEADER = "pa-identifiant-agent"
@@ -38,6 +40,9 @@ class ClientRights:
     organisation: str
     scopes: frozenset[str]
     rate_limit_per_second: int
+    # The row read for this call, handed to the habilitation decision so that it is not read
+    # again (same transaction, same request: a later revocation applies to the next call).
+    client: Client = field(compare=False, repr=False)
 
 
 class RateLimited(Exception):
@@ -81,7 +86,7 @@ async def token_info(
     required = sorted(set(required_scopes or ()))
     # A token that does not cover the operation is refused by connexion right after us.
     if set(required) <= set(scopes):
-        await _check_agent(state, request, routing, client_id, required)
+        await _check_agent(state, request, routing, rights.client, required)
     return {"sub": client_id, "scope": scopes, "client_id": client_id, "org": rights.organisation}
 
 
@@ -96,7 +101,7 @@ def _check_rate(limiter: RateLimiter, client_id: str, api: str, capacity: int) -
 
 
 async def _check_agent(
-    state: RequestState, request: ConnexionRequest, routing: dict[str, Any], client_id: str, required: list[str]
+    state: RequestState, request: ConnexionRequest, routing: dict[str, Any], client: Client, required: list[str]
 ) -> None:
     base_path = str(routing.get("api_base_path", ""))
     operation = contract_operation_id(str(routing.get("operation_id", "")))
@@ -115,7 +120,7 @@ async def _check_agent(
     api = _api_names().get(base_path)
     if api is None:
         raise AgentForbidden("api_inconnue")
-    decision = await anyio.to_thread.run_sync(_decide, state, client_id, identifiant, api, required)
+    decision = await anyio.to_thread.run_sync(_decide, state, client, identifiant, api, required)
     if not decision.allowed:
         raise AgentForbidden(decision.reason or "agent_non_habilite")
     draft = state.audit
@@ -125,11 +130,9 @@ async def _check_agent(
     draft.purpose = decision.finalite
 
 
-def _decide(state: RequestState, client_id: str, identifiant: str, api: str, required: list[str]) -> Decision:
+def _decide(state: RequestState, client: Client, identifiant: str, api: str, required: list[str]) -> Decision:
+    # ``client`` is the enabled row ``_client_rights`` read a moment ago in this transaction.
     session = state.session()
-    client = get_active_client(session, client_id)
-    if client is None:
-        return Decision.deny("client_inconnu")
     decision = decide(
         session,
         client=client,
@@ -181,17 +184,23 @@ def _is_agent_header(parameter: Any) -> bool:
 
 def _client_rights(state: RequestState, client_id: str) -> ClientRights | None:
     # Read in the request's own transaction: one transaction per call, audit included.
+    # The client and its organisation in one query; a disabled client is no client.
     session = state.session()
-    client = get_active_client(session, client_id)
-    if client is None:
+    row = session.exec(
+        select(Client, Organisation)
+        .join(Organisation, Organisation.id == Client.organisation_id)  # type: ignore[arg-type]
+        .where(Client.client_id == client_id)
+    ).first()
+    if row is None:
         return None
-    organisation = session.get(Organisation, client.organisation_id)
-    if organisation is None:
+    client, organisation = row
+    if not client.enabled:
         return None
     return ClientRights(
         organisation=organisation.code,
         scopes=frozenset(client.scopes),
         rate_limit_per_second=client.rate_limit_per_second or state.services.settings.rate_limit_per_second,
+        client=client,
     )
 
 

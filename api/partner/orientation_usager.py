@@ -7,7 +7,7 @@ roll the whole call back.
 Answers have France Travail's shape only: its typed client refuses unknown properties
 (Jackson's ``FAIL_ON_UNKNOWN_PROPERTIES``). Relais' explanations (calcul's ``justification``,
 the decision's ``parcours_preconise`` / ``organisme_preconise``) are added only for a caller
-that sends ``X-Relais-Details: oui`` (README, "Differences from francetravail.io").
+that sends ``X-Relais-Details: oui`` (README, "Relais additions to the partner APIs").
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ FT's support values), FT's recette ``numeroFranceTravail`` (a demo usager's),
 ``{{jetonUsager}}``, ``{{dateDuJour}}`` / ``{{dateDuJourISO}}`` (the
 hub's clock, formatted as the collection's scripts do), the empty
 ``identifiantConsequenceSanction`` and the example ``identifiantSanction`` (the demo's
-consequences), and the rendez-vous date (FT's example is in the past). France Travail's
+consequences), the example ``idDiagnostic`` of "4.2 Supprimer un diagnostic" (the one "4.2 Créer
+un diagnostic" just created), and the rendez-vous date (FT's example is in the past). France Travail's
 producer feed, which the collection takes for granted, is played through the domain (its
 preconisation and its sanction proposals). Each answer must have the status FT documents
 (saved responses, cinématiques: 200/201/204, sanctions "200 + code sortie") and, where FT
@@ -28,7 +29,7 @@ from sqlmodel import select
 from parcours import orientation as orientation_domain
 from parcours import sanctions as sanctions_domain
 from parcours.tables import Usager
-from tests.api.test_ft_contract_strict import validator
+from tests.support.ft_schemas import validator
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE
 from tests.support.scopes import (
@@ -36,6 +37,7 @@ from tests.support.scopes import (
     ACTIVITES_V2_SCOPES,
     AGENT,
     CONTRAT_ENGAGEMENT_SCOPES,
+    DIAGNOSTIC_SCOPES,
     INFOS_SCOPES,
     ORIENTATION_SCOPES,
     RDV_SCOPES,
@@ -55,6 +57,7 @@ SCOPES = " ".join(
         ACTIVITES_V2_SCOPES,
         RDV_SCOPES,
         CONTRAT_ENGAGEMENT_SCOPES,
+        DIAGNOSTIC_SCOPES,
         SANCTIONS_SCOPES,
     )
 )
@@ -72,6 +75,8 @@ class Step:
     code_sortie: str | None = None
     before: Callable[[Replay], None] | None = None
     check: Callable[[Any], None] | None = None
+    # A check that needs what earlier answers gave (ids Relais attributed).
+    then: Callable[[Replay, Any], None] | None = None
 
 
 @dataclass
@@ -79,6 +84,8 @@ class Replay:
     hub: Hub
     jeton: str = ""
     consequences: dict[str, str] = field(default_factory=dict)
+    # The idDiagnostic "4.2 Créer un diagnostic" was answered.
+    diagnostic: str = ""
 
     def proposer(self, name: str, type_: str) -> None:
         with self.hub.services.database.transaction() as session:
@@ -151,6 +158,15 @@ def orientation_is(parcours: str, organisme: str, organisme_decision: str) -> Ca
     return check
 
 
+def diagnostic_created(replay: Replay, body: Any) -> None:
+    assert (body["codeRome"], body["codeAppellation"], body["codeTypologie"]) == ("K1304", "10857", "MR")
+    replay.diagnostic = body["idDiagnostic"]
+
+
+def diagnostic_gone(replay: Replay, body: Any) -> None:
+    assert replay.diagnostic not in {d["idDiagnostic"] for d in body["diagnostics"]}, body
+
+
 # One entry per request of the collection, in its order (which is state-consistent once the
 # refusal of FT's preconisation comes before the calcul that makes a new one).
 PLAN: list[Step] = [
@@ -171,6 +187,11 @@ PLAN: list[Step] = [
     Step(202),  # 3.2 prendre un rdv: the collection's test expects 202
     Step(200),  # 3.2 consulter rdv
     Step(200, "orientations"),  # 4.1
+    # 4.2 diagnostics: FT's scripts expect 200 on each (its OpenAPI is not public: no schema).
+    Step(200),  # Récupérer les diagnostics
+    Step(200, then=diagnostic_created),  # Créer un diagnostic, FT's body
+    Step(200),  # Supprimer un diagnostic: the one just created (FT sends a body: ignored)
+    Step(200, then=diagnostic_gone),  # "Référentiel diagnostic": it is gone
     Step(204),  # contrat: lecture, "204 Pas de contrat d'engagement"
     Step(200),  # contrat: POST signer creates it (the collection's script goes on only on a 200)
     Step(200, before=reorientation),  # PATCH refuser, once a reorientation put it back to sign
@@ -231,6 +252,8 @@ def test_collection_replay(hub: Hub) -> None:
         body = substitute(request["body"], variables)
         if step.consequence is not None and "identifiantSanction=" in url:
             url = url.split("identifiantSanction=")[0] + f"identifiantSanction={replay.consequences[step.consequence]}"
+        if "/supprime" in url:
+            url = url.replace(url.split("/")[-2], replay.diagnostic)
         if isinstance(body, dict) and "identifiantConsequenceSanction" in body:
             assert step.consequence is not None, where
             body["identifiantConsequenceSanction"] = replay.consequences[step.consequence]
@@ -251,6 +274,8 @@ def test_collection_replay(hub: Hub) -> None:
             assert payload["codeSortie"] == step.code_sortie, (where, payload)
         if step.check is not None:
             step.check(payload)
+        if step.then is not None:
+            step.then(replay, payload)
         if index == 0:
             assert payload["codeRetour"] == "S001", payload
             replay.jeton = payload["jetonUsager"]

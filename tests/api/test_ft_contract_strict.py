@@ -11,19 +11,14 @@ checked by the app's own response validation against ``specs/``.
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
-from typing import Any
-
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
 from sqlmodel import select
 
 from parcours import orientation as orientation_domain
 from parcours import sanctions as sanctions_domain
 from parcours.tables import Usager
+from tests.support.ft_schemas import assert_ft_shape, validator
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE, Person
 from tests.support.scopes import (
@@ -36,27 +31,11 @@ from tests.support.scopes import (
     SANCTIONS_SCOPES,
 )
 
-SCHEMAS = Path(__file__).parent / "ft_schemas"
 ORIENTATION = "/partenaire/orientationusager/v1"
 ACTIVITES_V1 = "/partenaire/activites-operationnelles/v1/activites/chercher"
 ACTIVITES_V2 = "/partenaire/activites-operationnelles/v2/activites/chercher"
 SANCTIONS = "/partenaire/gestion-sanctions-rsa/v1"
 CONTRAT = "/partenaire/contrat-engagement/v1"
-
-
-@cache
-def validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMAS / f"{name}.json").read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def assert_ft_shape(name: str, response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator(name).iter_errors(body)]
-    assert errors == [], errors
-    return body
 
 
 def token(hub: Hub, *scopes: str) -> str:

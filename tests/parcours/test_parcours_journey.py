@@ -18,6 +18,7 @@ import pytest
 from sqlmodel import col, func, select
 
 from audit.models import AuditEvent
+from tests.support.ft_schemas import assert_ft_shape
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE
 from tests.support.scopes import (
@@ -26,6 +27,7 @@ from tests.support.scopes import (
     ALIMENTATION_SCOPES,
     CONTRAT_ENGAGEMENT_SCOPES,
     DIAGNOSTIC_SCOPES,
+    INFOS_SCOPES,
     ORIENTATION_SCOPES,
     RDV_SCOPES,
     RECHERCHE,
@@ -43,6 +45,7 @@ SANCTIONS = "/partenaire/gestion-sanctions-rsa/v1"
 CD33_SCOPES = " ".join(
     (
         RECHERCHE_SCOPES,
+        INFOS_SCOPES,
         ORIENTATION_SCOPES,
         ACTIVITES_V1_SCOPES,
         ACTIVITES_V2_SCOPES,
@@ -75,8 +78,8 @@ def activities(hub: Hub, token: str, code: str) -> list[dict[str, Any]]:
     response = hub.client.get(ACTIVITES_V2, params={"codeActivite": code}, headers=hub.headers(token))
     if response.status_code == 204:
         return []
-    assert response.status_code == 200, response.text
-    return list(response.json()["activites"])
+    # Every answer as France Travail's typed client parses it (its demo client's classes).
+    return list(assert_ft_shape("activites_v2", response)["activites"])
 
 
 def for_usager(items: list[dict[str, Any]], numero: str) -> list[dict[str, Any]]:
@@ -88,7 +91,7 @@ def jeton(hub: Hub, token: str, numero: str) -> str:
         f"{RECHERCHE}/par-numero-francetravail", json={"numeroFranceTravail": numero}, headers=hub.headers(token)
     )
     assert response.json()["codeRetour"] == "S001", response.text
-    return str(response.json()["jetonUsager"])
+    return str(assert_ft_shape("resultat_recherche", response)["jetonUsager"])
 
 
 def audit_count(hub: Hub) -> int:
@@ -115,13 +118,14 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
     assert len(act382) == 1
     assert act382[0]["usager"]["typeIdentifiant"] == "numeroFranceTravail"
     v1 = hub.client.get(ACTIVITES_V1, params={"codeActivite": "ACT382"}, headers=hub.headers(cd33))
-    assert v1.status_code == 200 and isinstance(v1.json(), list)
+    assert isinstance(assert_ft_shape("activites_v1", v1), list)
 
-    # 2. Jeton, then France Travail's preconisation.
+    # 2. Jeton, the usager's file, then France Travail's preconisation.
     headers = hub.headers(cd33, **{"ft-jeton-usager": jeton(hub, cd33, numero)})
+    infos = hub.client.get("/partenaire/informations-administratives/v1/usager", headers=headers)
+    assert assert_ft_shape("informations_administratives", infos)["etatCivil"]["nom"]
     lecture = hub.client.get(f"{ORIENTATION}/lectureOrientation", headers=headers)
-    assert lecture.status_code == 200, lecture.text
-    (pending,) = [o for o in lecture.json() if o["etat"] == "EN_ATTENTE"]
+    (pending,) = [o for o in assert_ft_shape("orientations", lecture) if o["etat"] == "EN_ATTENTE"]
     assert (pending["statut"], pending["parcours"], pending["organisme"]) == ("PRECONISE", "PSO", "CD")
 
     # 3. Decide: accepted. ACT382 disappears, ACT380 appears for the accompanying structure.
@@ -130,9 +134,9 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         json=acceptation(hub),
         headers=headers,
     )
-    assert decision.status_code == 201, decision.text
+    assert_ft_shape("orientation", decision, 201)
     lecture = hub.client.get(f"{ORIENTATION}/lectureOrientation", params={"etatOrientation": "OUVERT"}, headers=headers)
-    (ouverte,) = lecture.json()
+    (ouverte,) = assert_ft_shape("orientations", lecture)
     assert (ouverte["statut"], ouverte["decision"]["etat_decision"]) == ("DECIDE", "ACCEPTEE")
     assert for_usager(activities(hub, cd33, "ACT382"), numero) == []
     (act380,) = for_usager(activities(hub, cd33, "ACT380"), numero)
@@ -224,7 +228,7 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         },
         headers=headers,
     )
-    assert saisie.status_code == 200 and saisie.json()["codeSortie"] == "C001", saisie.text
+    assert assert_ft_shape("resultat_sanction", saisie)["codeSortie"] == "C001"
     assert for_usager(activities(hub, cd33, "ACT366"), numero) == []
     assert len(for_usager(activities(hub, cd33, "ACT367"), numero)) == 1
 
@@ -238,7 +242,7 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         headers=headers,
     )
     # FT's diagram: "200 - Demande traitée + Code sortie à traduire pour action".
-    assert incomplete.status_code == 200 and incomplete.json()["codeSortie"] == "C004", incomplete.text
+    assert assert_ft_shape("resultat_sanction", incomplete)["codeSortie"] == "C004"
     assert len(for_usager(activities(hub, cd33, "ACT367"), numero)) == 1
 
     valide = hub.client.post(
@@ -253,7 +257,7 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         },
         headers=headers,
     )
-    assert valide.status_code == 200 and valide.json()["codeSortie"] == "C001", valide.text
+    assert assert_ft_shape("resultat_sanction", valide)["codeSortie"] == "C001"
     assert for_usager(activities(hub, cd33, "ACT367"), numero) == []
 
     # 7. A re-orientation returns the signed contract to « à signer ».
@@ -262,9 +266,9 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         json={"origine": "INSCRIPTION_CONSEILLER_CD", "parcours": "PED", "organisme": "CD"},
         headers=headers,
     )
-    assert forced.status_code == 201, forced.text
+    assert_ft_shape("orientation", forced, 201)
     assert hub.client.get(f"{CONTRAT}/lecture", headers=headers).json()["etat"] == "A_SIGNER"
-    lecture = hub.client.get(f"{ORIENTATION}/lectureOrientation", headers=headers).json()
+    lecture = assert_ft_shape("orientations", hub.client.get(f"{ORIENTATION}/lectureOrientation", headers=headers))
     assert sorted(o["etat"] for o in lecture) == ["CLOTURE", "OUVERT"]
 
 
