@@ -12,7 +12,6 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.admin.habilitations_common import LIRE, may
 from api.console import connexion, proconnect, rgc, securite
 from api.console.web import Page, page, redirect, render, secured
 from api.context import RequestState
@@ -24,14 +23,8 @@ STATIC = Path(__file__).parent / "static"
 async def home(request: Request) -> Response:
     def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
         state.audit.target = f"agent:{principal.agent_id}"
-        organisation_id = principal.organisation_id
-        return Page(
-            "accueil.html",
-            {
-                "rgc": organisation_id is not None and may(principal, organisation_id, LIRE),
-                "securite": principal.is_cssi or any(role == "rssi" for role, _ in principal.roles),
-            },
-        )
+        # The cards shown come from ``sections`` (api/console/web.py), as the menu's do.
+        return Page("accueil.html", {})
 
     return await page(request, "console.accueil", work)
 

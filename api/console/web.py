@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from api.admin.admin_security import principal_of
+from api.admin.habilitations_common import LIRE, may
 from api.console import session as console_session
 from api.context import RequestState, current_request
 from api.refusals import reason_of, status_of
@@ -106,6 +107,20 @@ def _run(state: RequestState, operation: str, work: Work) -> tuple[Page, Refused
     return page, None
 
 
+def sections(principal: Principal | None) -> dict[str, bool]:
+    """Which parts of the console this person may open: the menu and the home page show only those.
+
+    A display aid: every page still runs the admin API's own checks when it is opened.
+    """
+    if principal is None:
+        return {"rgc": False, "securite": False}
+    organisation_id = principal.organisation_id
+    return {
+        "rgc": organisation_id is not None and may(principal, organisation_id, LIRE),
+        "securite": principal.is_cssi or any(role == "rssi" for role, _ in principal.roles),
+    }
+
+
 async def page(request: Request, operation: str, work: Work) -> Response:
     """Authenticate, run ``work`` under the admin checks, audit, then answer."""
     state = current_request()
@@ -115,7 +130,8 @@ async def page(request: Request, operation: str, work: Work) -> Response:
         console_session.clear_session(response)
         return response
     result, refused = await anyio.to_thread.run_sync(_run, state, operation, work)
-    base = {"principal": principal_of(state), "csrf": console_session.csrf_token(token)}
+    principal = principal_of(state)
+    base = {"principal": principal, "csrf": console_session.csrf_token(token), **sections(principal)}
     if refused is not None:
         context = {**base, **result.context, "code": refused.code, "message": refused.message}
         return render(request, "refus.html", context, status=result.status)

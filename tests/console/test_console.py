@@ -155,6 +155,17 @@ def test_a_form_without_the_session_csrf_token_changes_nothing(console: Hub) -> 
         assert again is not None and again.etat == "actif"
 
 
+def test_the_menu_offers_only_what_the_person_may_open(console: Hub) -> None:
+    login(console, "integrateur-cd33")
+    home = console.client.get("/console/").text
+    assert 'href="/console/habilitations"' not in home and 'href="/console/audit"' not in home
+    login(console, "rgc-cd33")
+    home = console.client.get("/console/").text
+    assert 'href="/console/habilitations"' in home and 'href="/console/audit"' not in home
+    login(console, "rssi-cd33")
+    assert 'href="/console/audit"' in console.client.get("/console/").text
+
+
 def test_roles_are_the_admin_apis_own(console: Hub) -> None:
     login(console, "integrateur-cd33")
     board = console.client.get("/console/habilitations")
