@@ -38,6 +38,7 @@ from api.app import create_app
 from habilitations.clients import create_client
 from relais.core.config import Settings
 from relais.core.db import Database
+from relais.demo.dataset import build_demo_records, demo_parcours
 from tests.adapters.gateway_e2e_support import (
     READY_TIMEOUT,
     Server,
@@ -247,8 +248,13 @@ def _lectures(platform: Platform, numero: str) -> None:
 
 
 def _orientation(platform: Platform) -> None:
-    (activite, *_) = _activites(platform, "ACT382")
-    numero = activite["usager"]["identifiant"]
+    # The IND preconisation waits too (ACT382) but must be completed first: take a decidable one.
+    decidable = set(demo_parcours(build_demo_records())["preconisations"])
+    numero = next(
+        activite["usager"]["identifiant"]
+        for activite in _activites(platform, "ACT382")
+        if activite["usager"]["identifiant"] in decidable
+    )
     platform.search(numero)
     lecture, _ = platform.both(
         "GET", f"{ORIENTATION}/lectureOrientation", usager=numero, params={"etatOrientation": "EN_ATTENTE"}
