@@ -12,7 +12,17 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.console import connexion, proconnect, rgc, securite
+from api.console import (
+    campagnes,
+    connexion,
+    incidents,
+    integration,
+    integrite,
+    notifications,
+    proconnect,
+    rgc,
+    securite,
+)
 from api.console.web import Page, page, redirect, render, secured
 from api.context import RequestState
 from habilitations.roles import Principal
@@ -53,6 +63,12 @@ def build_console() -> Starlette:
         Route("/console/habilitations/{habilitation_id:str}/etat", rgc.change_state, methods=["POST"]),
         Route("/console/audit", securite.search_form, methods=["GET"]),
         Route("/console/audit", securite.search_results, methods=["POST"]),
+        # Each area of the console lists its own pages.
+        *campagnes.ROUTES,
+        *notifications.ROUTES,
+        *incidents.ROUTES,
+        *integrite.ROUTES,
+        *integration.ROUTES,
         Mount("/console/static", app=_Static(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})

@@ -113,11 +113,13 @@ def sections(principal: Principal | None) -> dict[str, bool]:
     A display aid: every page still runs the admin API's own checks when it is opened.
     """
     if principal is None:
-        return {"rgc": False, "securite": False}
+        return {"rgc": False, "securite": False, "integration": False}
     organisation_id = principal.organisation_id
     return {
         "rgc": organisation_id is not None and may(principal, organisation_id, LIRE),
         "securite": principal.is_cssi or any(role == "rssi" for role, _ in principal.roles),
+        # The integrator's role of an organisation, or the hub's operator.
+        "integration": principal.is_operator or any(role == "integrateur" for role, _ in principal.roles),
     }
 
 
