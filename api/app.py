@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+import connexion.decorators.parameter as connexion_parameter
+import connexion.security as connexion_security
+import connexion.utils as connexion_utils
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import MiddlewarePosition
@@ -32,7 +38,7 @@ from relais.core.config import Settings, get_settings
 from relais.core.db import Database
 from relais.core.keys import load_or_create_keyset
 from relais.core.observability import Metrics, configure_logging
-from relais.core.ratelimit import Overloaded, RateLimiter
+from relais.core.ratelimit import Overloaded, build_rate_limiter
 from specs import OPS_SPEC, SPECS_DIR, api_specs
 
 
@@ -76,14 +82,34 @@ def build_services(settings: Settings) -> Services:
         database=Database(settings.resolved_database_url),
         keys=keys,
         backends=backends,
-        metrics=Metrics(),
-        rate_limiter=RateLimiter(),
+        metrics=(metrics := Metrics()),
+        # In process memory, or in Redis when RELAIS_REDIS_URL is set (shared by every replica).
+        rate_limiter=build_rate_limiter(settings.redis_url, metrics.registry),
     )
+
+
+def _remember_signatures() -> None:
+    """connexion inspects the signature of the security function and of the handler on every
+    call (``inspect.signature``: a tenth of a call's CPU); a function's signature never
+    changes, so each is inspected once."""
+    inspect_arguments = getattr(connexion_utils.inspect_function_arguments, "__wrapped__", None)
+    if inspect_arguments is not None:
+        return  # already done in this process
+    cached = functools.lru_cache(maxsize=4096)(connexion_utils.inspect_function_arguments)
+
+    @functools.wraps(connexion_utils.inspect_function_arguments)
+    def inspect_function_arguments(function: Callable[..., Any]) -> tuple[list[str], bool]:
+        arguments, has_kwargs = cached(function)
+        return list(arguments), has_kwargs  # a copy: callers own the list they get
+
+    for module in (connexion_utils, connexion_security, connexion_parameter):
+        module.inspect_function_arguments = inspect_function_arguments
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> AsyncApp:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    _remember_signatures()
     services = services or build_services(settings)
     app = AsyncApp(
         __name__,

@@ -31,7 +31,10 @@ class RequestState:
     audit: AuditDraft
     # The authenticated agent of an admin API call, set by ``api.admin.admin_security``.
     principal: Principal | None = None
+    # The habilitation policy version this call's transaction read (``api.security``).
+    policy_version: int | None = None
     _session: Session | None = field(default=None, repr=False)
+    _ended: Session | None = field(default=None, repr=False)
 
     def session(self) -> Session:
         """The request's unit of work, committed together with its audit event."""
@@ -41,7 +44,20 @@ class RequestState:
 
     @property
     def has_session(self) -> bool:
-        return self._session is not None
+        """Whether a unit of work is open: the current one, or the ended one used again (a
+        streamed answer reads through the session it captured, after the audit commit)."""
+        if self._session is not None:
+            return True
+        return self._ended is not None and self._ended.in_transaction()
+
+    def end_session(self) -> None:
+        """Close the unit of work (rolling back what was not committed), so the pipeline needs
+        no further thread hop to close it unless it is used again."""
+        session = self._session or self._ended
+        self._session = None
+        if session is not None:
+            self._ended = session
+            session.close()
 
 
 _current: ContextVar[RequestState] = ContextVar("relais_request")

@@ -27,6 +27,7 @@ from api.resolver import contract_operation_id
 from api.services import Services
 from audit.journal import decision_for
 from relais.core.auditing import AuditDraft
+from relais.core.db import wrote
 from relais.core.observability import safe_exception_fields
 from relais.core.ratelimit import ConcurrencyGate, Overloaded
 
@@ -54,7 +55,7 @@ class RequestPipeline:
         self.app = app
         self.services = services
         self.failure_response = failure_response
-        self.refusals = RefusalBatches()
+        self.batches = AuditBatches()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +104,8 @@ class RequestPipeline:
                 return
             # Before the first byte of the body leaves: the audit event is committed here.
             if not answer.released:
-                await self._release(answer, state, scope, send)
+                # A body that streams (an export) may still read while it flows.
+                await self._release(answer, state, scope, send, streams=bool(message.get("more_body")))
             if not answer.replaced:
                 await send(message)
 
@@ -120,14 +122,16 @@ class RequestPipeline:
                     await send({"type": "http.response.body", "body": b""})
         finally:
             if state.has_session:
-                await anyio.to_thread.run_sync(_close, state)
+                await anyio.to_thread.run_sync(state.end_session)
             slot.give_back()
             _SLOT.reset(slot_token)
             self._observe(state, answer.status, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
             unbind_request(token)
 
-    async def _release(self, answer: _Answer, state: RequestState, scope: Scope, send: Send) -> None:
+    async def _release(
+        self, answer: _Answer, state: RequestState, scope: Scope, send: Send, *, streams: bool = False
+    ) -> None:
         """Audit the call, then send its status line, or the failure answer in its place.
 
         A body that streams (an audit export) goes out after this, chunk by chunk; a handler
@@ -145,7 +149,7 @@ class RequestPipeline:
         known = operation is not None or state.audit.operation == PROBE_OPERATION
         audited = known and path.startswith(AUDITED_PREFIXES)
         if audited:
-            written = await self._audit(state, answer.start["status"])
+            written = await self._audit(state, answer.start["status"], streams=streams)
             if written is None:
                 # No database slot for the event: nothing leaves but a 503 (not a 500: the
                 # hub is busy, not broken; the caller retries after Retry-After).
@@ -161,17 +165,32 @@ class RequestPipeline:
         for message in failure:
             await send(message)
 
-    async def _audit(self, state: RequestState, status: int) -> bool | None:
+    async def _audit(self, state: RequestState, status: int, *, streams: bool = False) -> bool | None:
         """Whether the event was committed; None when no database slot freed in time."""
         started = time.perf_counter()
         slot = _SLOT.get()
+        # A streamed body keeps the call's slot while it flows (it may read as it goes).
+        batched = status >= 400 or not (streams or (state.has_session and wrote(state.session())))
         try:
-            if status >= 400 and not state.has_session and slot is not None and not slot.held:
-                # A refusal that read nothing (rate limit, bad credentials): its event joins
-                # the others' in one commit, so a flood costs one commit per batch.
-                if not await self.refusals.write(slot.gate, state, status):
-                    raise RuntimeError("refusal batch not committed")
+            if slot is not None and batched:
+                # A refused or failed call keeps nothing of its work, and a call that only read
+                # has nothing to keep: its reads end here (a rollback, which waits for no disk)
+                # and its event joins the others' in one commit, so concurrent calls share one
+                # flush to disk instead of queueing for one each. Each still waits for the commit
+                # that holds its event before its answer leaves.
+                if state.has_session:
+                    if self.services.database.dialect == "sqlite":
+                        # Ending a transaction that wrote nothing, in a local file, waits for
+                        # neither disk nor lock: done here, it spares a thread hand-off (the
+                        # GIL's ping-pong costs more than the rollback itself).
+                        state.end_session()
+                    else:
+                        await anyio.to_thread.run_sync(state.end_session)
+                slot.give_back()
+                if not await self.batches.write(slot.gate, state, status):
+                    raise RuntimeError("audit batch not committed")
             else:
+                # A call that wrote: its work and its event commit together, or neither does.
                 await hold_database_slot()
                 await anyio.to_thread.run_sync(_commit_with_audit, state, status)
         except Overloaded:
@@ -230,8 +249,9 @@ class _Waiter:
     outcome: object = None
 
 
-class RefusalBatches:
-    """Group commit of the audit events of refusals that read nothing.
+class AuditBatches:
+    """Group commit of the audit events of calls that leave nothing else to commit: refusals,
+    failures and calls that only read.
 
     Every such event is committed before its response leaves, as every other: the caller
     waits for the commit that holds it. One caller at a time writes the events queued so
@@ -363,7 +383,8 @@ def _commit_with_audit(state: RequestState, status: int) -> None:
     session = state.session()
     try:
         if status >= 400:
-            # A refused or failed call changes nothing: only its audit event is kept.
+            # A refused or failed call changes nothing: only its audit event is kept (when
+            # the call had no slot to batch it with the others).
             session.rollback()
         state.services.audit_recorder.record(
             session,
@@ -377,11 +398,7 @@ def _commit_with_audit(state: RequestState, status: int) -> None:
         session.rollback()
         raise
     finally:
-        session.close()
-
-
-def _close(state: RequestState) -> None:
-    state.session().close()
+        state.end_session()
 
 
 def _request_id(headers: dict[bytes, bytes]) -> str:

@@ -84,7 +84,9 @@ def export_records(
             .select_from(_leaves.outerjoin(_events, _events.c.id == _leaves.c.event_id))
             .order_by(_leaves.c.leaf_index)
         )
-        for row in session.connection().execution_options(yield_per=20_000).execute(query):
+        # Per statement: set on the connection, the option would stay on the session's
+        # connection and send its later statements (an audit INSERT) through a server cursor.
+        for row in session.connection().execute(query, execution_options={"yield_per": 20_000}):
             mapping = row._mapping
             if mapping["event_row"] is None:
                 yield {"type": "leaf", "leafIndex": mapping["leaf_index"], "leafHash": mapping["leaf_hash"]}

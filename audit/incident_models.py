@@ -29,6 +29,13 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     NOTIFIE: (CLOS,),
     CLOS: (),
 }
+# How serious the security officer judges it; the detector opens every incident at MOYENNE
+# until someone qualifies it.
+FAIBLE = "faible"
+MOYENNE = "moyenne"
+ELEVEE = "elevee"
+CRITIQUE = "critique"
+GRAVITES = (FAIBLE, MOYENNE, ELEVEE, CRITIQUE)
 
 # Search and detection read the journal by usager, by organisation and time, and by actor and
 # time; paging is by id. Declared here, on the journal's own table, so Alembic sees them.
@@ -68,6 +75,9 @@ class Incident(SQLModel, table=True):
     nombre_preuves: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = 0
+    gravite: str = Field(default=MOYENNE, max_length=16)
+    # The agent (record id) of the organisation in charge of handling it; None until assigned.
+    assigne_agent_id: int | None = Field(default=None, index=True)
 
 
 class IncidentPreuve(SQLModel, table=True):
@@ -94,6 +104,25 @@ class IncidentTransition(SQLModel, table=True):
     agent_id: int | None = None
     auteur: str = Field(max_length=128)
     commentaire: str = Field(max_length=2000)
+
+
+class IncidentNotification(SQLModel, table=True):
+    """A record that someone was told of an incident (convention art. 5: the other party's DPO).
+
+    Written by the security officer who notified, with whom and when it was done (which may be
+    earlier than when it is recorded here).
+    """
+
+    __tablename__ = "audit_incident_notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="audit_incident.id", index=True, max_length=32)
+    # Whom, in words ("CSSI France Travail", "DPO du Département de la Gironde").
+    destinataire: str = Field(max_length=200)
+    notifie_le: datetime
+    enregistre_le: datetime = Field(default_factory=utcnow)
+    agent_id: int | None = None
+    auteur: str = Field(max_length=128)
 
 
 class DetectorState(SQLModel, table=True):

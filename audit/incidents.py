@@ -25,11 +25,13 @@ from sqlmodel import Session, col, func, select
 
 from audit.incident_models import (
     CLOS,
+    GRAVITES,
     NOTIFIE,
     OUVERT,
     QUALIFIE,
     TRANSITIONS,
     Incident,
+    IncidentNotification,
     IncidentPreuve,
     IncidentTransition,
 )
@@ -205,6 +207,97 @@ def transition(
     return incident, before
 
 
+def follow_up(
+    session: Session,
+    incident_id: str,
+    *,
+    gravite: str | None,
+    assignee: int | None,
+    unassign: bool = False,
+    now: datetime,
+    visible: frozenset[str] | None,
+) -> tuple[Incident, dict[str, Any]]:
+    """Set an incident's severity and/or assignee; returns it with what changed (codes, ids).
+
+    The caller checks that ``assignee`` is an agent of the incident's organisation (the audit
+    domain does not read the agents' table). A closed incident is not followed up any more.
+    """
+    incident = session.exec(select(Incident).where(Incident.id == incident_id).with_for_update()).first()
+    if incident is None or not _visible(incident, visible):
+        raise AuditRefused(RefusalKind.UNKNOWN, "INCIDENT_INCONNU", "Incident inconnu")
+    if incident.etat == CLOS:
+        raise AuditRefused(RefusalKind.CONFLICT, "INCIDENT_CLOS", "Incident clos : il ne se modifie plus")
+    changed: dict[str, Any] = {}
+    if gravite is not None and gravite != incident.gravite:
+        if gravite not in GRAVITES:
+            raise AuditRefused(RefusalKind.INVALID, "GRAVITE_INVALIDE", "Gravité : faible, moyenne, élevée ou critique")
+        changed["gravite"] = {"avant": incident.gravite, "apres": gravite}
+        incident.gravite = gravite
+    new_assignee = None if unassign else assignee
+    if (unassign or assignee is not None) and new_assignee != incident.assigne_agent_id:
+        changed["assigne"] = {"avant": incident.assigne_agent_id, "apres": new_assignee}
+        incident.assigne_agent_id = new_assignee
+    if changed:
+        incident.updated_at = now
+        incident.version += 1
+        session.add(incident)
+        session.flush()
+    return incident, changed
+
+
+def record_notification(
+    session: Session,
+    incident_id: str,
+    *,
+    recipient: str,
+    notified_at: datetime,
+    now: datetime,
+    author: str,
+    agent_id: int | None,
+    visible: frozenset[str] | None,
+) -> IncidentNotification:
+    """Record that ``recipient`` was told of the incident at ``notified_at`` (not in the future)."""
+    incident = get_incident(session, incident_id, visible)
+    recipient = " ".join(recipient.split())
+    if not recipient:
+        raise AuditRefused(
+            RefusalKind.INVALID,
+            "DESTINATAIRE_OBLIGATOIRE",
+            "Indiquez qui a été notifié (par exemple : CSSI France Travail)",
+        )
+    if len(recipient) > 200:
+        raise AuditRefused(RefusalKind.INVALID, "DESTINATAIRE_TROP_LONG", "Destinataire : 200 caractères au plus")
+    if notified_at > now:
+        raise AuditRefused(
+            RefusalKind.INVALID, "DATE_NOTIFICATION_FUTURE", "La date de notification ne peut pas être dans le futur"
+        )
+    record = IncidentNotification(
+        incident_id=incident.id,
+        destinataire=recipient,
+        notifie_le=notified_at,
+        enregistre_le=now,
+        agent_id=agent_id,
+        auteur=author[:128],
+    )
+    session.add(record)
+    incident.updated_at = now
+    session.add(incident)
+    session.flush()
+    return record
+
+
+def notifications(session: Session, incident_id: str) -> Sequence[IncidentNotification]:
+    return session.exec(
+        select(IncidentNotification)
+        .where(IncidentNotification.incident_id == incident_id)
+        .order_by(col(IncidentNotification.notifie_le), col(IncidentNotification.id))
+    ).all()
+
+
+def notification_json(item: IncidentNotification) -> dict[str, Any]:
+    return {"destinataire": item.destinataire, "le": item.notifie_le.isoformat(), "auteur": item.auteur}
+
+
 def _visible(incident: Incident, visible: frozenset[str] | None) -> bool:
     return visible is None or (incident.organisation is not None and incident.organisation in visible)
 
@@ -273,6 +366,8 @@ def incident_json(incident: Incident, now: datetime) -> dict[str, Any]:
         "notifieLe": incident.notifie_le.isoformat() if incident.notifie_le else None,
         "closLe": incident.clos_le.isoformat() if incident.clos_le else None,
         "nombrePreuves": incident.nombre_preuves,
+        "gravite": incident.gravite,
+        "assigneA": incident.assigne_agent_id,
     }
 
 

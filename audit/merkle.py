@@ -139,6 +139,25 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     return sn == 0 and fr == old_root and sr == new_root
 
 
+def compact_range(leaves: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """(height, root) of the perfect subtrees ``leaves`` decompose into, left to right.
+
+    What ``TreeBuilder`` holds after appending them one by one, computed level by level
+    (one list comprehension per level instead of a stack operation per leaf).
+    """
+    stack: list[tuple[int, bytes]] = []
+    start, size = 0, len(leaves)
+    for height in range(size.bit_length() - 1, -1, -1):
+        if not size >> height & 1:
+            continue
+        level = list(leaves[start : start + (1 << height)])
+        while len(level) > 1:
+            level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        stack.append((height, level[0]))
+        start += 1 << height
+    return stack
+
+
 class TreeBuilder:
     """Appends leaf hashes one at a time and gives the root at any size, in O(log n) memory.
 
@@ -175,6 +194,32 @@ class TreeBuilder:
 
     def frontier(self) -> list[str]:
         return [node.hex() for _, node in self._stack]
+
+    def stack(self) -> list[tuple[int, bytes]]:
+        """The (height, root) of each perfect subtree, left to right."""
+        return list(self._stack)
+
+    def copy(self) -> TreeBuilder:
+        builder = TreeBuilder()
+        builder._stack = list(self._stack)
+        builder.size = self.size
+        return builder
+
+    def append_subtree(self, height: int, node: bytes) -> None:
+        """Append the 2**height leaves whose perfect subtree has root ``node``, at once.
+
+        The tree's size must be a multiple of 2**height: the subtree is then a node of the
+        final tree, exactly as if its leaves had been appended one by one.
+        """
+        if self.size % (1 << height):
+            raise ValueError("sous-arbre non aligné sur la taille de l'arbre")
+        stack = self._stack
+        added = 1 << height
+        while stack and stack[-1][0] == height:
+            node = node_hash(stack.pop()[1], node)
+            height += 1
+        stack.append((height, node))
+        self.size += added
 
     def root(self) -> bytes:
         if not self._stack:

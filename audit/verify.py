@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Table, func, literal_column, select
+from sqlalchemy import Table, func, select
 from sqlmodel import Session
 
-from audit import merkle
+from audit import merkle, verify_scan
 from audit.checkpoints import checkpoint_note, key_id, purge_note, signature_valid
 from audit.export import EXPORT_TYPE, EXPORT_VERSION, select_all
 from audit.journal import (
@@ -39,6 +39,7 @@ from audit.journal import (
     timestamp_text,
 )
 from audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditPurge, AuditTreeHead
+from audit.verify_scan import Progress
 
 _MAX_PROBLEMS = 50
 # Refused modification attempts listed one by one in a report; beyond, only counted.
@@ -371,49 +372,62 @@ def _db_purges(session: Session) -> list[_Purge]:
     ]
 
 
-def _sqlite_time(stored: str) -> str:
-    if len(stored) == 26 and stored[10] == " ":
-        return f"{stored[:10]}T{stored[11:]}+00:00"
-    # Any other spelling: let the datetime parser decide (an edited row will not match anyway).
-    return timestamp_text(datetime.fromisoformat(stored))
-
-
-def verify_database(session: Session, public_keys: Iterable[Ed25519PublicKey] | None = None) -> VerifyReport:
-    """Recompute the whole tree from the database and check it (``public_keys=None``: no signatures)."""
-    report = VerifyReport()
-    checker = _Checker(_keys_by_id(public_keys), _db_checkpoints(session), _db_purges(session), report)
+def _reference_leaves(session: Session, checker: _Checker, progress: Progress | None) -> None:
+    """Every leaf through the reference checker, in one ordered stream."""
     sqlite = session.get_bind().dialect.name == "sqlite"
-    content_columns = [
-        # SQLite keeps the time as text, "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: read it as such
-        # rather than parse and format a million datetimes.
-        literal_column("audit_event.occurred_at") if sqlite and name == "occurred_at" else _events.c[name]
-        for name in CONTENT_FIELDS
-    ]
-    query = (
-        select(
-            _leaves.c.leaf_index,
-            _leaves.c.leaf_hash,
-            _events.c.id.label("event_row"),
-            _events.c.hash.label("event_hash"),
-            _events.c.prev_hash,
-            *content_columns,
-        )
-        .select_from(_leaves.outerjoin(_events, _events.c.id == _leaves.c.event_id))
-        .order_by(_leaves.c.leaf_index)
-    )
-    result = session.connection().execution_options(yield_per=20_000).execute(query)
+    total = int(session.scalar(select(func.count()).select_from(_leaves)) or 0) if progress else 0
+    # Per statement: ``Connection.execution_options`` would change the session's connection in
+    # place, and a later INSERT in the same session would go through a server-side cursor.
+    result = session.connection().execute(verify_scan.leaf_query(sqlite), execution_options={"yield_per": 20_000})
     # Rows by position, into plain dicts: this loop runs a million times.
     fields = CONTENT_FIELDS
     leaf = checker.leaf
+    done = 0
     for leaf_index, leaf_hash, event_row, event_hash, prev_hash, *values in result:
         content: dict[str, Any] | None = None
         if event_row is not None:
             content = dict(zip(fields, values, strict=True))
             occurred_at = content["occurred_at"]
             content["occurred_at"] = (
-                _sqlite_time(occurred_at) if isinstance(occurred_at, str) else timestamp_text(occurred_at)
+                verify_scan.sqlite_time(occurred_at) if isinstance(occurred_at, str) else timestamp_text(occurred_at)
             )
         leaf(leaf_index, bytes.fromhex(leaf_hash), content, event_hash=event_hash, chained=prev_hash != UNCHAINED)
+        done += 1
+        if progress is not None and not done % verify_scan.CHUNK:
+            progress(done, total)
+    if progress is not None:
+        progress(done, max(done, total))
+
+
+def verify_database(
+    session: Session,
+    public_keys: Iterable[Ed25519PublicKey] | None = None,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    reference: bool = False,
+) -> VerifyReport:
+    """Recompute the whole tree from the database and check it (``public_keys=None``: no signatures).
+
+    The leaves are first scanned by ``audit.verify_scan`` (in ``workers`` processes; None:
+    as many as the machine has cores, for a large journal); when that scan has any doubt, or
+    with ``reference=True``, the reference checker walks them one by one and locates every
+    finding. ``progress(leaves_done, leaves_total)`` is called as the leaves are checked.
+    """
+    report = VerifyReport()
+    checker = _Checker(_keys_by_id(public_keys), _db_checkpoints(session), _db_purges(session), report)
+    outcome = None
+    if not reference and not checker.located:
+        outcome = verify_scan.scan(
+            session, purged_end=checker.purged_end, sizes=checker.wanted, workers=workers, progress=progress
+        )
+    if outcome is not None:
+        report.leaves, report.events, report.purged = outcome.leaves, outcome.events, outcome.purged
+        report.attempts, report.attempt_list = outcome.attempts, outcome.attempt_list
+        checker.builder = outcome.builder
+        checker.roots.update(outcome.roots)
+    else:
+        _reference_leaves(session, checker, progress)
     head = session.get(AuditTreeHead, 1)
     size = checker.builder.size
     if head is not None:

@@ -6,13 +6,18 @@ in a temporary directory; PostgreSQL: a scratch database, whose schema is DROPPE
 ``api``      append throughput inside real API calls: ``relais serve`` on that database, driven
              by bench/run.py's load generator on Rechercher usager (each call appends its event
              in the request's transaction); reports calls/s and the events the journal gained.
-``appends``  ``append_event`` alone, one transaction per event, from 1 and from 8 threads (on
-             PostgreSQL the threads do not wait for each other: no global lock).
+``appends``  ``append_event`` alone, one transaction per event and ``--batch`` events per
+             transaction (group commit), from 1 and from 8 threads (on PostgreSQL the threads
+             do not wait for each other: no global lock).
 ``verify``   N events generated straight into the database, then the sequencer (leaf hashes),
-             a signed checkpoint, and ``verify_database`` over the whole tree, each timed.
+             a signed checkpoint, and ``verify_database`` over the whole tree, each timed
+             (wall and CPU seconds, workers included). ``--keep DIR`` keeps the journal (and its
+             key); ``--reuse --keep DIR`` then times verification alone again, e.g. with
+             ``--workers 1`` (fast scan in one process) or ``--workers 0`` (reference checker).
 
-    python bench/audit_bench.py verify --events 1000000 [--database-url postgresql://.../scratch]
-    python bench/audit_bench.py appends --events 5000
+    python bench/audit_bench.py verify --events 1000000 [--database-url postgresql://.../scratch] [--keep DIR]
+    python bench/audit_bench.py verify --reuse --keep DIR [--database-url ...] [--workers N]
+    python bench/audit_bench.py appends --events 5000 [--batch 50]
     python bench/audit_bench.py api --seconds 10
 
 Absolute figures belong to the machine; they are reported in the README with its description.
@@ -53,10 +58,17 @@ T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 @contextmanager
-def scratch_database(url: str | None) -> Iterator[tuple[str, Path]]:
+def scratch_database(url: str | None, keep: Path | None = None) -> Iterator[tuple[str, Path]]:
+    """A fresh journal; with ``keep``, a directory holding the signing key (and the SQLite file)
+    that outlives the run, so that ``verify --reuse`` can time verification alone again."""
     with tempfile.TemporaryDirectory(prefix="relais-audit-bench-") as directory:
-        data_dir = Path(directory)
-        if url:
+        data_dir = keep or Path(directory)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if keep is not None and not url:
+            url = f"sqlite:///{(data_dir / 'bench.db').as_posix()}"
+        if url and url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        elif url:
             engine = create_db_engine(url)
             with engine.begin() as connection:
                 metadata.drop_all(connection)
@@ -113,45 +125,76 @@ def generate(database: Database, count: int) -> float:
     return time.perf_counter() - started
 
 
+def _time_verify(database: Database, settings: Settings, workers: int | None) -> tuple[float, float, Any]:
+    """Wall and CPU seconds (this process and its workers) of one ``verify_database`` run."""
+    cpu = os.times()
+    started = time.perf_counter()
+    with database.session() as session:
+        report = verify_database(
+            session, [signing_key(settings).public_key()], workers=workers or None, reference=workers == 0
+        )
+    wall = time.perf_counter() - started
+    after = os.times()
+    used = (after.user + after.system + after.children_user + after.children_system) - (
+        cpu.user + cpu.system + cpu.children_user + cpu.children_system
+    )
+    return wall, used, report
+
+
 def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
-    with scratch_database(args.database_url) as (url, data_dir):
-        settings = Settings(data_dir=data_dir, database_url=url)
-        database = Database(url)
-        try:
-            generated = generate(database, args.events)
-            started = time.perf_counter()
-            sequenced = sequence_pending(database)
-            sequencing = time.perf_counter() - started
-            started = time.perf_counter()
-            checkpoint = create_checkpoint(database, settings, now=datetime.now(UTC))
-            signing = time.perf_counter() - started
-            started = time.perf_counter()
-            with database.session() as session:
-                report = verify_database(session, [signing_key(settings).public_key()])
-            verifying = time.perf_counter() - started
-        finally:
-            database.dispose()
-    return {
+    result: dict[str, Any] = {
         "measure": "verify",
         "dialect": "postgresql" if args.database_url else "sqlite",
         "events": args.events,
-        "generate_s": round(generated, 1),
-        "sequence_s": round(sequencing, 1),
-        "sequenced": sequenced,
-        "checkpoint_s": round(signing, 2),
-        "tree_size": checkpoint.tree_size if checkpoint else None,
-        "verify_s": round(verifying, 1),
-        "verify_events_per_s": round(args.events / verifying),
-        "ok": report.ok,
-        "summary": report.summary(),
     }
+    if args.reuse:
+        # Time verification alone on the journal a previous ``--keep`` run left.
+        url = args.database_url or f"sqlite:///{(args.keep / 'bench.db').as_posix()}"
+        settings = Settings(data_dir=args.keep, database_url=url)
+        database = Database(url)
+        try:
+            verifying, cpu, report = _time_verify(database, settings, args.workers)
+        finally:
+            database.dispose()
+    else:
+        with scratch_database(args.database_url, args.keep) as (url, data_dir):
+            settings = Settings(data_dir=data_dir, database_url=url)
+            database = Database(url)
+            try:
+                result["generate_s"] = round(generate(database, args.events), 1)
+                started = time.perf_counter()
+                result["sequenced"] = sequence_pending(database)
+                result["sequence_s"] = round(time.perf_counter() - started, 1)
+                started = time.perf_counter()
+                checkpoint = create_checkpoint(database, settings, now=datetime.now(UTC))
+                result["checkpoint_s"] = round(time.perf_counter() - started, 2)
+                result["tree_size"] = checkpoint.tree_size if checkpoint else None
+                verifying, cpu, report = _time_verify(database, settings, args.workers)
+            finally:
+                database.dispose()
+    result.update(
+        {
+            "workers": args.workers,
+            "verify_s": round(verifying, 1),
+            "verify_cpu_s": round(cpu, 1),
+            "verify_events_per_s": round(report.leaves / verifying) if verifying else None,
+            "ok": report.ok,
+            "summary": report.summary(),
+        }
+    )
+    return result
 
 
-def _append_many(database: Database, count: int) -> None:
-    for _ in range(count):
+def _append_many(database: Database, count: int, batch: int) -> None:
+    """``count`` events through ``append_event``, ``batch`` per transaction (1: a commit each;
+    more: several calls sharing one commit, as the request pipeline's group commit does)."""
+    for start in range(0, count, batch):
         with database.transaction() as session:
-            draft = AuditDraft(channel="partner-api", operation="bench", client_id="bench", organisation="CD33")
-            append_event(session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=datetime.now(UTC))
+            for _ in range(min(batch, count - start)):
+                draft = AuditDraft(channel="partner-api", operation="bench", client_id="bench", organisation="CD33")
+                append_event(
+                    session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=datetime.now(UTC)
+                )
 
 
 def bench_appends(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,16 +202,25 @@ def bench_appends(args: argparse.Namespace) -> dict[str, Any]:
     with scratch_database(args.database_url) as (url, _):
         database = Database(url)
         try:
-            for threads in (1, 8):
-                per_thread = max(1, args.events // threads)
-                workers = [threading.Thread(target=_append_many, args=(database, per_thread)) for _ in range(threads)]
-                started = time.perf_counter()
-                for worker in workers:
-                    worker.start()
-                for worker in workers:
-                    worker.join()
-                elapsed = time.perf_counter() - started
-                results[f"threads_{threads}_appends_per_s"] = round(per_thread * threads / elapsed)
+            for batch in sorted({1, args.batch}):
+                for threads in (1, 8):
+                    per_thread = max(1, args.events // threads)
+                    workers = [
+                        threading.Thread(target=_append_many, args=(database, per_thread, batch))
+                        for _ in range(threads)
+                    ]
+                    cpu = time.process_time()
+                    started = time.perf_counter()
+                    for worker in workers:
+                        worker.start()
+                    for worker in workers:
+                        worker.join()
+                    elapsed = time.perf_counter() - started
+                    name = f"batch_{batch}_threads_{threads}"
+                    results[f"{name}_appends_per_s"] = round(per_thread * threads / elapsed)
+                    results[f"{name}_client_cpu_us_per_append"] = round(
+                        (time.process_time() - cpu) / (per_thread * threads) * 1e6
+                    )
             started = time.perf_counter()
             results["sequenced"] = sequence_pending(database)
             results["sequence_s"] = round(time.perf_counter() - started, 2)
@@ -241,6 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests-max", type=int, default=None)
+    parser.add_argument(
+        "--batch", type=int, default=50, help="appends: events per transaction, besides one per transaction"
+    )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="verify: keep the key (and SQLite file) in this directory"
+    )
+    parser.add_argument("--reuse", action="store_true", help="verify: time verification of a --keep journal only")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="verify: worker processes (default: automatic; 1: in process; 0: the reference checker)",
+    )
     args = parser.parse_args(argv)
     result = {"verify": bench_verify, "appends": bench_appends, "api": bench_api}[args.measure](args)
     result["cpus"] = os.cpu_count()

@@ -1,11 +1,19 @@
 """Relais versus a bare Starlette JSON endpoint, on the same machine.
 
-Starts ``relais serve`` (embedded SQLite, demo dataset) and ``bench/bare_app.py`` under uvicorn,
-drives each in turn with the same asyncio + httpx load generator over loopback, and reports
-requests/s, p50 and p99 latency, and the Relais / bare ratio. Absolute figures depend on the
-machine; only the ratio is meant to be compared from one run to the next.
+Starts ``relais serve`` (embedded SQLite by default, demo dataset) and ``bench/bare_app.py`` under
+uvicorn, drives each in turn with the same load generator over loopback (asyncio + httpx, or wrk
+with ``--wrk``), and reports requests/s, p50 and p99 latency, server CPU per request, and the
+Relais / bare ratios. Absolute figures depend on the machine; only the ratios are meant to be
+compared from one run to the next.
 
-    python bench/run.py [--seconds 10] [--concurrency 16] [--requests-max 20000]
+    python bench/run.py [--seconds 10] [--concurrency 16] [--requests-max 20000] [--wrk]
+    python bench/run.py --wrk --engine postgresql [--workers 2 | --replicas 3] [--redis-url URL]
+
+On PostgreSQL the bench uses a database of its own (``--database-url``, by default
+``relais_bench`` on the local server), dropped and created again at each run: its name must
+start with ``relais_bench``. ``--workers N`` runs ``relais serve --workers N``; ``--replicas N``
+runs N ``relais serve`` processes on one database, each driven by its own wrk (the load split
+evenly), their answers summed; server CPU is the sum over every server process.
 
 See bench/README.md for how to read the output.
 
@@ -50,7 +58,8 @@ SEARCH_PATH = "/rechercher-usager/v2/usagers/par-numero-francetravail"
 SEARCH_SCOPE = "api_rechercher-usagerv2 rechercheusager profil_accedant"
 # The demo dataset's habilitated agent of CD33: partner calls are made for a named agent.
 AGENT_HEADERS = {"pa-nom-agent": "Martin", "pa-prenom-agent": "Claire", "pa-identifiant-agent": "AGT-0042"}
-HEALTH_TIMEOUT_S = 60.0
+HEALTH_TIMEOUT_S = 300.0
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/relais_bench"
 # An access token lives 1499 s: a longer run would end on 401s.
 MAX_SECONDS = 1200.0
 # Expected codeRetour values, checked with a byte search: parsing every answer would load the
@@ -147,13 +156,11 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the server process (all its threads), from /proc."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        """User + system CPU time of the server process and its children (``--workers``), from /proc."""
+        own = _proc_cpu(self.process.pid)
+        if own is None:
             return None
-        # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" that ends the name.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return own + sum(filter(None, (_proc_cpu(pid) for pid in _descendants(self.process.pid))))
 
     def wait_healthy(self, base_url: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -170,6 +177,57 @@ class Server:
 
 class BenchError(Exception):
     pass
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _proc_cpu(pid: int) -> float | None:
+    fields = _proc_stat(pid)
+    if fields is None:
+        return None
+    # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" that ends the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    """Live processes below ``root`` (uvicorn's worker processes), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None:
+                # Field 4 of stat(5): the parent pid.
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    queue = [root]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
+def prepare_postgresql(url: str) -> str:
+    """Drop and create the bench's own database; refuse any other (the run would wipe it)."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.startswith("relais_bench"):
+        raise BenchError(f"refusing to reset database {name!r}: the bench's database name must start with relais_bench")
+    if parts.hostname not in (LOOPBACK, "localhost"):
+        raise BenchError(f"refusing a non-local PostgreSQL server: {parts.hostname}")
+    admin_url = parts._replace(path="/postgres").geturl().replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url
 
 
 # Relais setup ---------------------------------------------------------------------------------
@@ -203,7 +261,7 @@ def require_loopback(url: str) -> str:
     return url
 
 
-def access_token(token_url: str, client: dict[str, Any]) -> str:
+def access_token(token_url: str, client: dict[str, Any], scope: str = SEARCH_SCOPE) -> str:
     # The only argon2 verification of the run; it happens before, and outside, the measurement.
     with httpx.Client(trust_env=False, timeout=30.0) as http:
         response = http.post(
@@ -212,7 +270,7 @@ def access_token(token_url: str, client: dict[str, Any]) -> str:
                 "grant_type": "client_credentials",
                 "client_id": client["client_id"],
                 "client_secret": client["client_secret"],
-                "scope": SEARCH_SCOPE,
+                "scope": scope,
             },
         )
     if response.status_code != 200:
@@ -237,6 +295,131 @@ def pick_usager(search_url: str, headers: dict[str, str], facts: dict[str, Any],
                 return numero
             answers.append(f"{numero}: HTTP {response.status_code} {code}")
     raise BenchError("no demo usager answers S001 for the bench client:\n" + "\n".join(answers))
+
+
+AUDIT_SEARCH_PATH = "/relais/audit/v1/evenements/recherche"
+ORIENTATION_SCOPE = "api_orientationusagerv1 orientationusager"
+CALCUL_PATH = "/partenaire/orientationusager/v1/calculOrientation"
+DECISION_PATH = "/partenaire/orientationusager/v1/decisionOrientation"
+# Usagers the write target cycles over: far more than the connections, so that an usager's
+# calcul has long been answered when its décision is sent.
+WRITE_USAGERS = 64
+
+# wrk script of the write target: the prepared requests, sent in turn (calculs of every usager,
+# then their décisions, and again: each décision finds the orientation its calcul left pending).
+WRK_CYCLE_SCRIPT = """
+local plan = {plan}
+local requests = {{}}
+local next_index = 0
+init = function(args)
+  for i, item in ipairs(plan) do
+    requests[i] = wrk.format("POST", item[1], item[2], item[3])
+  end
+end
+request = function()
+  next_index = next_index % #requests + 1
+  return requests[next_index]
+end
+"""
+ADMIN_MARKER = b'"evenements"'
+
+
+def write_plan(env: dict[str, str], token_url: str, client: dict[str, Any], base_url: str) -> str:
+    """The write target's Lua plan: calculOrientation then decisionOrientation per usager.
+
+    The usagers are the client's own ones answering S001, up to ``WRITE_USAGERS``; their jetons
+    come from real Rechercher usager calls, before the measure.
+    """
+    from sqlalchemy import text
+
+    from relais.core.config import Settings
+    from relais.core.db import Database
+
+    settings = Settings(data_dir=Path(env["RELAIS_DATA_DIR"]), database_url=env.get("RELAIS_DATABASE_URL", ""))
+    database = Database(settings.resolved_database_url)
+    try:
+        with database.engine.connect() as connection:
+            numeros = list(
+                connection.execute(text("SELECT numero_france_travail FROM usager ORDER BY numero_france_travail"))
+                .scalars()
+                .all()
+            )
+    finally:
+        database.dispose()
+    token = access_token(token_url, client, scope=f"{SEARCH_SCOPE} {ORIENTATION_SCOPE}")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **AGENT_HEADERS}
+    jetons: list[str] = []
+    with httpx.Client(trust_env=False, timeout=30.0) as http:
+        for numero in numeros:
+            response = http.post(
+                require_loopback(base_url + "/partenaire" + SEARCH_PATH),
+                json={"numeroFranceTravail": numero},
+                headers=headers,
+            )
+            if response.status_code == 200 and response.json().get("codeRetour") == "S001":
+                jetons.append(response.json()["jetonUsager"])
+            if len(jetons) == WRITE_USAGERS:
+                break
+    if len(jetons) < 16:
+        raise BenchError(f"only {len(jetons)} usagers answer S001 for the write target (16 at least)")
+    today = datetime.now(UTC).date().isoformat()
+    decision = {
+        "etat_decision": "ACCEPTEE",
+        "date_decision": today,
+        "organisme_decision": "CD",
+        "agent_decision": "Claire Martin",
+    }
+
+    def entry(path: str, jeton: str, body: dict[str, Any]) -> str:
+        all_headers = {**headers, "ft-jeton-usager": jeton}
+        lua_headers = ", ".join(f"[{json.dumps(name)}] = {json.dumps(value)}" for name, value in all_headers.items())
+        return f"{{{json.dumps(path)}, {{{lua_headers}}}, {json.dumps(json.dumps(body))}}}"
+
+    items = [entry(CALCUL_PATH, jeton, {"brsa": True}) for jeton in jetons]
+    items += [entry(DECISION_PATH, jeton, decision) for jeton in jetons]
+    return WRK_CYCLE_SCRIPT.format(plan="{" + ",\n".join(items) + "}")
+
+
+def admin_token(env: dict[str, str], public_url: str) -> str:
+    """An admin token for the Gironde's security officer (RSSI), as after a ProConnect login.
+
+    The officer's account and role are provisioned the way the console's demo personas are
+    (audited domain changes); the token is signed with the run's key set. Imported here: the
+    other targets need none of Relais' code in the bench process.
+    """
+    from datetime import timedelta
+
+    from api.console.personas import BY_KEY, provision
+    from audit.journal import JournalRecorder
+    from relais.core.admin_tokens import issue_admin_token
+    from relais.core.config import Settings
+    from relais.core.db import Database
+    from relais.core.keys import load_keyset
+
+    settings = Settings(
+        data_dir=Path(env["RELAIS_DATA_DIR"]),
+        database_url=env.get("RELAIS_DATABASE_URL", ""),
+        public_url=public_url,
+    )
+    now = datetime.now(UTC)
+    database = Database(settings.resolved_database_url)
+    try:
+        with database.transaction() as session:
+            found = provision(session, BY_KEY["rssi-cd33"], now, recorder=JournalRecorder(), request_id="bench-admin")
+    finally:
+        database.dispose()
+    if found is None:
+        raise BenchError("the demo dataset has no CD33 organisation for the RSSI persona")
+    agent_id, organisation = found
+    return issue_admin_token(
+        load_keyset(settings.resolved_keys_file),
+        settings,
+        agent_id=agent_id,
+        organisation=organisation,
+        acr="eidas1-mfa",
+        auth_time=now - timedelta(seconds=1),
+        now=now,
+    )
 
 
 # Load generator -------------------------------------------------------------------------------
@@ -380,21 +563,30 @@ def _wrk_ms(text: str) -> float:
 
 def measure_wrk(
     target: str,
-    url: str,
+    url: str | list[str],
     body: bytes,
     headers: dict[str, str],
-    server: Server,
+    server: Server | list[Server],
     args: argparse.Namespace,
     cpu: int | None,
+    lua: str | None = None,
 ) -> Phase:
     """The same measure with wrk (C, one thread, pinned to the load CPU): the generator is then
-    never the bottleneck, even against the bare app. Non-2xx answers count as errors."""
+    never the bottleneck, even against the bare app. Non-2xx answers count as errors.
+
+    Several URLs (replicas): one wrk each, at the same time, the connections split evenly;
+    requests are summed, and p50/p99 are the worst of the replicas'."""
+    urls = url if isinstance(url, list) else [url]
+    servers = server if isinstance(server, list) else [server]
+    if len(urls) > 1:
+        return _measure_wrk_many(target, urls, body, headers, servers, args, cpu, lua)
+    url, server = urls[0], servers[0]
     wrk = shutil.which("wrk")
     if wrk is None:
         raise BenchError("wrk not found: apt-get install -y wrk (Debian package), or run without --wrk")
     lines = [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT.format(body=json.dumps(body.decode()), headers="\n".join(lines)))
+        script.write(lua or WRK_SCRIPT.format(body=json.dumps(body.decode()), headers="\n".join(lines)))
     pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
 
     def run(seconds: float) -> str:
@@ -427,6 +619,76 @@ def measure_wrk(
         rps=round(good / measured, 1),
         p50_ms=round(_wrk_ms(percentiles.get("50", "")), 2),
         p99_ms=round(_wrk_ms(percentiles.get("99", "")), 2),
+    )
+    if server_cpu is not None and server_cpu_after is not None:
+        phase.server_cpu_pct = round(100 * (server_cpu_after - server_cpu) / elapsed, 1)
+        if good:
+            phase.server_cpu_ms_per_request = round(1000 * (server_cpu_after - server_cpu) / good, 3)
+    return phase
+
+
+def _measure_wrk_many(
+    target: str,
+    urls: list[str],
+    body: bytes,
+    headers: dict[str, str],
+    servers: list[Server],
+    args: argparse.Namespace,
+    cpu: int | None,
+    lua: str | None = None,
+) -> Phase:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk not found: apt-get install -y wrk (Debian package), or run without --wrk")
+    lines = [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua or WRK_SCRIPT.format(body=json.dumps(body.decode()), headers="\n".join(lines)))
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    connections = max(1, args.concurrency // len(urls))
+
+    def run(seconds: float) -> list[str]:
+        command = [*pin, wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        runs = [subprocess.Popen([*command, "-s", script.name, one], stdout=subprocess.PIPE, text=True) for one in urls]
+        outputs = [process.communicate()[0] for process in runs]
+        if any(process.returncode for process in runs):
+            raise BenchError("wrk failed:\n" + "\n".join(outputs))
+        return outputs
+
+    def cpu_now() -> float | None:
+        values = [one.cpu_seconds() for one in servers]
+        return None if any(value is None for value in values) else sum(v for v in values if v is not None)
+
+    try:
+        run(args.warmup)
+        server_cpu = cpu_now()
+        started = time.perf_counter()
+        outputs = run(args.seconds)
+        elapsed = time.perf_counter() - started
+        server_cpu_after = cpu_now()
+    finally:
+        os.unlink(script.name)
+    total = errors = 0
+    measured = 0.0
+    p50: list[float] = []
+    p99: list[float] = []
+    for output in outputs:
+        total += int(re.search(r"([0-9]+) requests in", output).group(1))  # type: ignore[union-attr]
+        bad = re.search(r"Non-2xx or 3xx responses: ([0-9]+)", output)
+        errors += int(bad.group(1)) if bad else 0
+        measured = max(measured, float(re.search(r"in ([0-9.]+)s", output).group(1)))  # type: ignore[union-attr]
+        percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", output, flags=re.MULTILINE))
+        p50.append(_wrk_ms(percentiles.get("50", "")))
+        p99.append(_wrk_ms(percentiles.get("99", "")))
+    good = total - errors
+    phase = Phase(
+        target=target,
+        requests=total,
+        errors=errors,
+        error_kinds={"non-2xx": errors} if errors else {},
+        elapsed_s=round(measured, 3),
+        rps=round(good / measured, 1),
+        p50_ms=round(max(p50), 2),
+        p99_ms=round(max(p99), 2),
     )
     if server_cpu is not None and server_cpu_after is not None:
         phase.server_cpu_pct = round(100 * (server_cpu_after - server_cpu) / elapsed, 1)
@@ -546,12 +808,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wrk", action="store_true", help="drive the load with wrk (Debian package) instead of Python")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load generator to CPUs")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite", help="Relais' database")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_PG_URL,
+        help="PostgreSQL database of the bench's own (dropped and created again; name starting with relais_bench)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="relais serve --workers N (PostgreSQL)")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="N relais serve processes on one database (PostgreSQL, --wrk)"
+    )
+    parser.add_argument(
+        "--targets",
+        type=lambda value: set(value.split(",")),
+        default={"search"},
+        help=(
+            "Relais targets, comma-separated: search (Rechercher usager, always), admin (audit search by "
+            "usager), write (calculOrientation/decisionOrientation, --wrk)"
+        ),
+    )
+    parser.add_argument(
+        "--redis-url", default="", help="RELAIS_REDIS_URL for the servers: rate limits counted in Redis"
+    )
     args = parser.parse_args(argv)
+    if not args.targets <= {"search", "admin", "write"}:
+        parser.error("--targets: search, admin, write")
+    if "write" in args.targets and not args.wrk:
+        parser.error("--targets write needs --wrk (its requests cycle in a wrk script)")
+    if args.workers < 1 or args.replicas < 1:
+        parser.error("--workers and --replicas must be >= 1")
+    if (args.workers > 1 or args.replicas > 1) and args.engine != "postgresql":
+        parser.error("--workers and --replicas need --engine postgresql (SQLite serves from one process)")
+    if args.replicas > 1 and not args.wrk:
+        parser.error("--replicas needs --wrk (one wrk per replica)")
     if not 0 < args.seconds <= MAX_SECONDS:
         parser.error(f"--seconds must be in (0, {MAX_SECONDS:g}] (the access token lives 1499 s)")
     if args.concurrency < 1 or args.requests_max < 1 or args.warmup < 0:
         parser.error("--concurrency and --requests-max must be >= 1, --warmup >= 0")
     return args
+
+
+def mode_label(args: argparse.Namespace) -> str:
+    parts = [args.engine]
+    if args.workers > 1:
+        parts.append(f"{args.workers} workers")
+    if args.replicas > 1:
+        parts.append(f"{args.replicas} replicas")
+    if args.redis_url:
+        parts.append("Redis limits")
+    return f", {', '.join(parts)}"
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -578,21 +883,41 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
     with tempfile.TemporaryDirectory(prefix="relais-bench-") as tmp, servers_stopped(servers):
         data_dir = Path(tmp) / "data"
-        relais_port, bare_port = free_port(), free_port()
-        relais_base = f"http://{LOOPBACK}:{relais_port}"
+        relais_ports, bare_port = [free_port() for _ in range(args.replicas)], free_port()
+        relais_bases = [f"http://{LOOPBACK}:{port}" for port in relais_ports]
+        relais_base = relais_bases[0]
         bare_base = f"http://{LOOPBACK}:{bare_port}"
+        # Every replica issues tokens under the first one's URL: one issuer, as behind a load balancer.
         env = clean_env(data_dir, relais_base)
+        if args.engine == "postgresql":
+            env["RELAIS_DATABASE_URL"] = prepare_postgresql(args.database_url)
+            env["RELAIS_GENERATE_DEV_KEYS"] = "true"
+        if args.redis_url:
+            env["RELAIS_REDIS_URL"] = args.redis_url
 
         print("Loading the demo dataset (relais demo --json)...", file=sys.stderr)
         facts = load_demo(env)
-        relais = Server(
-            "relais serve",
-            [str(relais_command()), "serve", "--host", LOOPBACK, "--port", str(relais_port)],
-            env=env,
-            log=Path(tmp) / "relais.log",
-            cpu=server_cpu,
-        )
-        servers.append(relais)
+        relais_servers = [
+            Server(
+                f"relais serve #{index}",
+                [
+                    str(relais_command()),
+                    "serve",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                ],
+                env=env,
+                log=Path(tmp) / f"relais-{index}.log",
+                cpu=server_cpu,
+            )
+            for index, port in enumerate(relais_ports)
+        ]
+        servers.extend(relais_servers)
+        relais = relais_servers[0]
         # Same uvicorn defaults as `relais serve` (one process, loop and http "auto").
         bare = Server(
             "bare Starlette",
@@ -613,7 +938,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu=server_cpu,
         )
         servers.append(bare)
-        relais.wait_healthy(relais_base)
+        for one, base in zip(relais_servers, relais_bases, strict=True):
+            one.wait_healthy(base)
         bare.wait_healthy(bare_base)
         if cpus is not None:
             # Pinned only now, so the demo load and server start-up above could use both CPUs.
@@ -634,42 +960,57 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         load_cpu = cpus[1] if cpus else None
-        phases = (
-            [
-                measure_wrk(
-                    "Relais — Rechercher usager (token + audit)",
-                    search_url,
-                    body,
-                    relais_headers,
-                    relais,
-                    args,
-                    load_cpu,
-                ),
-                measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu),
-            ]
-            if args.wrk
-            else []
-        )
-        phases = phases or [
-            run_loop(
-                measure(
-                    "Relais — Rechercher usager (token + audit)",
-                    search_url,
-                    body,
-                    relais_headers,
-                    RELAIS_MARKER,
-                    relais,
-                    args,
-                )
-            ),
-            run_loop(measure("bare Starlette", bare_url, body, bare_headers, BARE_MARKER, bare, args)),
+        # (label, path, body, headers, marker) of each Relais target, in the order measured.
+        targets = [
+            ("Rechercher usager (token + audit)", urlsplit(search_url).path, body, relais_headers, RELAIS_MARKER)
         ]
+        if "admin" in args.targets:
+            admin_headers = {
+                "Authorization": f"Bearer {admin_token(env, relais_base)}",
+                "Content-Type": "application/json",
+            }
+            admin_body = json.dumps({"usager": {"numeroFranceTravail": numero}, "limite": 50}).encode()
+            targets.append(
+                ("Audit — recherche par usager (admin)", AUDIT_SEARCH_PATH, admin_body, admin_headers, ADMIN_MARKER)
+            )
+        # The write target's requests come from its Lua plan (path, headers and body each).
+        lua_of: dict[str, str] = {}
+        if "write" in args.targets:
+            label = "Orientation — calcul puis décision, alternés (écritures)"
+            lua_of[label] = write_plan(env, facts["token_url"], client, relais_base)
+            targets.append((label, CALCUL_PATH, b"{}", {}, b""))
+        phases = []
+        for label, path, target_body, headers, marker in targets:
+            name = f"Relais — {label}{mode_label(args)}"
+            if args.wrk:
+                urls = [require_loopback(base + path) for base in relais_bases]
+                phases.append(
+                    measure_wrk(name, urls, target_body, headers, relais_servers, args, load_cpu, lua_of.get(label))
+                )
+            else:
+                url = require_loopback(relais_base + path)
+                phases.append(run_loop(measure(name, url, target_body, headers, marker, relais, args)))
+        if args.wrk:
+            phases.append(measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu))
+        else:
+            phases.append(run_loop(measure("bare Starlette", bare_url, body, bare_headers, BARE_MARKER, bare, args)))
         for server in servers:
             if server.process.poll() is not None:
                 raise BenchError(f"{server.name} died during the run:\n{server.log_tail()}")
 
-    ratios = ratio(phases[0], phases[1])
+    ratios = ratio(phases[0], phases[-1])
     notes = build_notes(phases, cpus, args, load_before)
+    for other in phases[1:-1]:
+        # Every other target against the same bare endpoint, the search being the headline.
+        extra = ratio(other, phases[-1])
+        notes.append(
+            f"{other.target}: {extra['throughput_pct']:.1f} % of bare throughput, p99 ×{extra['p99_factor']:.1f}"
+            + (
+                f", server CPU per request ×{extra['server_cpu_per_request_factor']:.1f}"
+                if "server_cpu_per_request_factor" in extra
+                else ""
+            )
+        )
     print(markdown(phases, ratios, notes))
     flagged = any(phase.errors for phase in phases)
     write_json(args, phases, ratios, notes, cpus, flagged, load_before)
@@ -693,6 +1034,10 @@ def write_json(
             "warmup": args.warmup,
             "concurrency": args.concurrency,
             "requests_max": args.requests_max,
+            "engine": args.engine,
+            "workers": args.workers,
+            "replicas": args.replicas,
+            "redis": bool(args.redis_url),
         },
         "machine": {
             "cpu_count": os.cpu_count(),

@@ -6,8 +6,9 @@ habilitated people and a prompt correction of every anomaly. A campaign therefor
 - opens with a deadline and one item per (agent, habilitation) still in force, each with the
   evidence the RGC needs: last use per scope (from the audit trail), last login, grant age,
   justification and anomaly flags;
-- collects a decision per item (keep, revoke, keep until a date, reduce scopes), each with a
-  comment, changeable until the decisions are applied;
+- collects a decision per item (keep, revoke, keep until a date, reduce scopes), one by one or
+  for several items at once, changeable until the decisions are applied; a comment is required
+  only to keep a grant showing anomalies, and a reduction must leave an operation callable;
 - at the deadline, revokes what is still unanswered (the only safe default) and applies every
   decision; at closure (every item decided, fresh authentication of the RGC) applies what is
   left and freezes a report in JSON, CSV and HTML whose SHA-256 goes to the audit trail.
@@ -23,9 +24,11 @@ report written by ``habilitations.campaign_reports``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -55,9 +58,10 @@ from habilitations.campaign_models import (
     CampagneRapport,
     CampagneRevue,
 )
-from habilitations.campaign_reports import render_reports, report_document
+from habilitations.campaign_reports import render_pdf, render_reports, render_tableur, report_document
 from habilitations.inactivity import local_date
-from habilitations.models import Habilitation
+from habilitations.models import Agent, Habilitation
+from habilitations.profiles import is_useless
 from habilitations.refusals import CampaignRefused, TransitionRefused
 from habilitations.roles import Principal
 from habilitations.transitions import SYSTEM_ACTOR
@@ -197,7 +201,7 @@ def decide(
     element_id: str,
     *,
     decision: str,
-    commentaire: str,
+    commentaire: str | None,
     date_fin: date | None,
     scopes: Sequence[str] | None,
     now: datetime,
@@ -223,12 +227,20 @@ def decide(
         raise CampaignRefused(
             RefusalKind.INVALID, "DECISION_INVALIDE", f"Décision inconnue : attendu {', '.join(DECISIONS)}"
         )
-    commentaire = commentaire.strip()
-    if not commentaire or len(commentaire) > COMMENT_MAX_LENGTH:
+    commentaire = (commentaire or "").strip()
+    if len(commentaire) > COMMENT_MAX_LENGTH:
+        raise CampaignRefused(
+            RefusalKind.INVALID,
+            "COMMENTAIRE_TROP_LONG",
+            f"Le commentaire dépasse {COMMENT_MAX_LENGTH} caractères",
+        )
+    # A comment is asked for only where the report needs a reason: keeping a grant that shows
+    # anomalies. A routine keep or a revocation speaks for itself (the issue's 15 calls).
+    if not commentaire and decision in (MAINTENIR, MAINTENIR_JUSQU_AU) and item.preuves.get("anomalies"):
         raise CampaignRefused(
             RefusalKind.INVALID,
             "COMMENTAIRE_OBLIGATOIRE",
-            f"Chaque décision porte un commentaire (1 à {COMMENT_MAX_LENGTH} caractères)",
+            "Cette habilitation présente des anomalies : dites en commentaire pourquoi vous la maintenez",
         )
     habilitation = session.get(Habilitation, item.habilitation_id)
     assert habilitation is not None
@@ -254,11 +266,20 @@ def decide(
         )
     if decision == REDUIRE:
         kept = list(dict.fromkeys(scopes or []))
-        if not kept or not set(kept) < set(habilitation.scopes):
+        if kept and not set(kept) < set(habilitation.scopes):
             raise CampaignRefused(
                 RefusalKind.INVALID,
                 "SCOPES_INVALIDES",
-                "« reduire » demande une partie non vide et stricte des scopes de l'habilitation",
+                "Une réduction garde une partie seulement des scopes de l'habilitation : ceux choisis "
+                "les couvrent tous ou n'en font pas partie (pour tout garder, choisissez « maintenir »)",
+            )
+        if not kept or is_useless(habilitation.api, kept):
+            raise CampaignRefused(
+                RefusalKind.INVALID,
+                "REDUCTION_INUTILE",
+                "Après cette réduction, l'agent ne pourrait plus appeler aucune opération de l'API "
+                "(une opération exige tous ses scopes) : gardez au moins une opération complète, "
+                "ou révoquez l'habilitation",
             )
         decision_scopes = kept
     elif scopes:
@@ -266,7 +287,7 @@ def decide(
     item.decision = decision
     item.decision_date_fin = decision_date_fin
     item.decision_scopes = decision_scopes
-    item.commentaire = commentaire
+    item.commentaire = commentaire or None
     item.decidee_par = actor.agent_id
     item.decidee_par_libelle = actor.label
     item.decidee_le = now
@@ -274,6 +295,73 @@ def decide(
     session.add(item)
     session.flush()
     return item
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of a batch: the same fields as ``decide`` takes."""
+
+    element_id: str
+    decision: str
+    commentaire: str | None = None
+    date_fin: date | None = None
+    scopes: Sequence[str] | None = None
+
+
+def decide_many(
+    session: Session,
+    actor: Principal,
+    campagne: CampagneRevue,
+    decisions: Sequence[Decision],
+    *,
+    now: datetime,
+    recorder: AuditRecorder,
+    request_id: str,
+) -> list[CampagneElement]:
+    """Record several decisions at once, all or none: the caller rolls back on a refusal.
+
+    Each goes through ``decide`` (same rules as one by one). A refusal names the item it is
+    about (the agent's account identifier and the API, never a usager's data) so that the RGC
+    knows which line to change.
+    """
+    if not decisions:
+        raise CampaignRefused(RefusalKind.INVALID, "AUCUN_ELEMENT", "Aucune ligne choisie : cochez au moins une ligne")
+    decided = []
+    for wanted in decisions:
+        try:
+            decided.append(
+                decide(
+                    session,
+                    actor,
+                    campagne,
+                    wanted.element_id,
+                    decision=wanted.decision,
+                    commentaire=wanted.commentaire,
+                    date_fin=wanted.date_fin,
+                    scopes=wanted.scopes,
+                    now=now,
+                    recorder=recorder,
+                    request_id=request_id,
+                )
+            )
+        except CampaignRefused as refused:
+            raise CampaignRefused(
+                refused.kind,
+                refused.code,
+                f"{_line_name(session, wanted.element_id)} : {refused.message}",
+                details={"element": wanted.element_id},
+                reason=refused.reason,
+            ) from refused
+    return decided
+
+
+def _line_name(session: Session, element_id: str) -> str:
+    item = session.get(CampagneElement, element_id)
+    if item is None:
+        return "Ligne inconnue"
+    agent = session.get(Agent, item.agent_id)
+    habilitation = session.get(Habilitation, item.habilitation_id)
+    return f"{agent.identifiant if agent else item.agent_id} ({habilitation.api if habilitation else '?'})"
 
 
 # Applying decisions (deadline or closure) ---------------------------------------------------
@@ -454,3 +542,29 @@ def report(session: Session, campagne: CampagneRevue, format_: str) -> CampagneR
     if found is None:
         raise CampaignRefused(RefusalKind.UNKNOWN, "RAPPORT_INCONNU", "Format de rapport inconnu : json, csv ou html")
     return found
+
+
+# Reports for people: the PDF to sign and the tableur, final or draft ------------------------
+
+FORMATS_POUR_LES_PERSONNES = ("pdf", "tableur")
+
+
+def render_for_people(document: dict[str, Any], format_: str, *, signataire: str | None, now: datetime) -> bytes:
+    """The report ``document`` as a PDF (``signataire`` signs a draft) or as a tableur CSV."""
+    if format_ == "pdf":
+        return render_pdf(document, signataire=signataire, genere_le=now)
+    if format_ == "tableur":
+        return render_tableur(document)
+    raise CampaignRefused(RefusalKind.UNKNOWN, "RAPPORT_INCONNU", "Format de rapport inconnu : pdf ou tableur")
+
+
+def report_for_people(
+    session: Session, campagne: CampagneRevue, format_: str, *, signataire: str | None, now: datetime
+) -> bytes:
+    """The final report of a closed campaign (from its frozen JSON), else the draft marked « Projet »."""
+    if campagne.etat == CLOTUREE:
+        document = json.loads(report(session, campagne, "json").contenu)
+    else:
+        # The same document closure would freeze now: what the RGC is about to sign.
+        document = report_document(session, campagne, items(session, campagne))
+    return render_for_people(document, format_, signataire=signataire, now=now)

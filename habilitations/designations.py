@@ -1,4 +1,4 @@
-"""Roles: designating an RGC (titular or deputy), an RSSI, a CSSI or an operator, and ending it.
+"""Roles: designating an RGC (titular or deputy), an RSSI, an integrator, a CSSI or an operator, and ending it.
 
 A role is an administrative power, never a data access. The convention (Annexe 1) wants the
 RGC to be a civil servant or contract agent of the organisation, with the date of their
@@ -18,6 +18,7 @@ from habilitations.models import (
     ACTIF,
     CSSI,
     HUMAIN,
+    INTEGRATEUR,
     RGC_SUPPLEANT,
     RGC_TITULAIRE,
     ROLES,
@@ -51,7 +52,7 @@ def designate(
 ) -> Designation:
     """Give a role. RGC titular/deputy: a civil servant or contract agent of the organisation,
     with the date of their commitment act, one titular at a time (titular: operator or CSSI;
-    deputy: also the organisation's titular RGC). RSSI: operator, CSSI or titular RGC.
+    deputy: also the organisation's titular RGC). RSSI, integrator: operator, CSSI or titular RGC.
     CSSI: an agent of a France Travail organisation, operator only. Operator: operator only."""
     if role not in ROLES:
         raise TransitionRefused(RefusalKind.INVALID, "role_inconnu", "Rôle inconnu")
@@ -68,7 +69,7 @@ def designate(
     allowed = actor.is_operator
     if role in (RGC_TITULAIRE,):
         allowed = allowed or actor.is_cssi
-    elif role in (RGC_SUPPLEANT, RSSI):
+    elif role in (RGC_SUPPLEANT, RSSI, INTEGRATEUR):
         allowed = allowed or actor.is_cssi or actor.has_role(RGC_TITULAIRE, organisation_id)
     if not allowed:
         raise forbidden()
@@ -136,7 +137,7 @@ def end_designation(
     ``changement_fonction``, ``absence_prolongee``) the CSSI notice is raised (8 days)."""
     designation = lookups.locked(session, Designation, designation_id, "designation_inconnue", "Désignation inconnue")
     check_code(motif)
-    if designation.role in (RGC_SUPPLEANT, RSSI):
+    if designation.role in (RGC_SUPPLEANT, RSSI, INTEGRATEUR):
         allowed = actor.is_operator or actor.is_cssi or actor.has_role(RGC_TITULAIRE, designation.organisation_id)
     elif designation.role == RGC_TITULAIRE:
         allowed = actor.is_operator or actor.is_cssi or actor.agent_id == designation.agent_id

@@ -38,7 +38,8 @@ from habilitations.models import (
     Souscription,
 )
 from habilitations.overrides import notify_rgc
-from habilitations.profiles import is_useless
+from habilitations.policy import served_apis
+from habilitations.profiles import api_profiles, is_useless
 from habilitations.refusals import TransitionRefused
 from habilitations.roles import Principal
 from habilitations.transitional import end_transition
@@ -61,13 +62,13 @@ def grant_habilitation(
     now: datetime,
     recorder: AuditRecorder,
     request_id: str,
-    require_useful: bool = False,
 ) -> Habilitation:
     """Habilitate an active agent for scopes of one API, within the organisation's subscription.
 
-    With ``require_useful`` (the console), scopes that cover no operation of the API are
-    refused: the agent would be refused on every call. Off by default for now because
-    existing callers and tests build such partial grants on purpose (enforcement cases).
+    The API must be one Relais serves, and the scopes must cover every scope of at least one
+    of its operations: otherwise the agent would be refused on every call while the grant
+    reads as given. One grant in force per agent and API: granting again is refused with the
+    way out (extend, reduce, or revoke then grant), never silently merged.
 
     The actor is the RGC (titular or deputy) of the agent's organisation, or the hub operator,
     and never the agent themselves. The first person habilitated in an organisation ends its
@@ -85,13 +86,13 @@ def grant_habilitation(
             "identifiant_reserve",
             "L'identité transitoire ne reçoit pas de nouvelle habilitation",
         )
+    check_api_known(api)
     wanted = clean_scopes(scopes)
     check_text("finalite", finalite, 255, required=True)
     check_text("justification", justification, 2000)
     _check_end_date(date_fin, now)
     check_within_subscription(session, agent, api, wanted)
-    if require_useful:
-        _check_useful(api, wanted)
+    check_useful(api, wanted)
     existing = session.exec(
         select(Habilitation).where(
             Habilitation.agent_id == agent.id,
@@ -106,7 +107,11 @@ def grant_habilitation(
         )
     if existing is not None:
         raise TransitionRefused(
-            RefusalKind.CONFLICT, "habilitation_existante", "L'agent a déjà une habilitation active pour cette API"
+            RefusalKind.CONFLICT,
+            "habilitation_existante",
+            "L'agent a déjà une habilitation active pour cette API : prolongez-la ou réduisez-la "
+            "plutôt que d'en accorder une seconde ; pour lui ouvrir d'autres opérations, "
+            "révoquez-la puis accordez la nouvelle",
         )
     grant = new_grant(
         session,
@@ -195,6 +200,8 @@ def reduce_habilitation(
             "reduction_invalide",
             "Les scopes gardés doivent être une partie stricte de ceux accordés",
         )
+    # The same rule as a grant: a reduction must leave at least one operation callable.
+    check_useful(grant.api, wanted)
     before = list(grant.scopes)
     grant.scopes = [scope for scope in grant.scopes if scope in wanted]
     touch(session, grant, now)
@@ -345,12 +352,27 @@ def _check_end_date(date_fin: date | None, now: datetime) -> None:
         raise TransitionRefused(RefusalKind.INVALID, "date_fin_passee", "La date de fin est déjà passée")
 
 
-def _check_useful(api: str, scopes: list[str]) -> None:
+def check_api_known(api: str) -> None:
+    """A grant names an API Relais serves (its spec file's stem): a typo is not a subscription matter."""
+    if api not in served_apis():
+        raise TransitionRefused(
+            RefusalKind.INVALID,
+            "api_inconnue",
+            "API inconnue : le nom d'une API servie par Relais est attendu (par exemple rechercher-usager-v2)",
+        )
+
+
+def check_useful(api: str, scopes: Iterable[str]) -> None:
     """Refuse scopes that cover no operation of the API: the agent would get R001 on every call."""
-    if is_useless(api, scopes):
+    held = set(scopes)
+    if is_useless(api, held):
+        # Name the nearest operation and what it still lacks: the fix, not just the fault.
+        profile = api_profiles()[api]
+        nearest = min(profile.operations, key=lambda op: (len(op.scopes - held), op.label))
         raise TransitionRefused(
             RefusalKind.INVALID,
             "habilitation_inutile",
-            "Ces scopes ne permettent d'appeler aucune opération de cette API : "
-            "choisir au moins une opération et tous les scopes qu'elle exige",
+            "Ces scopes ne permettent d'appeler aucune opération de cette API (une opération exige tous "
+            f"ses scopes) : par exemple, « {nearest.label} » exige aussi "
+            f"{', '.join(sorted(nearest.scopes - held))}",
         )

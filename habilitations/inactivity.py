@@ -4,7 +4,10 @@ Activity is the last ProConnect login with an accepted ``acr`` or the last partn
 accepted for the agent (``Agent.derniere_activite``); an agent who was never active counts
 from the account's creation. "Two months" are calendar months in France's time zone: last
 active on 15 January, suspended from 15 March; on 31 December, from the last day of
-February (28 or 29). Warnings go to the agent and to the organisation's RGC at D-15 and D-7.
+February (28 or 29). Warnings go to the agent and to the organisation's RGC at D-15 and D-7;
+the RGCs are told of the suspension itself (they are the ones who can reactivate the account).
+These are people's notifications: each lands in the console inbox of the people it reaches,
+and by e-mail where a channel is configured (``adapters.outbound.notices`` words them).
 
 ``sweep`` is idempotent (run it daily, or twice: nothing is queued or suspended twice) and
 the same due date is checked on every partner call, so a late sweep lets no one through.
@@ -30,6 +33,7 @@ INACTIVITY_MONTHS = 2
 # Days before the due date when the agent and the RGC are warned, most distant first.
 WARNINGS = (15, 7)
 TOPIC_WARNING = "habilitations.inactivite.avertissement"
+TOPIC_SUSPENSION = "habilitations.inactivite.suspension"
 
 
 def local_date(moment: datetime) -> date:
@@ -81,6 +85,7 @@ def sweep(session: Session, now: datetime, *, recorder: AuditRecorder, request_i
         due = inactivity_due_date(agent)
         if today >= due:
             suspend_for_inactivity(session, agent.id, due=due, now=now, recorder=recorder, request_id=request_id)
+            _notify_suspension(session, agent, due, now)
             report.suspended.append(agent.id)
             continue
         threshold = _warning_threshold(today, due)
@@ -121,3 +126,18 @@ def _warn(session: Session, agent: Agent, threshold: int, due: date, now: dateti
         )
         queued = True
     return queued
+
+
+def _notify_suspension(session: Session, agent: Agent, due: date, now: datetime) -> None:
+    """The organisation's RGCs hear of the suspension (once per agent and due date)."""
+    organisation = session.get(Organisation, agent.organisation_id)
+    assert organisation is not None
+    enqueue(
+        session,
+        topic=TOPIC_SUSPENSION,
+        recipient=f"rgc:{organisation.code}",
+        payload={"agent_id": agent.id, "organisation": organisation.code, "suspension_le": due.isoformat()},
+        idempotency_key=f"inactivite:{agent.id}:suspension:{due.isoformat()}",
+        now=now,
+        organisation_id=organisation.id,
+    )

@@ -40,7 +40,9 @@ RGC_SUPPLEANT = "rgc_suppleant"
 RSSI = "rssi"  # the organisation's security officer: reads its own organisation's audit trail
 CSSI = "cssi"  # France Travail's security officer: every organisation (FT organisations only)
 OPERATEUR = "operateur"  # the hub operator
-ROLES = (RGC_TITULAIRE, RGC_SUPPLEANT, RSSI, CSSI, OPERATEUR)
+# The organisation's integrator: its connectors and CSV imports, never beneficiary data pages.
+INTEGRATEUR = "integrateur"
+ROLES = (RGC_TITULAIRE, RGC_SUPPLEANT, RSSI, CSSI, OPERATEUR, INTEGRATEUR)
 
 # Who may be an RGC: the organisation's own civil servants or contract staff (Annexe 1).
 STATUTS_EMPLOI = ("fonctionnaire", "contractuel", "prestataire", "interimaire")
@@ -121,7 +123,7 @@ class Souscription(SQLModel, table=True):
 
 
 class Designation(SQLModel, table=True):
-    """A role held by an agent for an organisation (RGC titular or deputy, RSSI, CSSI, operator)."""
+    """A role held by an agent for an organisation (RGC titular or deputy, RSSI, CSSI, operator, integrator)."""
 
     __tablename__ = "designation"
 

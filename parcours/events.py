@@ -30,6 +30,9 @@ ORIENTATION_DECIDEE = "orientation.decidee"
 RDV_PRIS = "rendez_vous.pris"
 RDV_MODIFIE = "rendez_vous.modifie"
 RDV_ANNULE = "rendez_vous.annule"
+# An appointment's outcome (by the API's PUT or an editor's file): its own event, not « pris ».
+RDV_EFFECTUE = "rendez_vous.effectue"
+RDV_ABSENT = "rendez_vous.absent"
 CONTRAT_SIGNE = "contrat_engagement.signe"
 CONTRAT_REFUSE = "contrat_engagement.refuse"
 SANCTION_A_INSTRUIRE = "sanction.a_instruire"
@@ -42,6 +45,8 @@ EVENT_TYPES = (
     RDV_PRIS,
     RDV_MODIFIE,
     RDV_ANNULE,
+    RDV_EFFECTUE,
+    RDV_ABSENT,
     CONTRAT_SIGNE,
     CONTRAT_REFUSE,
     SANCTION_A_INSTRUIRE,

@@ -14,7 +14,9 @@
   history (evidence of what was planned); deleting it again is a no-op.
 - Every write publishes a domain event (``rendez_vous.pris``, ``rendez_vous.modifie``,
   ``rendez_vous.annule``, ``parcours.events``) concerning the booking organisation and the
-  usager's département, in the same transaction; their connectors hear of it.
+  usager's département, in the same transaction; their connectors hear of it. An outcome
+  (recorded with the appointment, or a change of statut) is told by its own event:
+  ``rendez_vous.effectue``, ``rendez_vous.absent``, ``rendez_vous.annule``.
 
 Every write locks the usager's row first (``FOR NO KEY UPDATE`` on PostgreSQL, a no-op on
 SQLite), then the rendez-vous it changes, so two concurrent bookings of a first ``ACC`` cannot
@@ -46,6 +48,8 @@ TYPES_RECEPTION = ("IND", "COL")
 INITIATEURS = ("USAGER", "PARTENAIRE")
 CODES_ORGANISME = ("IND", "FT", "CD", "DCD", "ML", "CE")
 ANNULE = "ANNULE"
+# The statuts that are an outcome, each told by its own event.
+_OUTCOME_EVENTS = {"EFFECTUE": events.RDV_EFFECTUE, "ABSENT": events.RDV_ABSENT, ANNULE: events.RDV_ANNULE}
 ACC = "ACC"
 PAR = "rendez-vous"
 # Dates given without an offset are the partners' local (metropolitan French) time.
@@ -106,6 +110,8 @@ def enregistrer_rendez_vous(
         rdv = RendezVous(usager_id=usager.id, organisation_id=organisation.id, created_at=now, **fields)
         if identifiant:
             rdv.id = identifiant
+        # An editor's file often records an appointment with its outcome at once.
+        evenement = _OUTCOME_EVENTS.get(rdv.statut, events.RDV_PRIS)
     else:
         evenement = _applied(rdv, fields)
     return _saved(session, usager, rdv, evenement, was_standing=was_standing, now=now)
@@ -375,9 +381,11 @@ def _locked(session: Session, identifiant: str) -> RendezVous | None:
 
 def _applied(rdv: RendezVous, fields: Mapping[str, Any]) -> str | None:
     """Apply ``fields``; the event to tell, None when nothing changed (a re-run import)."""
-    before = as_contract(rdv)
+    before, statut = as_contract(rdv), rdv.statut
     _apply(rdv, fields)
-    return None if as_contract(rdv) == before else events.RDV_MODIFIE
+    if as_contract(rdv) == before:
+        return None
+    return _OUTCOME_EVENTS.get(rdv.statut, events.RDV_MODIFIE) if rdv.statut != statut else events.RDV_MODIFIE
 
 
 def _saved(

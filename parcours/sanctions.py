@@ -443,6 +443,27 @@ def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# The fields of ``consequence_json`` (and of a write's result) that France Travail's material
+# does not name (FT names the proposal the Arazzo workflow reads and the vocabulary its own
+# requests use for the same conséquence): Relais' état, history, allowed events and delay, for
+# the console and for a partner that opts in (``X-Relais-Details: oui``). A list of what to remove, not of what to
+# keep, so that a gateway answer from France Travail keeps every field FT sends.
+DETAIL_RELAIS_FIELDS = (
+    "dateManquement",
+    "libelleManquement",
+    "origine",
+    "etatConsequenceSanction",
+    "codeActivite",
+    "evenementsAutorises",
+    "motifEvenement",
+    "dateProposition",
+    "dateEcheance",
+    "enRetard",
+    "dateDemandeRadiation",
+    "historique",
+)
+
+
 def consequence_json(c: ConsequenceSanction, *, now: datetime | None = None) -> dict[str, Any]:
     """The consequence as ``detailManquement`` answers it (contract fields, then Relais')."""
     now = now or datetime.now(UTC)

@@ -13,7 +13,9 @@ import audit.incident_models
 import audit.models  # noqa: F401
 import habilitations.campaign_models
 import habilitations.login_models
-import habilitations.models  # noqa: F401
+import habilitations.models
+import habilitations.notification_models
+import habilitations.policy_cache  # noqa: F401
 import parcours.diagnostic_tables
 import parcours.tables  # noqa: F401
 import relais.core.outbox  # noqa: F401

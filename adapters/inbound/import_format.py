@@ -10,6 +10,7 @@ problem from the schema's side only, never the value (a NIR, a name, a secret).
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
@@ -64,6 +65,79 @@ def parse_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             # The decoder's message only gives a position, never the content.
             raise DatasetError(number, f"JSON invalide (colonne {exc.colno})") from None
+
+
+def record_problems(kind: str, data: Any) -> list[tuple[str, str]]:
+    """Every schema problem of a record's ``data`` at once: (dotted field path, French reason).
+
+    The feeds turn each path back into the CSV column that filled it; reasons never quote values.
+    """
+    problems: list[tuple[str, str]] = []
+    for error in _validator(kind).iter_errors(data):
+        path = _path("", error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for name in error.validator_value:
+                if name not in error.instance:
+                    problems.append((_path(path, [name]), "valeur obligatoire"))
+            continue
+        reason = _describe(error, prefix="")
+        # _describe names the field first ("champ x.y : ..."): the caller names the column instead.
+        problems.append((path, reason.removeprefix(f"champ {path} : ") if path else reason))
+    return problems
+
+
+def canonical_codes(kind: str, data: dict[str, Any]) -> None:
+    """Write code values as the schema spells them: « Absent » is ABSENT, « Effectué » EFFECTUE.
+
+    Only a text that matches exactly one allowed value once case, accents and surrounding
+    spaces are ignored is rewritten; anything else is left for the schema to refuse.
+    """
+    schema = _schema()
+    _canonical(schema, schema["$defs"][kind], data)
+
+
+def _canonical(root: dict[str, Any], node: dict[str, Any], data: dict[str, Any]) -> None:
+    for name, value in data.items():
+        field_schemas = _field_schemas(root, node, name)
+        if isinstance(value, dict):
+            for field_schema in field_schemas:
+                _canonical(root, field_schema, value)
+        elif isinstance(value, str):
+            allowed = [v for s in field_schemas for v in s.get("enum", ()) if isinstance(v, str)]
+            if value not in allowed:
+                same = [v for v in allowed if _folded(v) == _folded(value)]
+                if len(same) == 1:
+                    data[name] = same[0]
+
+
+def _folded(text: str) -> str:
+    bare = "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+    return bare.strip().casefold()
+
+
+def _field_schemas(root: dict[str, Any], node: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The schemas a property ``name`` of ``node`` may have to satisfy ($ref and choices followed)."""
+    found: list[dict[str, Any]] = []
+    for alternative in _alternatives(root, node):
+        child = alternative.get("properties", {}).get(name)
+        if isinstance(child, dict):
+            found.extend(_alternatives(root, child))
+    return found
+
+
+def _alternatives(root: dict[str, Any], node: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    if depth > 8:
+        return []
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = root["$defs"].get(ref.removeprefix("#/$defs/"), {})
+        return [node, *_alternatives(root, target, depth + 1)]
+    found = [node]
+    for keyword in ("oneOf", "anyOf", "allOf"):
+        for choice in node.get(keyword, ()):
+            if isinstance(choice, dict):
+                found.extend(_alternatives(root, choice, depth + 1))
+    return found
 
 
 def check_record(line: int, record: Any) -> None:
@@ -160,7 +234,10 @@ _REASONS = {
 def _allowed(error: ValidationError) -> str:
     """The schema's expectation (allowed values, type), which is never personal data."""
     if error.validator == "enum":
-        return " (valeurs admises : " + ", ".join(str(value) for value in error.validator_value) + ")"
+        # null is how the schema says "may be left empty".
+        allowed = [str(value) for value in error.validator_value if value is not None]
+        empty = " ou vide" if None in error.validator_value else ""
+        return " (valeurs admises : " + ", ".join(allowed) + empty + ")"
     if error.validator == "type":
         expected = error.validator_value
         names = expected if isinstance(expected, list) else [expected]

@@ -16,10 +16,12 @@ A format is a JSON file (``formats/<name>.json``, or the directory named by
     }
 
 ``champ`` is a dotted path in the record's ``data``; types are ``texte`` (default), ``date``
-(AAAA-MM-JJ or JJ/MM/AAAA), ``date-heure`` (ISO 8601 with offset), ``entier`` and ``booleen``
-(O/N, oui/non, 1/0, true/false). An empty cell is absent. The record is then checked by the
-import schema itself (``specs/import-v1.schema.json``), so a format cannot let through what
-``relais import`` would refuse. Messages name columns, never values.
+(AAAA-MM-JJ or JJ/MM/AAAA), ``date-heure`` (ISO 8601, or JJ/MM/AAAA HH:MM as French Excel
+writes it; without an offset, the time is France's), ``entier`` and ``booleen`` (O/N, oui/non,
+1/0, true/false). An empty cell is absent. The record is then checked by the import schema
+itself (``specs/import-v1.schema.json``), so a format cannot let through what ``relais
+import`` would refuse. Messages name columns, never values; every problem of a row is
+reported at once (``CellErrors``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 FORMATS_DIR = Path(__file__).parent / "formats"
 IDENTITY_FIELDS = ("nir", "numeroFranceTravail", "nom", "prenom", "dateNaissance")
@@ -39,7 +42,11 @@ TYPES = ("texte", "date", "date-heure", "entier", "booleen")
 # Record types a feed may carry (parcours.records' types), for usagers Relais already knows.
 FEED_RECORD_TYPES = ("orientation", "rendez-vous", "contrat-engagement", "manquement")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_FRENCH_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_FRENCH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+# « 15/01/2027 10:30 », « 15/01/2027 10h30 », « 15/01/2027 10:30:00 »: French Excel's exports.
+_FRENCH_MOMENT = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T]+(\d{1,2})[:hH](\d{2})(?::(\d{2}))?$")
+# A time written without an offset is the time on the wall of a French office.
+PARIS = ZoneInfo("Europe/Paris")
 _TRUE = frozenset({"o", "oui", "1", "true", "vrai", "y", "yes"})
 _FALSE = frozenset({"n", "non", "0", "false", "faux", "no"})
 
@@ -49,7 +56,25 @@ class FormatError(Exception):
 
 
 class CellError(Exception):
-    """A value does not fit its column (French message naming the column, not the value)."""
+    """A value does not fit its column (French message naming the column, not the value).
+
+    ``column`` is the CSV column concerned (None for the row as a whole), ``reason`` the
+    problem alone; ``str()`` joins them, as the command line prints it.
+    """
+
+    def __init__(self, reason: str, column: str | None = None) -> None:
+        super().__init__(f"colonne {column} : {reason}" if column else reason)
+        self.reason = reason
+        self.column = column
+
+
+class CellErrors(Exception):
+    """Every problem of one row, so that a file is fixed in one go; ``data``: the cells that were fine."""
+
+    def __init__(self, errors: list[CellError], data: dict[str, Any]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = errors
+        self.data = data
 
 
 @dataclass(frozen=True)
@@ -77,18 +102,35 @@ class FeedFormat:
         return frozenset(self.identite.values()) | frozenset(self.colonnes)
 
     def data(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The record's ``data`` (without the usager) from one row; raises CellError."""
+        """The record's ``data`` (without the usager) from one row; raises CellErrors (all of them)."""
         data: dict[str, Any] = {}
+        errors: list[CellError] = []
         for path, value in self.constantes.items():
             _put(data, path, value)
         for name, column in self.colonnes.items():
             raw = values.get(name)
             if _empty(raw):
                 if column.obligatoire:
-                    raise CellError(f"colonne {name} obligatoire")
+                    errors.append(CellError("valeur obligatoire", name))
                 continue
-            _put(data, column.champ, convert(name, column.type, raw))
+            try:
+                _put(data, column.champ, convert(name, column.type, raw))
+            except CellError as error:
+                errors.append(error)
+        if errors:
+            raise CellErrors(errors, data)
         return data
+
+    def column_of(self, path: str) -> str | None:
+        """The CSV column that fills the record field ``path`` (dotted), or the nearest parent's."""
+        by_field = {column.champ: name for name, column in self.colonnes.items()}
+        parts = path.split(".")
+        while parts:
+            found = by_field.get(".".join(parts))
+            if found is not None:
+                return found
+            parts.pop()
+        return None
 
 
 def convert(name: str, kind: str, raw: Any) -> Any:
@@ -97,11 +139,11 @@ def convert(name: str, kind: str, raw: Any) -> Any:
         return str(text)
     if kind == "entier":
         if isinstance(text, bool):
-            raise CellError(f"colonne {name} : nombre entier attendu")
+            raise CellError("nombre entier attendu", name)
         try:
             return int(text)
         except (TypeError, ValueError):
-            raise CellError(f"colonne {name} : nombre entier attendu") from None
+            raise CellError("nombre entier attendu", name) from None
     if kind == "booleen":
         if isinstance(text, bool):
             return text
@@ -110,17 +152,25 @@ def convert(name: str, kind: str, raw: Any) -> Any:
             return True
         if lowered in _FALSE:
             return False
-        raise CellError(f"colonne {name} : O ou N attendu")
+        raise CellError("O ou N attendu", name)
     if kind == "date":
         return parse_date(name, str(text)).isoformat()
-    # date-heure
+    return parse_moment(name, str(text)).isoformat()
+
+
+def parse_moment(name: str, text: str) -> datetime:
+    """A date and time: ISO 8601, or French (JJ/MM/AAAA HH:MM); without an offset, Paris time."""
+    french = _FRENCH_MOMENT.match(text)
     try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        if french:
+            day, month, year, hour, minute, second = (int(part or 0) for part in french.groups())
+            moment = datetime(year, month, day, hour, minute, second)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise CellError(f"colonne {name} : date et heure ISO 8601 attendues") from None
-    if moment.tzinfo is None:
-        raise CellError(f"colonne {name} : décalage horaire attendu (ex. +01:00)")
-    return moment.isoformat()
+        raise CellError("date et heure attendues (JJ/MM/AAAA HH:MM ou AAAA-MM-JJTHH:MM+01:00)", name) from None
+    # fold=0: an ambiguous autumn hour is read as the first one, as a person means it.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=PARIS)
 
 
 def parse_date(name: str, text: str) -> date:
@@ -132,7 +182,7 @@ def parse_date(name: str, text: str) -> date:
             return date.fromisoformat(text)
     except ValueError:
         pass
-    raise CellError(f"colonne {name} : date AAAA-MM-JJ ou JJ/MM/AAAA attendue")
+    raise CellError("date JJ/MM/AAAA ou AAAA-MM-JJ attendue", name)
 
 
 def _empty(raw: Any) -> bool:

@@ -62,14 +62,14 @@ def identity_of(values: Mapping[str, Any], columns: Mapping[str, str], *, nir_ke
         column = columns["nir"]
         compact = "".join(nir.split())
         if nir_key_required and len(compact) != NIR_WITH_KEY_LENGTH:
-            raise CellError(f"colonne {column} : NIR avec sa clé (15 caractères) attendu")
+            raise CellError("NIR avec sa clé (15 caractères) attendu", column)
         try:
             nir = normalize_nir(compact)
         except NirError as exc:
-            raise CellError(f"colonne {column} : {exc}") from None
+            raise CellError(str(exc), column) from None
     numero = cell("numeroFranceTravail")
     if numero is not None and not _NUMERO.match(numero):
-        raise CellError(f"colonne {columns['numeroFranceTravail']} : 11 chiffres attendus")
+        raise CellError("11 chiffres attendus", columns["numeroFranceTravail"])
     naissance = cell("dateNaissance")
     identity = Identity(
         nir=nir,

@@ -4,7 +4,8 @@ A connector whose url is ``smtp://host:port`` (STARTTLS when the server offers i
 ``smtps://host:port`` (TLS from the start) sends each notification as a plain-text message to
 the addresses the worker resolved (the agent, the organisation's RGCs or RSSIs, the CSSIs).
 The ``Message-ID`` is derived from the event id, so a message sent twice after a lost
-acknowledgement is recognisable as the same one.
+acknowledgement is recognisable as the same one. The text is the one the console inbox shows
+(``adapters.outbound.notices``), with the console page's absolute address.
 """
 
 from __future__ import annotations
@@ -61,12 +62,18 @@ class SmtpSender:
 
 
 def compose(delivery: Delivery, *, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
+    """The e-mail of a notification: its French wording when the worker gave one (every people's
+    notification, ``adapters.outbound.notices``), else the event's fields as they are."""
     document = delivery.document
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Subject"] = f"[Relais] {SUBJECTS.get(delivery.event_type, delivery.event_type)}"
     message["Message-ID"] = f"<{delivery.event_id}@relais>"
+    if delivery.subject and delivery.text:
+        message["Subject"] = f"[Relais] {delivery.subject}"
+        message.set_content(delivery.text)
+        return message
+    message["Subject"] = f"[Relais] {SUBJECTS.get(delivery.event_type, delivery.event_type)}"
     lines = [
         f"Type : {delivery.event_type}",
         f"Organisation : {document.get('organisation') or 'hub'}",

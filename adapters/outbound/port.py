@@ -32,6 +32,9 @@ class Delivery:
     event_id: str
     event_type: str
     document: Mapping[str, Any]
+    # People's notifications by e-mail: the French wording (``adapters.outbound.notices``).
+    subject: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)

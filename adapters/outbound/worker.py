@@ -17,8 +17,10 @@ audited through the ``AuditRecorder`` the caller hands the worker.
 
 Notifications for people (recipients ``agent:<id>``, ``rgc:<code>``, ``rssi:<code>``,
 ``cssi``) go to the organisation's connector marked ``notifications`` (a hub-level one for the
-CSSI), an e-mail one first: it is sent to the addresses of the people holding that role now.
-Without a channel, or an address, they stay pending, with the reason in ``last_error``.
+CSSI), an e-mail one first: it is sent to the addresses of the people holding that role now,
+worded in French (``notices``). Before any channel is tried they are filed in the console
+inbox of each person they reach; so without a channel, or an address, there is nothing left
+to do: the message is marked ``skipped`` with the reason in ``last_error``, never left pending.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,7 +38,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, or_, select
 
-from adapters.outbound import registry
+from adapters.outbound import notices, registry
 from adapters.outbound.deliveries import WAITING
 from adapters.outbound.models import (
     ACTIVE,
@@ -50,11 +52,12 @@ from adapters.outbound.models import (
 )
 from adapters.outbound.port import Delivery, Outcome, Sender, Target
 from habilitations.models import ACTIF, CSSI, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI, Agent, Designation
+from habilitations.notifications import is_for_people
 from relais.core.auditing import AuditDraft, AuditRecorder
 from relais.core.config import Settings
 from relais.core.db import Database
 from relais.core.keys import KeySet
-from relais.core.outbox import DEAD, DELIVERED, FAILED, OutboxMessage, enqueue
+from relais.core.outbox import DEAD, DELIVERED, FAILED, SKIPPED, OutboxMessage, enqueue
 from relais.core.tables import Organisation
 
 log = structlog.get_logger("relais.connectors")
@@ -183,7 +186,15 @@ class Worker:
             message = session.get(OutboxMessage, claim.message_id)
             if message is None:
                 return None
+            for_people = is_for_people(message.recipient)
+            if for_people:
+                # In the people's console inbox first, whatever becomes of the e-mail.
+                notices.file(session, message, self.clock())
+                session.commit()
             prepared = self._prepare(session, message)
+        if for_people and prepared.hold in (NO_CHANNEL, NO_ADDRESS):
+            self._skip(claim, prepared.hold or NO_CHANNEL)
+            return None
         if prepared.hold is not None or prepared.target is None or prepared.delivery is None:
             self._give_back(claim, prepared.hold or NO_CHANNEL)
             return None
@@ -214,7 +225,13 @@ class Worker:
             recipients=recipients,
         )
         session.expunge(connector)
-        return Prepared(connector, target, delivery_of(session, message))
+        delivery = delivery_of(session, message)
+        if connector.kind == EMAIL:
+            wording = notices.word(session, message)
+            delivery = replace(
+                delivery, subject=wording.subject, text=notices.email_text(wording, self.settings.public_url)
+            )
+        return Prepared(connector, target, delivery)
 
     def _connector_for(self, session: Session, recipient: str) -> Connector | None:
         if recipient.startswith(RECIPIENT_PREFIX):
@@ -239,6 +256,16 @@ class Worker:
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == claim.message_id, col(OutboxMessage.attempts) == claim.attempt)
                 .values(attempts=claim.attempt - 1, next_attempt_at=later, last_error=reason[:1000])
+            )
+            session.commit()
+
+    def _skip(self, claim: Claim, reason: str) -> None:
+        """A people's notification with no way to send it: done (the inbox has it), not pending forever."""
+        with self.database.session() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == claim.message_id, col(OutboxMessage.attempts) == claim.attempt)
+                .values(status=SKIPPED, attempts=claim.attempt - 1, last_error=reason[:1000])
             )
             session.commit()
 

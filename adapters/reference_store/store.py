@@ -8,12 +8,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from parcours.alimentation import CHAMPS_CLOTURE, CHAMPS_DUREES, CHAMPS_INSCRIPTION
 from parcours.perimeter import attached_usager, caller_organisation, is_attached
 from parcours.ports import Caller, Issue, UsagerData, UsagerMatch
 from parcours.tables import Usager
 from relais.core.keys import KeySet
 from relais.core.nir import NIR_CONTEXT
 from relais.core.personal_data import blind_index, decrypt_field
+
+M_CONTRAT_KEYS = ("m_statut", "m_date_effet_statut", *CHAMPS_DUREES, *CHAMPS_INSCRIPTION, *CHAMPS_CLOTURE)
 
 
 class ReferenceStore:
@@ -64,7 +67,11 @@ class ReferenceStore:
         usager = self._attached_usager(caller, ref)
         if usager is None:
             return UsagerData(None, None)
-        return UsagerData(usager.nir_index, usager.contrat or None)
+        if not usager.contrat:
+            return UsagerData(usager.nir_index, None)
+        # Statut usager's answer has the thirteen keys France Travail's has (les-emplois reads
+        # them from its answer), null when the stored status lacks one, and no other.
+        return UsagerData(usager.nir_index, {key: usager.contrat.get(key) for key in M_CONTRAT_KEYS})
 
     def _attached_usager(self, caller: Caller, ref: str) -> Usager | None:
         return attached_usager(self._session(), caller, ref)

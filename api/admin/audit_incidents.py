@@ -7,21 +7,24 @@ them. An incident outside one's perimeter answers 404, as if it did not exist.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 from sqlmodel import Session, col, select
 from starlette.responses import StreamingResponse
 
-from api.admin.audit_access import author_of, current_visibility, refused_answer
+from api.admin.audit_access import author_of, current_visibility, parse_moment, refused_answer
 from api.context import current_request
 from api.errors import json_response
 from audit import checkpoints, incidents
 from audit.export import export_records
 from audit.incident_models import Incident
 from audit.models import AuditEvent
-from audit.refusals import AuditRefused
+from audit.refusals import AuditRefused, RefusalKind
 from audit.search import event_json
+from habilitations.models import SUPPRIME, Agent
+from relais.core.tables import Organisation
 
 MAX_EVIDENCE_SHOWN = 500
 
@@ -100,6 +103,77 @@ def changer_etat_incident(incidentId: str, body: dict[str, Any]) -> ConnexionRes
     return json_response(200, _detail(session, incident, now))
 
 
+def suivre_incident(incidentId: str, body: dict[str, Any]) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    state.audit.target = f"incident:{incidentId}"
+    try:
+        _, visible = current_visibility(session)
+        now = state.services.clock()
+        assignee = body.get("assigneA")
+        if assignee is not None:
+            check_assignee(session, incidents.get_incident(session, incidentId, visible), assignee)
+        incident, changed = incidents.follow_up(
+            session,
+            incidentId,
+            gravite=body.get("gravite"),
+            assignee=assignee,
+            unassign="assigneA" in body and assignee is None,
+            now=now,
+            visible=visible,
+        )
+    except AuditRefused as refused:
+        return refused_answer(refused)
+    state.audit.details = changed
+    return json_response(200, _detail(session, incident, now))
+
+
+def notifier_incident(incidentId: str, body: dict[str, Any]) -> ConnexionResponse:
+    state = current_request()
+    session = state.session()
+    state.audit.target = f"incident:{incidentId}"
+    try:
+        principal, visible = current_visibility(session)
+        now = state.services.clock()
+        try:
+            given = parse_moment(body.get("le"))
+            when = given.astimezone(UTC) if given is not None else now
+        except (ValueError, OverflowError):
+            # OverflowError: year 1 or 9999 with an offset, valid ISO 8601 but no UTC instant.
+            raise AuditRefused(RefusalKind.INVALID, "DATE_INVALIDE", "le : date-heure ISO 8601 attendue") from None
+        incidents.record_notification(
+            session,
+            incidentId,
+            recipient=body["destinataire"],
+            notified_at=when,
+            now=now,
+            author=author_of(principal),
+            agent_id=principal.agent_id,
+            visible=visible,
+        )
+        incident = incidents.get_incident(session, incidentId, visible)
+    except AuditRefused as refused:
+        return refused_answer(refused)
+    return json_response(201, _detail(session, incident, now))
+
+
+def check_assignee(session: Session, incident: Incident, agent_id: int) -> Agent:
+    """The agent to assign: a person of the incident's organisation, not deleted."""
+    agent = session.get(Agent, agent_id)
+    organisation_id = (
+        session.exec(select(Organisation.id).where(Organisation.code == incident.organisation)).first()
+        if incident.organisation
+        else None
+    )
+    if agent is None or agent.organisation_id != organisation_id or agent.etat == SUPPRIME:
+        raise AuditRefused(
+            RefusalKind.INVALID,
+            "ASSIGNE_INVALIDE",
+            "Responsable : choisissez un agent de l'organisation concernée par l'incident",
+        )
+    return agent
+
+
 def _detail(session: Session, incident: Incident, now: Any) -> dict[str, Any]:
     ids = incidents.evidence_ids(session, incident.id)[:MAX_EVIDENCE_SHOWN]
     events = session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(ids)).order_by(col(AuditEvent.id))).all()
@@ -107,4 +181,5 @@ def _detail(session: Session, incident: Incident, now: Any) -> dict[str, Any]:
         **incidents.incident_json(incident, now),
         "preuves": [event_json(event) for event in events],
         "historique": [incidents.transition_json(item) for item in incidents.history(session, incident.id)],
+        "notifications": [incidents.notification_json(item) for item in incidents.notifications(session, incident.id)],
     }

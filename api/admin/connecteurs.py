@@ -1,7 +1,9 @@
 """Connecteurs v1: delivery status and history of an organisation's connectors, replay, pause.
 
-Who: the RGC (titulaire or suppléant) or the RSSI of the connector's organisation, the CSSI
-and the hub operator; a connector outside one's perimeter answers 404, as if it did not exist.
+Who: the RGC (titulaire or suppléant), the RSSI or the integrator of the connector's
+organisation, the CSSI and the hub operator; a connector outside one's perimeter answers 404,
+as if it did not exist. The console's integration page (``api.console.integration``) goes
+through the same functions (``visible_organisations``, ``connector_for``, ``replay_event``).
 What: identifiers, types, statuses and attempts of the messages, never their content (which
 names usagers): an administrative role does not open beneficiary data.
 """
@@ -20,12 +22,12 @@ from api.admin.admin_security import principal_of
 from api.context import RequestState, current_request
 from api.errors import json_response
 from api.refusals import refusal_response
-from habilitations.models import RGC_SUPPLEANT, RGC_TITULAIRE, RSSI
+from habilitations.models import INTEGRATEUR, RGC_SUPPLEANT, RGC_TITULAIRE, RSSI
 from habilitations.roles import Principal
-from relais.core.outbox import OutboxMessage
+from relais.core.outbox import DEAD, FAILED, OutboxMessage
 from relais.core.refusals import RefusalKind, Refused
 
-_ROLES = (RGC_TITULAIRE, RGC_SUPPLEANT, RSSI)
+_ROLES = (RGC_TITULAIRE, RGC_SUPPLEANT, RSSI, INTEGRATEUR)
 ETAT = {ACTIVE: "ACTIF"}
 ROLE_INSUFFISANT = "ACCES_NON_AUTORISE"
 CONNECTEUR_INCONNU = "CONNECTEUR_INCONNU"
@@ -45,17 +47,10 @@ _REASONS = {
 
 def lister_connecteurs() -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        visible = _visible_organisations(principal_of(state))
+        return json_response(200, {"connecteurs": connectors_view(state)})
     except Refused as refused:
         return _refused(refused)
-    query = select(Connector).order_by(col(Connector.name))
-    if visible is not None:
-        query = query.where(col(Connector.organisation_id).in_(visible))
-    connectors = session.exec(query).all()
-    default = _max_attempts(state)
-    return json_response(200, {"connecteurs": [_connecteur(session, c, max_attempts=default) for c in connectors]})
 
 
 def lire_connecteur(nom: str) -> ConnexionResponse:
@@ -128,16 +123,22 @@ def lire_evenement(nom: str, evenementId: str) -> ConnexionResponse:
 
 def rejouer_evenement(nom: str, evenementId: str) -> ConnexionResponse:
     state = current_request()
-    session = state.session()
     try:
-        connector = _connector(state, nom)
-        found = _message(session, connector, evenementId, lock=True)
+        found = replay_event(state, nom, evenementId)
     except Refused as refused:
         return _refused(refused)
+    return json_response(202, _evenement(found))
+
+
+def replay_event(state: RequestState, nom: str, event_id: str) -> OutboxMessage:
+    """Put one message of connector ``nom`` back in the queue, as audited; raises Refused."""
+    session = state.session()
+    connector = _connector(state, nom)
+    found = _message(session, connector, event_id, lock=True)
     deliveries.replay(session, found, state.services.clock())
     session.flush()
-    state.audit.details = {"action": "rejouer", "evenement": evenementId}
-    return json_response(202, _evenement(found))
+    state.audit.details = {"action": "rejouer", "evenement": event_id}
+    return found
 
 
 def rejouer_plage(nom: str, body: dict[str, Any]) -> ConnexionResponse:
@@ -157,6 +158,26 @@ def rejouer_plage(nom: str, body: dict[str, Any]) -> ConnexionResponse:
     return json_response(202, {"nombre": count})
 
 
+def connectors_view(state: RequestState, *, failures: int = 0) -> list[dict[str, Any]]:
+    """The connectors the caller may see, shaped as the API lists them; raises Refused.
+
+    ``failures``: with each, its latest messages in failure (``EN_ECHEC``, ``ABANDONNE``), at most that many.
+    """
+    session = state.session()
+    visible = visible_organisations(principal_of(state))
+    query = select(Connector).order_by(col(Connector.name))
+    if visible is not None:
+        query = query.where(col(Connector.organisation_id).in_(visible))
+    shaped = []
+    for connector in session.exec(query).all():
+        view = _connecteur(session, connector, max_attempts=_max_attempts(state))
+        if failures:
+            failed = deliveries.messages(session, connector, statuses=[FAILED, DEAD], limit=failures)
+            view["echecs"] = [_evenement(message) for message in failed.messages]
+        shaped.append(view)
+    return shaped
+
+
 def _max_attempts(state: RequestState) -> int:
     return state.services.settings.connector_max_attempts
 
@@ -168,7 +189,7 @@ def _refused(refused: Refused) -> ConnexionResponse:
 # Access -----------------------------------------------------------------------------------
 
 
-def _visible_organisations(principal: Principal) -> frozenset[int] | None:
+def visible_organisations(principal: Principal) -> frozenset[int] | None:
     """Organisation ids whose connectors the principal sees; None for all. Raises Refused."""
     if principal.is_operator or principal.is_cssi:
         return None
@@ -177,7 +198,7 @@ def _visible_organisations(principal: Principal) -> frozenset[int] | None:
         raise Refused(
             RefusalKind.FORBIDDEN,
             ROLE_INSUFFISANT,
-            "Réservé au RGC et au RSSI de l'organisation, au CSSI et à l'opérateur",
+            "Réservé au RGC, au RSSI et à l'intégrateur de l'organisation, au CSSI et à l'opérateur",
         )
     return ids
 
@@ -185,7 +206,7 @@ def _visible_organisations(principal: Principal) -> frozenset[int] | None:
 def _connector(state: RequestState, nom: str, *, lock: bool = False) -> Connector:
     """The connector ``nom`` if the caller may see it, recorded as the audited target; raises Refused."""
     state.audit.target = f"connecteur:{nom}"
-    visible = _visible_organisations(principal_of(state))
+    visible = visible_organisations(principal_of(state))
     session = state.session()
     connector = registry.by_name(session, nom, lock=lock)
     if connector is None or (visible is not None and connector.organisation_id not in visible):

@@ -1,7 +1,11 @@
-"""Admin API: findings and the yearly review campaigns (domain in ``habilitations.campaigns``)."""
+"""Admin API: findings and the yearly review campaigns (domain in ``habilitations.campaigns``).
+
+``campaign_for`` (a campaign with the caller's right on its organisation) is the console's too.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +21,7 @@ from api.admin.habilitations_common import (
     audit,
     authorize,
     context,
+    may,
     organisation_for,
     paginate,
     parse_date,
@@ -24,7 +29,8 @@ from api.admin.habilitations_common import (
 from api.errors import json_response
 from habilitations import campaigns
 from habilitations.campaign_evidence import findings
-from habilitations.campaign_models import CampagneElement, CampagneRevue
+from habilitations.campaign_models import CLOTUREE, CampagneElement, CampagneRevue
+from habilitations.campaign_reports import person_name
 from habilitations.models import Agent, Habilitation
 from habilitations.roles import Principal
 from habilitations.views import agent_summary, campaign_json, habilitation_json, item_json
@@ -33,7 +39,11 @@ CONTENT_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "tableur": "text/csv; charset=utf-8",
 }
+# Formats rendered for people from the frozen JSON report (the file's extension).
+FOR_PEOPLE = {"pdf": "pdf", "tableur": "csv"}
 
 
 @admin_action
@@ -77,7 +87,7 @@ def ouvrir_campagne(organisation: str, body: dict[str, Any]) -> ConnexionRespons
     return json_response(201, document)
 
 
-def _campaign_for(session: Session, principal: Principal, campagne_id: str, level: str) -> CampagneRevue:
+def campaign_for(session: Session, principal: Principal, campagne_id: str, level: str) -> CampagneRevue:
     attempted(f"campagne:{campagne_id}")
     campagne = campaigns.get_campaign(session, campagne_id, lock=level == REVOIR)
     authorize(principal, campagne.organisation_id, level)
@@ -99,7 +109,7 @@ def _element_json(session: Session, item: CampagneElement) -> dict[str, Any]:
 @admin_action
 def consulter_campagne(campagneId: str) -> ConnexionResponse:
     state, session, principal, _ = context()
-    campagne = _campaign_for(session, principal, campagneId, LIRE)
+    campagne = campaign_for(session, principal, campagneId, LIRE)
     audit(state, f"campagne:{campagne.id}")
     return json_response(200, campaign_json(session, campagne))
 
@@ -107,7 +117,7 @@ def consulter_campagne(campagneId: str) -> ConnexionResponse:
 @admin_action
 def lister_elements(campagneId: str, nonDecides: bool = False, page: int = 1, taille: int = 50) -> ConnexionResponse:
     state, session, principal, _ = context()
-    campagne = _campaign_for(session, principal, campagneId, LIRE)
+    campagne = campaign_for(session, principal, campagneId, LIRE)
     audit(state, f"campagne:{campagne.id}", page=page)
     query = select(CampagneElement).where(CampagneElement.campagne_id == campagne.id)
     if nonDecides:
@@ -123,14 +133,14 @@ def lister_elements(campagneId: str, nonDecides: bool = False, page: int = 1, ta
 @admin_action
 def decider_element(campagneId: str, elementId: str, body: dict[str, Any]) -> ConnexionResponse:
     state, session, principal, now = context()
-    campagne = _campaign_for(session, principal, campagneId, REVOIR)
+    campagne = campaign_for(session, principal, campagneId, REVOIR)
     item = campaigns.decide(
         session,
         principal,
         campagne,
         elementId,
         decision=body["decision"],
-        commentaire=body["commentaire"],
+        commentaire=body.get("commentaire"),
         date_fin=parse_date(body.get("dateFin"), "dateFin"),
         scopes=body.get("scopes"),
         now=now,
@@ -144,9 +154,31 @@ def decider_element(campagneId: str, elementId: str, body: dict[str, Any]) -> Co
 
 
 @admin_action
+def decider_elements(campagneId: str, body: dict[str, Any]) -> ConnexionResponse:
+    state, session, principal, now = context()
+    campagne = campaign_for(session, principal, campagneId, REVOIR)
+    date_fin = parse_date(body.get("dateFin"), "dateFin")
+    wanted = [
+        campaigns.Decision(element_id, body["decision"], body.get("commentaire"), date_fin, body.get("scopes"))
+        for element_id in body["elements"]
+    ]
+    decided = campaigns.decide_many(
+        session,
+        principal,
+        campagne,
+        wanted,
+        now=now,
+        recorder=state.services.audit_recorder,
+        request_id=state.request_id,
+    )
+    audit(state, f"campagne:{campagne.id}", elements=[item.id for item in decided], decision=body["decision"])
+    return json_response(200, [_element_json(session, item) for item in decided])
+
+
+@admin_action
 def cloturer_campagne(campagneId: str) -> ConnexionResponse:
     state, session, principal, now = context()
-    campagne = _campaign_for(session, principal, campagneId, REVOIR)
+    campagne = campaign_for(session, principal, campagneId, REVOIR)
     fresh = timedelta(seconds=state.services.settings.fresh_auth_seconds)
     closed = campaigns.close_campaign(
         session,
@@ -178,18 +210,31 @@ def cloturer_campagne(campagneId: str) -> ConnexionResponse:
 
 @admin_action
 def telecharger_rapport(campagneId: str, format: str = "json") -> ConnexionResponse:
-    state, session, principal, _ = context()
-    campagne = _campaign_for(session, principal, campagneId, LIRE)
-    stored = campaigns.report(session, campagne, format)
-    audit(state, f"campagne:{campagne.id}", format=format, sha256=stored.sha256)
+    state, session, principal, now = context()
+    campagne = campaign_for(session, principal, campagneId, LIRE)
+    prefix = ""
+    if format in FOR_PEOPLE:
+        # Closed: rendered from the frozen JSON (whose hash the audit trail holds), the same bytes
+        # each time. Open: the draft, marked « Projet », signed by the RGC asking for it.
+        draft = campagne.etat != CLOTUREE
+        signs = draft and may(principal, campagne.organisation_id, REVOIR)
+        signataire = person_name(session, principal.agent_id, principal.label) if signs else None
+        content = campaigns.report_for_people(session, campagne, format, signataire=signataire, now=now)
+        extension, prefix = FOR_PEOPLE[format], "projet-" if draft else ""
+        digest = hashlib.sha256(content).hexdigest()
+        audit(state, f"campagne:{campagne.id}", format=format, sha256=digest, projet=draft)
+    else:
+        stored = campaigns.report(session, campagne, format)
+        content, extension, digest = stored.contenu.encode(), format, stored.sha256
+        audit(state, f"campagne:{campagne.id}", format=format, sha256=digest)
     return ConnexionResponse(
         status_code=200,
         content_type=CONTENT_TYPES[format],
         mimetype=CONTENT_TYPES[format].split(";")[0],
-        body=stored.contenu.encode(),
+        body=content,
         headers={
-            "X-Relais-Sha256": stored.sha256,
-            "Content-Disposition": f'attachment; filename="revue-{campagne.id}.{format}"',
+            "X-Relais-Sha256": digest,
+            "Content-Disposition": f'attachment; filename="{prefix}revue-{campagne.id}.{extension}"',
         },
     )
 
@@ -197,6 +242,6 @@ def telecharger_rapport(campagneId: str, format: str = "json") -> ConnexionRespo
 @admin_action
 def lister_remediations(campagneId: str) -> ConnexionResponse:
     state, session, principal, _ = context()
-    campagne = _campaign_for(session, principal, campagneId, LIRE)
+    campagne = campaign_for(session, principal, campagneId, LIRE)
     audit(state, f"campagne:{campagne.id}")
     return json_response(200, [_element_json(session, item) for item in campaigns.remediations(session, campagne)])

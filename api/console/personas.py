@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from habilitations import agents, designations
-from habilitations.models import CSSI, OPERATEUR, RGC_TITULAIRE, RSSI, Agent
+from habilitations.models import CSSI, INTEGRATEUR, OPERATEUR, RGC_TITULAIRE, RSSI, Agent
 from habilitations.roles import Principal, current_roles
 from relais.core.auditing import AuditRecorder
 from relais.core.config import Settings
@@ -43,21 +43,21 @@ PERSONAS: tuple[Persona, ...] = (
         "RGC du Département de la Gironde",
         "CD33",
         "RGC-CD33",
-        "Responsable",
-        "Habilitations",
+        "Durand",
+        "Camille",
         RGC_TITULAIRE,
     ),
-    Persona("rssi-cd33", "RSSI du Département de la Gironde", "CD33", "RSSI-CD33", "Sécurité", "Responsable", RSSI),
-    Persona("cssi-ft", "CSSI de France Travail", "FT-NAQ", "CSSI-FT", "Sécurité", "Correspondant", CSSI),
-    Persona("operateur", "Opérateur du hub", "FT-NAQ", "OPERATEUR-HUB", "Exploitation", "Opérateur", OPERATEUR),
+    Persona("rssi-cd33", "RSSI du Département de la Gironde", "CD33", "RSSI-CD33", "Leroy", "Dominique", RSSI),
+    Persona("cssi-ft", "CSSI de France Travail", "FT-NAQ", "CSSI-FT", "Morel", "Alex", CSSI),
+    Persona("operateur", "Opérateur du hub", "FT-NAQ", "OPERATEUR-HUB", "Girard", "Sam", OPERATEUR),
     Persona(
         "integrateur-cd33",
         "Intégrateur du Département de la Gironde",
         "CD33",
         "INTEG-CD33",
-        "Intégration",
-        "Technicien",
-        None,
+        "Bernard",
+        "Lou",
+        INTEGRATEUR,
     ),
 )
 BY_KEY = {persona.key: persona for persona in PERSONAS}

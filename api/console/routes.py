@@ -61,11 +61,13 @@ def build_console() -> Starlette:
         Route("/console/habilitations/agents/{agent_id:int}", rgc.agent_page, methods=["GET"]),
         Route("/console/habilitations/agents/{agent_id:int}/accorder", rgc.grant, methods=["POST"]),
         Route("/console/habilitations/{habilitation_id:str}/etat", rgc.change_state, methods=["POST"]),
+        *rgc.ROUTES,
         Route("/console/audit", securite.search_form, methods=["GET"]),
         Route("/console/audit", securite.search_results, methods=["POST"]),
         # Each area of the console lists its own pages.
         *campagnes.ROUTES,
         *notifications.ROUTES,
+        *securite.ROUTES,
         *incidents.ROUTES,
         *integrite.ROUTES,
         *integration.ROUTES,

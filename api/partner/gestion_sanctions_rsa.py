@@ -6,6 +6,10 @@ sanctions rules answers 200 with its ``codeSortie``, as FT's diagram does
 (``api.refusals.sanctions_sortie_response``); ``detailManquement``'s refusals are a 4xx whose
 body carries both ``codeSortie`` and ``{codeHttp, codeErreur, message}``
 (``api.refusals.sanctions_refusal_response``).
+
+Answers carry no Relais addition (``DETAIL_RELAIS_FIELDS``: état, historique, événements
+autorisés, échéance...) unless the caller sends ``X-Relais-Details: oui``: FT's typed client
+refuses unknown properties.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 from connexion.lifecycle import ConnexionResponse
 
 from api.context import current_request
-from api.partner.per_usager import for_usager
+from api.partner.per_usager import details_requested, for_usager
 from api.refusals import sanctions_refusal_response, sanctions_sortie_response
 from parcours.ports import Caller, SanctionsBackend, UsagerData
+from parcours.sanctions import DETAIL_RELAIS_FIELDS
 
 # One backend call for the usager the jeton designates.
 Call = Callable[[SanctionsBackend, Caller, str], UsagerData]
@@ -29,7 +34,16 @@ def _run(call: Call, *, write: bool = True) -> ConnexionResponse:
     state = current_request()
     backend = state.services.backends.sanctions
     render = sanctions_sortie_response if write else sanctions_refusal_response
-    return for_usager(state, lambda caller, ref: call(backend, caller, ref), render_refusal=render)
+    details = details_requested()
+
+    def act(caller: Caller, ref: str) -> UsagerData:
+        data = call(backend, caller, ref)
+        if details or not isinstance(data.payload, dict):
+            return data
+        shaped = {key: value for key, value in data.payload.items() if key not in DETAIL_RELAIS_FIELDS}
+        return UsagerData(data.nir_index, shaped)
+
+    return for_usager(state, act, render_refusal=render)
 
 
 def lire_detail_sanction_rsa(identifiantSanction: str) -> ConnexionResponse:

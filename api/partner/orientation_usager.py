@@ -15,19 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
 from api.context import current_request
-from api.partner.per_usager import for_usager
+from api.partner.per_usager import details_requested, for_usager
 from parcours.orientation import DECISION_DETAILS
 from parcours.ports import Caller, OrientationBackend, UsagerData
 
 # One backend call for the usager the jeton designates.
 Call = Callable[[OrientationBackend, Caller, str], UsagerData]
 
-DETAILS_HEADER = "x-relais-details"
-_OPT_IN = ("oui", "true", "1")
 # Relais' additions to an orientation, outside its decision.
 _ORIENTATION_DETAILS = ("justification",)
 
@@ -35,7 +32,7 @@ _ORIENTATION_DETAILS = ("justification",)
 def _run(call: Call, *, status: int = 200) -> ConnexionResponse:
     state = current_request()
     backend = state.services.backends.orientation
-    details = request.headers.get(DETAILS_HEADER, "").strip().lower() in _OPT_IN
+    details = details_requested()
 
     def act(caller: Caller, ref: str) -> UsagerData:
         data = call(backend, caller, ref)

@@ -21,8 +21,17 @@ from parcours.ports import Caller, Refused, UsagerData, UsagerNotAttached
 from relais.core.jeton import JETON_HEADER, JetonAutreClient, JetonError, JetonExpire, open_jeton
 
 Action = Callable[[Caller, str], UsagerData]
+# A client that asks for Relais' additions to FT's answers (README, "Relais additions to the
+# partner APIs"); without it an answer has FT's shape only, which FT's typed client requires.
+DETAILS_HEADER = "x-relais-details"
+_OPT_IN = ("oui", "true", "1")
 # Answers a domain refusal in the called API's error format (see api.refusals).
 RefusalRenderer = Callable[[Refused], ConnexionResponse]
+
+
+def details_requested() -> bool:
+    """Whether the request opted in to Relais' additions (``X-Relais-Details: oui``)."""
+    return request.headers.get(DETAILS_HEADER, "").strip().lower() in _OPT_IN
 
 
 def for_usager(

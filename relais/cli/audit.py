@@ -10,13 +10,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import click
 
 from audit.checkpoints import create_checkpoint, load_public_key, public_key_pem, signing_key
 from audit.retention import purge_expired
 from audit.verify import VerifyReport, verify_database, verify_export
+from audit.verify_scan import Progress
 from relais.cli.support import fail, migrated_database
 from relais.core.config import get_settings
 
@@ -29,6 +30,36 @@ def audit_group() -> None:
 def _fail(message: str) -> NoReturn:
     # Exit 2: a usage problem, told apart from exit 1, "the journal does not verify".
     fail(message, code=2)
+
+
+_BAR_WIDTH = 30
+
+
+def progress_bar(stream: TextIO, as_json: bool) -> Progress | None:
+    """A progress line on a terminal: ``stream`` is stderr, so the report on stdout stays clean.
+
+    None (no output at all) when the stream is not a terminal (a pipe, a file, a CI log) or
+    for ``--json``, whose reader is a program.
+    """
+    if as_json or not stream.isatty():
+        return None
+    shown = -1
+
+    def show(done: int, total: int) -> None:
+        nonlocal shown
+        percent = 100 if total <= 0 else min(100, done * 100 // total)
+        if percent == shown and done < total:
+            return
+        shown = percent
+        filled = percent * _BAR_WIDTH // 100
+        bar = "#" * filled + "." * (_BAR_WIDTH - filled)
+        counts = f"{done:,} / {total:,}".replace(",", " ")
+        stream.write(f"\rVérification du journal [{bar}] {percent:3d} % ({counts} feuilles)")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
 
 
 def _print_report(report: VerifyReport, as_json: bool) -> None:
@@ -85,7 +116,7 @@ def verify_command(export_file: Path | None, public_keys: tuple[Path, ...], as_j
             report = verify_export(lines, keys)
     else:
         with migrated_database(settings) as database, database.session() as session:
-            report = verify_database(session, keys)
+            report = verify_database(session, keys, progress=progress_bar(sys.stderr, as_json))
     _print_report(report, as_json)
 
 

@@ -25,6 +25,7 @@ import relais.cli.habilitations_admin  # noqa: F401
 from audit.journal import append_event
 from habilitations.clients import ClientRegistryError, create_client
 from parcours.contrat import cloturer_suspensions_echues
+from relais.cli.admin_token import admin_group
 from relais.cli.audit import audit_group
 from relais.cli.connecteurs import connecteurs_group
 from relais.cli.connexion import proconnect_group
@@ -106,9 +107,25 @@ def parcours_sweep() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Adresse d'écoute.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port d'écoute.")
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Nombre de processus serveurs (RELAIS_WORKERS, 1 par défaut) ; plus d'un demande PostgreSQL.",
+)
+def serve(host: str, port: int, workers: int | None) -> None:
     """Sert les API (migre la base et prépare les clés d'abord)."""
     settings = get_settings()
+    workers = workers or settings.workers
+    if workers > 1 and settings.is_embedded:
+        # Not WAL's doing: SQLite takes one writer at a time and every call writes its audit
+        # event, so more processes would queue on the same lock (and each would run the
+        # periodic jobs and count rate limits on its own) without serving more calls.
+        fail(
+            "plusieurs processus serveurs demandent PostgreSQL (RELAIS_DATABASE_URL) : la base "
+            "SQLite embarquée n'accepte qu'une écriture à la fois et chaque appel écrit son événement "
+            "d'audit. Relancez avec --workers 1, ou configurez PostgreSQL."
+        )
     migrate_database(settings)
     # Fail here, with a clear message, rather than inside uvicorn's startup.
     load_keys(settings)
@@ -116,11 +133,21 @@ def serve(host: str, port: int) -> None:
     # commands do not need.
     import uvicorn
 
+    from relais.core.ratelimit import describe_rate_limits
+
+    if workers > 1:
+        click.echo(_banner(host, port))
+        click.echo(describe_rate_limits(settings.redis_url))
+        click.echo(f"Processus serveurs : {workers} ; les tâches périodiques tournent dans un seul (verrou PostgreSQL)")
+        # Each worker builds its own app from the same RELAIS_* environment, in its own process.
+        # log_config=None: our structlog configuration (set by create_app) owns logging.
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+        return
     from api.app import create_app
 
     app = create_app(settings)
     click.echo(_banner(host, port))
-    # log_config=None: our structlog configuration (set by create_app) owns logging.
+    click.echo(describe_rate_limits(settings.redis_url))
     uvicorn.run(app, host=host, port=port, log_config=None)
 
 
@@ -346,10 +373,13 @@ def keys_rotate() -> None:
     except KeySetError as exc:
         fail(str(exc))
     click.echo(f"Nouvelle clé de signature : {kid}")
-    click.echo("Redémarrez « relais serve » pour signer les jetons avec cette clé.")
+    click.echo(
+        "Les serveurs en marche signent avec elle d'ici quelques secondes, sans redémarrage, "
+        "s'ils lisent ce même fichier de clés."
+    )
 
 
 # Command groups of their own modules -------------------------------------------------------
 
-for group in (audit_group, habilitations_group, connecteurs_group, fichiers_group, proconnect_group):
+for group in (audit_group, habilitations_group, connecteurs_group, fichiers_group, proconnect_group, admin_group):
     main.add_command(group)

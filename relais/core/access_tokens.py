@@ -4,6 +4,11 @@ Time checks are done here against the caller's ``now`` rather than by pyjwt, whi
 system clock: tests and replays need an injectable clock. Relais issues tokens for two
 audiences, the partner APIs' and the admin APIs' (``TokenAudience``); ``verify_relais_token``
 checks either with the deployment's settings, for the web shell's two bearer checks.
+
+Keys follow their file (``relais.core.keys.latest_keyset``): tokens are signed with the current
+key of the file as it is now (looked at every few seconds), and a token naming an unknown key
+makes the process re-read the file (rate-limited) before it is refused, so that a key rotated
+on one replica is accepted by the others without a restart.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from relais.core.config import Settings
-from relais.core.keys import SIGNING_ALG, KeySet
+from relais.core.keys import SIGNING_ALG, KeySet, latest_keyset
 
 AT_JWT_TYPE = "at+jwt"
 # RFC 9068 section 4 lets the media type be spelled in full.
@@ -67,7 +72,7 @@ def issue_access_token(
         "exp": issued_at + int(ttl.total_seconds()),
         "jti": uuid.uuid4().hex,
     }
-    key = keys.current_signing_key
+    key = latest_keyset(keys).current_signing_key
     return jwt.encode(claims, key.private_key, algorithm=SIGNING_ALG, headers={"kid": key.kid, "typ": AT_JWT_TYPE})
 
 
@@ -120,15 +125,29 @@ def verify_relais_token(
         expected, max_age = settings.admin_audience, settings.admin_token_ttl_seconds
     else:
         expected, max_age = settings.token_audience, settings.token_ttl_seconds
-    return verify_access_token(
-        keys,
-        token,
-        issuer=settings.issuer,
-        audience=expected,
-        now=now,
-        leeway=timedelta(seconds=settings.token_leeway_seconds),
-        max_token_age=timedelta(seconds=max_age),
-    )
+
+    def verify(with_keys: KeySet) -> dict[str, Any]:
+        return verify_access_token(
+            with_keys,
+            token,
+            issuer=settings.issuer,
+            audience=expected,
+            now=now,
+            leeway=timedelta(seconds=settings.token_leeway_seconds),
+            max_token_age=timedelta(seconds=max_age),
+        )
+
+    try:
+        return verify(keys)
+    except InvalidAccessToken as exc:
+        if exc.reason != "unknown_kid":
+            raise
+        # Perhaps signed by a key rotated since we loaded ours: look at the file again (at most
+        # once per keys_reload_min_seconds, so forged kids cannot make us read it on every call).
+        newer = latest_keyset(keys, min_interval=settings.keys_reload_min_seconds)
+        if newer is keys:
+            raise
+        return verify(newer)
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
@@ -189,6 +208,6 @@ def jwks_document(keys: KeySet, now: datetime, max_token_age: timedelta) -> dict
     return {
         "keys": [
             {**ECAlgorithm.to_jwk(public_key, as_dict=True), "kid": kid, "use": "sig", "alg": SIGNING_ALG}
-            for kid, public_key in keys.verification_keys(now, max_token_age).items()
+            for kid, public_key in latest_keyset(keys).verification_keys(now, max_token_age).items()
         ]
     }

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
 
     # Default rate limit per client and per API, in calls per second (burst capacity).
     rate_limit_per_second: int = Field(default=20, ge=1)
+    # Redis counting the rate limits for every worker and replica (redis://[:password@]host:port/db).
+    # Empty: each process counts its own, so N processes let a client make N times its limit.
+    redis_url: str = ""
+
+    # Server processes ``relais serve`` starts (``--workers`` overrides it). More than one needs
+    # PostgreSQL: SQLite takes one writer at a time, and every call writes its audit event.
+    workers: int = Field(default=1, ge=1, le=64)
+    # A token signed by a key this process does not know (rotated by another replica) makes it
+    # re-read the key file, at most once per this many seconds.
+    keys_reload_min_seconds: float = Field(default=2.0, ge=0)
 
     # A département's own orientation rule table for calculOrientation (format: see
     # parcours/orientation_rules.json); empty means the shipped default.

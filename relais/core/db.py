@@ -6,6 +6,7 @@ thread pool, and one engine serves both the request path and the command line.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,14 +40,57 @@ def normalize_database_url(url: str) -> URL:
 def create_db_engine(url: str) -> Engine:
     parsed = normalize_database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(parsed)
-    return create_engine(
-        parsed,
-        pool_pre_ping=True,
-        pool_size=PG_POOL_SIZE,
-        max_overflow=PG_MAX_OVERFLOW,
-        pool_timeout=POOL_TIMEOUT_SECONDS,
-    )
+        engine = _create_sqlite_engine(parsed)
+    else:
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=PG_POOL_SIZE,
+            max_overflow=PG_MAX_OVERFLOW,
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+        )
+    _track_writes(engine)
+    return engine
+
+
+# Statements that neither change nor lock anything (a ``SELECT ... FOR UPDATE`` locks: it
+# counts as a write, the caller meant to change what it locked).
+_READ_PREFIXES = ("SELECT", "BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE", "ROLLBACK", "SHOW", "SET ")
+_WROTE = "relais_wrote"
+
+
+def _track_writes(engine: Engine) -> None:
+    """Note on the connection whether its current transaction sent anything but reads.
+
+    The request pipeline commits a call that only read in a group commit of audit events
+    instead of its own transaction (``api.pipeline``): it must know, whatever path the
+    writes took (ORM flush, Core statement or text), that the call wrote nothing.
+    """
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.info[_WROTE] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        head = statement.lstrip()[:9].upper()
+        if head.startswith("SELECT"):
+            if "FOR UPDATE" in statement or "FOR NO KEY UPDATE" in statement:
+                connection.info[_WROTE] = True
+        elif not head.startswith(_READ_PREFIXES):
+            connection.info[_WROTE] = True
+
+
+def wrote(session: Session) -> bool:
+    """Whether ``session``'s open transaction changed (or locked) anything, or would on commit.
+
+    Costs no I/O: a session with no transaction open wrote nothing.
+    """
+    if session.new or session.dirty or session.deleted:
+        return True
+    if not session.in_transaction():
+        return False
+    return bool(session.connection().info.get(_WROTE, True))
 
 
 def _create_sqlite_engine(url: URL) -> Engine:
@@ -75,6 +119,10 @@ def _create_sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL, not NORMAL: in WAL mode NORMAL survives a crash of the process but may lose the
+        # last commits on a power cut or an OS crash, and a call's audit event must outlive the
+        # answer it let out. The flush this costs is shared: concurrent calls that only read
+        # commit their events together (``api.pipeline.AuditBatches``), one flush per batch.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -95,6 +143,7 @@ class Database:
         self.engine = create_db_engine(url)
         # The calls in flight that may hold a connection: one on SQLite (one writer anyway).
         self.gate = ConcurrencyGate(1 if self.dialect == "sqlite" else PG_POOL_SIZE)
+        self._reader: sqlite3.Connection | None = None
 
     @property
     def dialect(self) -> str:
@@ -102,6 +151,30 @@ class Database:
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    def read_now(self, statement: str) -> Any | None:
+        """The first column of the first row of a read, from the event loop, without a thread
+        hand-off; None when that cannot be done at once (then read in a session instead).
+
+        Only on a SQLite file: a second connection, read-only and in autocommit, sees the last
+        committed state, and in WAL mode a reader waits for no writer (nor for the single
+        pooled connection, which is the writers'). Nothing it reads belongs to any transaction.
+        """
+        if self._reader is None:
+            path = self.engine.url.database
+            if self.dialect != "sqlite" or not path or path == ":memory:" or not Path(path).is_file():
+                return None
+            try:
+                reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+                reader.execute("PRAGMA query_only=ON")
+            except sqlite3.Error:
+                return None
+            self._reader = reader
+        try:
+            row = self._reader.execute(statement).fetchone()
+        except sqlite3.Error:
+            return None
+        return None if row is None else row[0]
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -115,4 +188,7 @@ class Database:
                 raise
 
     def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.engine.dispose()

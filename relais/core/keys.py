@@ -16,23 +16,34 @@ This module also holds the kid-framed AES-256-GCM envelope shared by jetons and 
 fields, so that rotation works the same way for both.
 
 Error messages name the file and the faulty entry, never a key.
+
+Running processes follow the file (``latest_keyset``): a key set loaded from a file is checked
+against it at most every few seconds, and at once (still rate-limited) when a token names a
+signing key the process does not know, so a key rotated on one replica signs and verifies on
+every replica without a restart.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import hashlib
+import itertools
 import json
 import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,6 +88,12 @@ class KeySet:
     field_keys: dict[str, bytes]
     current_field_kid: str
     blind_index_key: bytes
+    # The file it was read from and that file's state then (see ``latest_keyset``); None for
+    # a set built in memory, which never changes.
+    source: Path | None = field(default=None, compare=False)
+    source_stamp: str | None = field(default=None, compare=False)
+    # Order of reading within this process: of two sets read from one file, the later is newer.
+    generation: int = field(default=0, compare=False)
 
     @property
     def current_signing_key(self) -> SigningKey:
@@ -144,7 +161,80 @@ def _require_aware(now: datetime) -> None:
 
 
 def load_keyset(path: Path) -> KeySet:
-    return parse_keyset_document(_read_document(path), path)
+    text = _read_text(path)
+    keyset = parse_keyset_document(_parse_document(text, path), path)
+    return dataclasses.replace(keyset, source=path, source_stamp=_stamp(text), generation=next(_generations))
+
+
+def _stamp(text: str) -> str:
+    """What tells one version of the file from another (its content: inode and mtime can repeat)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_generations = itertools.count(1)
+
+# How often a running process looks at its key file when nothing asks it to.
+KEY_FILE_CHECK_SECONDS = 2.0
+
+
+class _KeyFileWatch:
+    """The newest key set read from one file, re-read when the file changed, checked rarely."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at = -float("inf")
+        self._newest: KeySet | None = None
+
+    def latest(self, keys: KeySet, min_interval: float) -> KeySet:
+        assert keys.source is not None
+        now = self._clock()
+        with self._lock:
+            if now - self._checked_at >= min_interval:
+                self._checked_at = now
+                self._refresh(keys)
+            newest = self._newest
+        return newest if newest is not None and newest.generation > keys.generation else keys
+
+    def _refresh(self, keys: KeySet) -> None:
+        # Remembers the set matching the file as last read, whichever caller read it.
+        assert keys.source is not None
+        try:
+            text = _read_text(keys.source)
+            stamp = _stamp(text)
+            if self._newest is not None and self._newest.source_stamp == stamp:
+                return
+            if stamp == keys.source_stamp:
+                self._newest = keys
+                return
+            self._newest = dataclasses.replace(
+                parse_keyset_document(_parse_document(text, keys.source), keys.source),
+                source=keys.source,
+                source_stamp=stamp,
+                generation=next(_generations),
+            )
+        except KeySetError as exc:
+            # A half-written or broken file: keep serving with the keys we have. The message
+            # names the file and the entry, never a key.
+            _log.warning("keyset_reload_failed", error=str(exc))
+
+
+_watches: dict[Path, _KeyFileWatch] = {}
+_watches_lock = threading.Lock()
+_log = structlog.get_logger("relais.keys")
+
+
+def latest_keyset(keys: KeySet, *, min_interval: float | None = None) -> KeySet:
+    """``keys``, or the newer set its file holds now (looked at once per ``min_interval`` at most,
+    ``KEY_FILE_CHECK_SECONDS`` by default).
+
+    Process-wide per file, so that every caller of one process shares the reads.
+    """
+    if keys.source is None:
+        return keys
+    with _watches_lock:
+        watch = _watches.setdefault(keys.source, _KeyFileWatch(time.monotonic))
+    return watch.latest(keys, KEY_FILE_CHECK_SECONDS if min_interval is None else min_interval)
 
 
 def load_or_create_keyset(settings: Settings) -> KeySet:
@@ -161,12 +251,19 @@ def load_or_create_keyset(settings: Settings) -> KeySet:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    return _parse_document(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise KeySetError(f"Jeu de clés introuvable : {path}") from None
     except OSError as exc:
         raise KeySetError(f"Jeu de clés illisible : {path} ({exc.strerror})") from None
+
+
+def _parse_document(text: str, path: Path) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except ValueError:

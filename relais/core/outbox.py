@@ -27,6 +27,8 @@ PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"  # will be retried at ``next_attempt_at``
 DEAD = "dead"  # gave up after the configured number of attempts; visible and replayable
+# A people's notification with no channel or address to send it by: the console inbox has it.
+SKIPPED = "skipped"
 
 
 class OutboxMessage(SQLModel, table=True):

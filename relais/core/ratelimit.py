@@ -3,8 +3,18 @@
 France Travail publishes a burst capacity in calls per second per API and per client
 (``X-Ratelimit-Burst-Capacity-Clientidlimiter``) and the calls left in the current second
 (``X-Ratelimit-Remaining-Clientidlimiter``). We keep one fixed one-second window per
-(client, API) in process memory: with N server processes a client may reach N times its
-limit. The README says how to size limits for that.
+(client, API).
+
+By default (``RateLimiter``) the windows live in process memory: with N server processes a
+client may reach N times its limit. With ``RELAIS_REDIS_URL`` set (``SharedRateLimiter``) they
+live in Redis, counted by the ``limits`` library's atomic increment, so one limit holds across
+every worker and replica. When Redis does not answer, each process falls back to its own
+in-memory windows for a few seconds, logs a warning and counts it in a metric: a client is then
+limited per process (N times its limit at worst) rather than refused outright, since the rate
+limit protects capacity, not access (tokens, habilitations and audit are checked all the same).
+
+Credential attempts at the token endpoint stay counted per process in every mode: they are
+refunded on success within the same process, and a per-process bound already stops guessing.
 """
 
 from __future__ import annotations
@@ -16,6 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
+import structlog
+from limits import RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import RedisStorage
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy.engine import make_url
+
+LOGGER = "relais.ratelimit"
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,87 @@ class RateLimiter:
             used += 1
             self._windows[key] = (window, used)
             return RateDecision(True, capacity, capacity - used, 0)
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same one-second windows, counted in Redis: one limit across processes and replicas.
+
+    One round trip per call: ``limits``' Redis storage increments the window's counter and sets
+    its one-second expiry in one atomic script, and the count it returns gives the calls left.
+    A window starts at its first call (not on the clock's second), which is the same allowance.
+    """
+
+    # How long a process keeps to its own windows after Redis failed, before trying again: a
+    # down Redis then costs one timed-out call per process every few seconds, not every call.
+    RETRY_SECONDS = 5.0
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        registry: CollectorRegistry | None = None,
+        timeout: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(clock)
+        self.storage = RedisStorage(
+            redis_url,
+            wrap_exceptions=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+        self.description = redact_redis_url(redis_url)
+        self.fallbacks = Counter(
+            "relais_ratelimit_store_failures_total",
+            "Rate limit checks made in process memory because Redis did not answer.",
+            registry=registry,
+        )
+        self._down_until = 0.0
+
+    def hit(self, client_id: str, api: str, capacity: int) -> RateDecision:
+        now = self._clock()
+        if now >= self._down_until:
+            item = RateLimitItemPerSecond(capacity)
+            try:
+                used = self.storage.incr(item.key_for(client_id, api), item.get_expiry())
+            except StorageError as exc:
+                self._down_until = now + self.RETRY_SECONDS
+                # The cause's type only: a Redis error may quote the URL, password included.
+                # A logger bound now (a rare path): a module-level one is cached by structlog
+                # with whatever output was current at its first use.
+                structlog.get_logger(LOGGER).warning(
+                    "ratelimit_store_unavailable",
+                    store=self.description,
+                    error=type(exc.storage_error).__name__,
+                    fallback="process_memory",
+                    retry_in_seconds=self.RETRY_SECONDS,
+                )
+            else:
+                if used > capacity:
+                    return RateDecision(False, capacity, 0, 1)
+                return RateDecision(True, capacity, capacity - used, 0)
+        self.fallbacks.inc()
+        return super().hit(client_id, api, capacity)
+
+
+def redact_redis_url(url: str) -> str:
+    """The URL without its password, for the banner and the logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_rate_limiter(redis_url: str, registry: CollectorRegistry | None = None) -> RateLimiter:
+    """Redis-backed when ``redis_url`` is set, otherwise the per-process default."""
+    if redis_url:
+        return SharedRateLimiter(redis_url, registry=registry)
+    return RateLimiter()
+
+
+def describe_rate_limits(redis_url: str) -> str:
+    """What ``relais serve`` says at start about where limits are counted (French, for operators)."""
+    if redis_url:
+        return f"Limites de débit : partagées entre processus et répliques (Redis {redact_redis_url(redis_url)})"
+    return "Limites de débit : comptées par processus (RELAIS_REDIS_URL pour les partager entre processus)"
 
 
 class AttemptLimiter:

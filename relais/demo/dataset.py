@@ -440,8 +440,9 @@ def demo_habilitations_records() -> list[dict[str, Any]]:
                     "data": {
                         "organisation": organisation,
                         "identifiant": rgc,
-                        "nom": "Responsable",
-                        "prenom": "Habilitations",
+                        # The console's RGC persona logs in as this agent.
+                        "nom": "Durand",
+                        "prenom": "Camille",
                         "statut_emploi": "fonctionnaire",
                     },
                 }
@@ -476,6 +477,8 @@ def demo_habilitations_records() -> list[dict[str, Any]]:
             "api": data["api"],
             "scopes": data["scopes"],
             "finalite": "Accompagnement des allocataires du RSA (démonstration)",
+            # As an RGC writes it: a grant without one is an anomaly of the yearly review.
+            "justification": "Référente RSA : accompagne les allocataires orientés vers le Département",
         }
         records.append({"type": "habilitation", "data": grant})
         if data["organisation"] == "CD33" and data["api"] == "rechercher-usager-v2":

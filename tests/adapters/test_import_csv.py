@@ -155,8 +155,8 @@ def test_malformed_lines_are_all_reported_by_line_and_nothing_is_written(hub: Hu
     )
     messages = rejected_messages(hub, path)
     assert messages == [
-        "ligne 3 : colonne DATE_DECISION : date AAAA-MM-JJ ou JJ/MM/AAAA attendue",
-        "ligne 4 : colonne PARCOURS_PRECONISE obligatoire",
+        "ligne 3 : colonne DATE_DECISION : date JJ/MM/AAAA ou AAAA-MM-JJ attendue",
+        "ligne 4 : colonne PARCOURS_PRECONISE : valeur obligatoire",
         "ligne 5 : 7 colonnes au lieu de 12",
         "ligne 6 : usager non identifié : NIR, numéro France Travail ou nom et date de naissance attendus",
         "ligne 7 : colonne NUMERO_FT : 11 chiffres attendus",
@@ -171,7 +171,10 @@ def test_malformed_lines_are_all_reported_by_line_and_nothing_is_written(hub: Hu
 def test_a_value_the_contract_refuses_is_reported_with_its_line(hub: Hub, tmp_path: Path) -> None:
     path = write(tmp_path, "decisions.csv", DECISION_HEADER, f"{GIRONDE.nir};;;;;XXX;CD;;ACCEPTEE;2026-03-02;CD;")
     (message,) = rejected_messages(hub, path)
-    assert message.startswith("ligne 2 : ") and "parcours" in message
+    # The CSV column is named, not the record's field.
+    assert (
+        message == "ligne 2 : colonne PARCOURS_PRECONISE : valeur non autorisée (valeurs admises : PED, PSO, PSP, IND)"
+    )
 
 
 def test_bad_nir_keys_are_refused_without_quoting_the_nir(hub: Hub, tmp_path: Path) -> None:
@@ -241,7 +244,17 @@ def test_the_header_must_match_the_format(hub: Hub, tmp_path: Path) -> None:
     assert rejected_messages(hub, missing, CONTRATS) == ["ligne 1 : colonnes obligatoires absentes : ETAT"]
 
 
-def test_a_file_that_is_not_utf8_is_refused_at_its_line(hub: Hub, tmp_path: Path) -> None:
-    path = tmp_path / "latin1.csv"
-    path.write_bytes(f"NUMERO_FT;ETAT\n{GIRONDE.numero};SIGNE\n{CORSE.numero};REFUS\xc9\n".encode("latin-1"))
-    assert rejected_messages(hub, path, CONTRATS) == ["ligne 3 : encodage invalide (utf-8 attendu)"]
+def test_a_windows_1252_file_is_read_as_french_excel_writes_it(hub: Hub, tmp_path: Path) -> None:
+    path = tmp_path / "cp1252.csv"
+    path.write_bytes(f"NUMERO_FT;ETAT;DATE_REFUS\n{GIRONDE.numero};Refusé;\n".encode("cp1252"))
+    # Read (« Refusé » is REFUSE), then refused by the contract's rule, which names the CSV column.
+    assert rejected_messages(hub, path, CONTRATS) == [
+        "ligne 2 : colonne DATE_REFUS : Contrat d'engagement : cette colonne est obligatoire pour un contrat REFUSE"
+    ]
+    path.write_bytes(f"NUMERO_FT;ETAT;DATE_REFUS\n{GIRONDE.numero};Refusé;20/01/2026 10:15\n".encode("cp1252"))
+    result = import_csv(
+        hub.services.database, hub.services.keys, path, CONTRATS, organisation="CD33", audit=JournalRecorder()
+    )
+    assert result.report.created == 1
+    with hub.services.database.session() as session:
+        assert session.exec(select(ContratEngagement)).one().etat == "REFUSE"

@@ -109,3 +109,13 @@ def test_pull_from_the_configuration(
     assert "iodas-cd33-contrats : ok" in etat.output
     unknown = runner.invoke(main, ["fichiers", "pull", "autre"])
     assert unknown.exit_code == 1 and "iodas-cd33-contrats" in unknown.output
+
+
+def test_the_command_line_reads_a_french_excel_export_as_the_console_does(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "contrats.csv"
+    # Windows-1252, commas, a French date and time, a state in lower case.
+    path.write_bytes(f"NIR,ETAT,DATE_SIGNATURE,ORGANISME\r\n{NIR},signé,20/01/2026 10:15,cd\r\n".encode("cp1252"))
+    command = ["fichiers", "import", "--format", "etats-contrat-engagement", "--organisation", "CD33", str(path)]
+    result = runner.invoke(main, command)
+    assert result.exit_code == 0, result.output
+    assert "créées : 1" in result.output

@@ -170,7 +170,8 @@ def test_bad_items_reject_the_run_with_their_position(hub: Hub, httpx_mock: HTTP
     )
     with pytest.raises(FeedRejected) as caught:
         run(hub)
-    assert [error.position for error in caught.value.errors] == [2]
+    # Every bad item at once: the NIR's key, and the state the contract does not know.
+    assert [error.position for error in caught.value.errors] == [2, 3]
     assert "clé de contrôle" in str(caught.value.errors[0])
     state = cursor(hub)
     assert state is not None and (state.cursor, state.last_status) == (None, "rejete")

@@ -172,8 +172,11 @@ def test_a_connector_that_keeps_failing_is_paused_and_its_rgc_notified(database:
             session.commit()
         runner.run_until_idle()
         assert sorted(fake.state.ids()) == sorted(ids)
-    # The RGC notice waits for a notification channel, with the reason visible.
-    assert waiting(database) == 1
+    # No notification channel: the RGC notice is in the RGCs' console inbox, not pending forever.
+    assert waiting(database) == 0
+    with database.session() as session:
+        (notice,) = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == "rgc:CD33")).all()
+    assert notice.status == "skipped"
 
 
 def test_a_worker_that_outlived_its_lease_writes_nothing(database: Database, tmp_path: Path) -> None:

@@ -244,3 +244,25 @@ def test_differential_against_the_rfc_definitions() -> None:
         assert merkle.verify_consistency(old, new, _mth(data[:old]), _mth(data[:new]), proof)
         if old < new:
             assert not merkle.verify_consistency(old, new, _mth(data[: old + 1]), _mth(data[:new]), proof)
+
+
+def test_ranges_hashed_apart_join_into_the_same_tree() -> None:
+    """The parallel verifier hashes aligned ranges on their own (``compact_range``) and joins
+    them (``append_subtree``): every size gives the root of appending leaf by leaf."""
+    leaves = [merkle.leaf_hash(str(i).encode()) for i in range(70)]
+    for chunk in (1, 4, 16):
+        for size in range(71):
+            joined = merkle.TreeBuilder()
+            for start in range(0, size, chunk):
+                for height, node in merkle.compact_range(leaves[start : min(size, start + chunk)]):
+                    joined.append_subtree(height, node)
+            assert (joined.size, joined.root()) == (size, merkle.root_hash(leaves[:size]))
+
+
+def test_a_subtree_out_of_alignment_is_refused() -> None:
+    builder = merkle.TreeBuilder()
+    builder.append(merkle.leaf_hash(b"a"))
+    copy = builder.copy()
+    with pytest.raises(ValueError):
+        builder.append_subtree(1, merkle.leaf_hash(b"b"))
+    assert copy.stack() == builder.stack() and builder.size == 1

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
-from audit import merkle
+from audit import merkle, verify_scan
 from audit.checkpoints import checkpoint_note, key_id, sign
 from audit.journal import event_content, event_leaf_hash, sequence_pending
 from audit.verify import VerifyReport, verify_database
@@ -34,9 +35,23 @@ def _journal(database: Database, tmp_path: Path, count: int = 8) -> tuple[list[i
     return ids, settings
 
 
+@pytest.fixture(autouse=True)
+def _small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ranges of 2 leaves: an 8-leaf journal is scanned in 4 ranges, so that tampering lands
+    # inside a range and across two of them.
+    monkeypatch.setattr(verify_scan, "CHUNK", 2)
+
+
 def _verify(database: Database, settings: Settings) -> VerifyReport:
+    """The report, checked to be the same from the reference checker and from the fast scan
+    (in this process and in two worker processes)."""
     with database.session() as session:
-        return verify_database(session, public_keys(settings))
+        reference = verify_database(session, public_keys(settings), reference=True)
+    for workers in (1, 2):
+        with database.session() as session:
+            fast = verify_database(session, public_keys(settings), workers=workers)
+        assert fast.as_json() == reference.as_json()
+    return fast
 
 
 def test_a_clean_journal_verifies_with_counts(database: Database, tmp_path: Path) -> None:

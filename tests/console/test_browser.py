@@ -28,22 +28,59 @@ def test_each_role_does_its_main_task_in_a_real_browser(served: tuple[Hub, str],
         session.add(idle)
         due = inactivity_due_date(idle)
 
-    # RGC: dashboard, upcoming suspension, revoke then grant by profile.
+    # RGC: dashboard with the upcoming suspension; create an agent, grant by profile, extend;
+    # revoke and grant again; the designations page.
     log_in(browser, base, "rgc-cd33")
     submit(browser, browser.find_element(By.LINK_TEXT, "Habilitations"))
     accessible(browser)
     suspensions = browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby='titre-suspensions']").text
     assert "Agent AGT-7" in suspensions and due.strftime("%d/%m/%Y") in suspensions
-    submit(browser, browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby='titre-suspensions'] a"))
+
+    submit(browser, browser.find_element(By.LINK_TEXT, "Créer un agent"))
     accessible(browser)
-    revoke = browser.find_element(By.XPATH, "//tr[td[1][normalize-space()='rechercher-usager-v2']]//button")
-    submit(browser, revoke)
-    assert "Habilitation révoquée." in text(browser)
+    for field, value in (
+        ("identifiant", "AGT-NAV"),
+        ("nom", "Moreau"),
+        ("prenom", "Inès"),
+        ("email", "ines.moreau@gironde.fr"),
+    ):
+        browser.find_element(By.ID, field).send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#statut_emploi option[value='contractuel']").click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "form.formulaire button"))
+    assert "Agent créé : Inès Moreau" in text(browser)
     accessible(browser)
     form = browser.find_element(By.XPATH, "//form[input[@name='api' and @value='rechercher-usager-v2']]")
     form.find_element(By.CSS_SELECTOR, "input[value='RechercherUsagerParDateNaissanceEtNir']").click()  # untick one
     submit(browser, form.find_element(By.TAG_NAME, "button"))
-    assert "Habilitation accordée." in text(browser)
+    assert "Habilitation accordée : Inès Moreau peut désormais appeler « Rechercher usager v2 »" in text(browser)
+    accessible(browser)
+    granted = browser.find_element(By.XPATH, "//tr[td[1][contains(., 'rechercher-usager-v2')]]")
+    assert "Rechercher un usager par numéro France Travail" in granted.text
+    end = hub.clock.now.date() + timedelta(days=180)
+    # The date picker's typing order follows the browser's locale: set its value as a pick would.
+    date_field = granted.find_element(By.CSS_SELECTOR, "input[type=date]")
+    browser.execute_script("arguments[0].value = arguments[1]", date_field, end.isoformat())
+    submit(browser, granted.find_element(By.XPATH, ".//button[contains(., 'Prolonger ou raccourcir')]"))
+    assert f"elle prendra fin le {end.strftime('%d/%m/%Y')}" in text(browser)
+    accessible(browser)
+
+    browser.get(f"{base}/console/habilitations")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby='titre-suspensions'] a"))
+    accessible(browser)
+    revoke = browser.find_element(
+        By.XPATH, "//tr[td[1][contains(., 'rechercher-usager-v2')]]//button[normalize-space()='Révoquer']"
+    )
+    submit(browser, revoke)
+    assert "Habilitation révoquée : Agent AGT-7 ne peut plus appeler" in text(browser)
+    accessible(browser)
+    form = browser.find_element(By.XPATH, "//form[input[@name='api' and @value='rechercher-usager-v2']]")
+    submit(browser, form.find_element(By.TAG_NAME, "button"))
+    assert "Habilitation accordée" in text(browser)
+
+    browser.get(f"{base}/console/habilitations")
+    submit(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "Désignations"))
+    assert "RGC titulaire" in text(browser)
+    accessible(browser)
 
     # RSSI: who consulted a usager in the last 30 days (a partner call made just before).
     hub.client.post(
@@ -64,7 +101,13 @@ def test_each_role_does_its_main_task_in_a_real_browser(served: tuple[Hub, str],
 
     # Integrator: no administration role, refused on the RGC's and the RSSI's pages.
     log_in(browser, base, "integrateur-cd33")
-    for path, message in (("/console/habilitations", "Consultation réservée"), ("/console/audit", "Réservé au RSSI")):
+    refusals = (
+        ("/console/habilitations", "Consultation réservée"),
+        ("/console/habilitations/agents/nouveau", "Action réservée"),
+        ("/console/habilitations/designations", "Consultation réservée"),
+        ("/console/audit", "Réservé au RSSI"),
+    )
+    for path, message in refusals:
         browser.get(f"{base}{path}")
         assert "Action refusée" in text(browser) and message in text(browser)
         accessible(browser)

@@ -32,11 +32,12 @@ from relais.core.outbox import OutboxMessage
 from relais.core.tables import Organisation
 from tests.habilitations.world import RECORDER, request_id
 from tests.support.hub import Hub
-from tests.support.scopes import AGENT, RECHERCHE
+from tests.support.scopes import AGENT, RECHERCHE, SANCTIONS_SCOPES
 
 BASE = "/relais/habilitations/v1"
 RECHERCHE_API = "rechercher-usager-v2"
 RECHERCHE_GRANT = ["api_rechercher-usagerv2", "rechercheusager", "profil_accedant"]
+SANCTIONS = SANCTIONS_SCOPES.split()
 
 
 @dataclass
@@ -266,13 +267,25 @@ def test_agents_are_listed_by_state_and_paginated(staff: Staff) -> None:
 
 def test_habilitations_are_reduced_and_revoked(staff: Staff) -> None:
     grant = staff.post(staff.rgc33, f"/agents/{staff.agent33}/habilitations", grant_body()).json()
-    reduced = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/reduction", {"scopes": ["rechercheusager"]})
-    assert reduced.status_code == 200 and reduced.json()["scopes"] == ["rechercheusager"]
+    # Every operation of this API needs all three scopes: keeping one would cut the agent off.
+    useless = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/reduction", {"scopes": ["rechercheusager"]})
+    assert useless.status_code == 400 and error(useless) == "HABILITATION_INUTILE"
+    assert "profil_accedant" in useless.json()["message"]
+    sanctions = staff.post(
+        staff.rgc33,
+        f"/agents/{staff.agent33}/habilitations",
+        grant_body(api="gestion-sanctions-rsa-v1", scopes=SANCTIONS),
+    ).json()
+    kept = ["api_gestion-sanctions-rsav1", "gestiondesmanquements"]
+    reduced = staff.post(staff.rgc33, f"/habilitations/{sanctions['id']}/reduction", {"scopes": kept})
+    assert reduced.status_code == 200 and reduced.json()["scopes"] == kept
     widened = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/reduction", {"scopes": RECHERCHE_GRANT})
     assert widened.status_code == 400
     revoked = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/etat", {"action": "revoquer", "motif": "depart"})
     assert revoked.status_code == 200 and revoked.json()["etat"] == "revoque"
-    listed = staff.get(staff.rssi33, "/organisations/CD33/habilitations", agentId=staff.agent33).json()
+    listed = staff.get(
+        staff.rssi33, "/organisations/CD33/habilitations", agentId=staff.agent33, api=RECHERCHE_API
+    ).json()
     assert [(h["id"], h["etat"]) for h in listed["resultats"]] == [(grant["id"], "revoque")]
     again = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/etat", {"action": "revoquer", "motif": "depart"})
     assert again.status_code == 409

@@ -24,6 +24,8 @@ from relais.core.tables import Organisation
 from tests.habilitations.world import RECORDER, request_id
 
 API = "rechercher-usager-v2"
+# Every operation of the API needs all three: a grant of fewer would open nothing and is refused.
+SCOPES = ("--scope", "api_rechercher-usagerv2", "--scope", "rechercheusager", "--scope", "profil_accedant")
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
             Principal.command_line(),
             organisation_id=organisation.id,
             api=API,
-            scopes=["api_rechercher-usagerv2", "rechercheusager"],
+            scopes=["api_rechercher-usagerv2", "rechercheusager", "profil_accedant"],
             now=now,
             recorder=RECORDER,
             request_id=request_id(),
@@ -84,7 +86,7 @@ def test_an_operator_scripts_agents_roles_and_grants(env: Database) -> None:
     assert refused.exit_code == 1 and "fonctionnaire ou un contractuel" in refused.output
 
     agent = ok("agent-creer", "CD33", "AGT-1", "--nom", "Martin")
-    grant = ok("accorder", str(agent["id"]), API, "--scope", "rechercheusager", "--finalite", "Instruction RSA")
+    grant = ok("accorder", str(agent["id"]), API, *SCOPES, "--finalite", "Instruction RSA")
     assert grant["etat"] == "actif" and grant["accordeePar"] == "cli:operateur"
     outside = run("accorder", str(agent["id"]), "statut-usager-v2", "--scope", "x", "--finalite", "Instruction")
     assert outside.exit_code == 1 and "hors de la souscription" in outside.output
@@ -104,7 +106,7 @@ def test_an_operator_scripts_agents_roles_and_grants(env: Database) -> None:
 
 def test_an_operator_runs_a_campaign_from_the_command_line(env: Database, tmp_path: Path) -> None:
     agent = ok("agent-creer", "CD33", "AGT-1", "--nom", "Martin")
-    grant = ok("accorder", str(agent["id"]), API, "--scope", "rechercheusager", "--finalite", "Instruction RSA")
+    grant = ok("accorder", str(agent["id"]), API, *SCOPES, "--finalite", "Instruction RSA")
     deadline = (datetime.now(UTC).date() + timedelta(days=10)).isoformat()
     campagne = ok("campagne", "ouvrir", "CD33", "--date-limite", deadline)
     assert campagne["elements"] == 1 and campagne["etat"] == "ouverte"

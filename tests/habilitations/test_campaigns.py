@@ -26,6 +26,7 @@ from habilitations.roles import Principal
 from relais.core.auditing import AuditDraft
 from tests.habilitations.test_admin_api import (
     RECHERCHE_API,
+    RECHERCHE_GRANT,
     Staff,
     agent_id,
     error,
@@ -37,7 +38,11 @@ from tests.habilitations.test_admin_api import (
 from tests.habilitations.world import LOOKUP, RECORDER, request_id
 from tests.support.hub import Hub
 from tests.support.people import SEINE_SAINT_DENIS
-from tests.support.scopes import RECHERCHE
+from tests.support.scopes import RECHERCHE, SANCTIONS_SCOPES
+
+SANCTIONS_API = "gestion-sanctions-rsa-v1"
+# What reading a manquement needs (« lireDetailSanctionRsa »): a strict part of the full grant.
+SANCTIONS_READ = ["api_gestion-sanctions-rsav1", "gestiondesmanquements"]
 
 
 def open_campaign(staff: Staff, rgc: int, organisation: str, days: int = 30) -> dict[str, Any]:
@@ -91,6 +96,9 @@ def test_full_campaign_open_decide_close_with_fresh_login_and_anchored_report(st
     assert any(value is not None for value in used.values())
     others = [item for item in items if item is not recherche]
     assert all(all(v is None for v in item["preuves"]["derniereUtilisationParScope"].values()) for item in others)
+    # Sanctions: reading a manquement needs fewer scopes than deciding on it (a useful reduction).
+    sanctions = next(item for item in others if item["api"] == SANCTIONS_API)
+    others.remove(sanctions)
 
     not_yet = close(staff, staff.rgc93, campagne["id"])
     assert not_yet.status_code == 409 and error(not_yet) == "ELEMENTS_NON_DECIDES"
@@ -103,14 +111,18 @@ def test_full_campaign_open_decide_close_with_fresh_login_and_anchored_report(st
     blank = decide(staff, staff.rgc93, campagne["id"], recherche["id"], decision="maintenir", commentaire="   ")
     assert blank.status_code == 400 and error(blank) == "COMMENTAIRE_OBLIGATOIRE"
 
-    kept_scope = recherche["scopesAccordes"][0]
+    # A reduction that leaves no operation callable is refused when decided, not at closure.
+    useless = decide(
+        staff, staff.rgc93, campagne["id"], recherche["id"], decision="reduire", scopes=["rechercheusager"]
+    )
+    assert useless.status_code == 400 and error(useless) == "REDUCTION_INUTILE"
     reduce = decide(
         staff,
         staff.rgc93,
         campagne["id"],
-        recherche["id"],
+        sanctions["id"],
         decision="reduire",
-        scopes=[kept_scope],
+        scopes=SANCTIONS_READ,
         commentaire="Moindre privilège",
     )
     assert reduce.status_code == 200 and reduce.json()["remediation"] == "a_appliquer"
@@ -137,7 +149,7 @@ def test_full_campaign_open_decide_close_with_fresh_login_and_anchored_report(st
         ).status_code
         == 200
     )
-    for item in kept:
+    for item in [recherche, *kept]:
         assert (
             decide(
                 staff, staff.rgc93, campagne["id"], item["id"], decision="maintenir", commentaire="Utile"
@@ -158,7 +170,7 @@ def test_full_campaign_open_decide_close_with_fresh_login_and_anchored_report(st
 
     # The decisions were applied through the lifecycle, each with its own event.
     assert grant_state(hub, revoked["habilitationId"]).etat == "revoque"
-    assert grant_state(hub, recherche["habilitationId"]).scopes == [kept_scope]
+    assert sorted(grant_state(hub, sanctions["habilitationId"]).scopes) == SANCTIONS_READ
     assert grant_state(hub, until["habilitationId"]).date_fin.isoformat() == end  # type: ignore[union-attr]
     assert grant_state(hub, kept[0]["habilitationId"]).etat == "actif"
     assert (
@@ -328,7 +340,7 @@ def test_findings_flag_inactivity_unused_scopes_subscription_justification_and_o
             operator,
             agent_id=idle.id,
             api=RECHERCHE_API,
-            scopes=["rechercheusager", "profil_accedant"],
+            scopes=RECHERCHE_GRANT,
             finalite="Instruction",
             now=long_ago,
             recorder=RECORDER,
@@ -360,7 +372,7 @@ def test_findings_flag_inactivity_unused_scopes_subscription_justification_and_o
         campaign_evidence.HORS_SOUSCRIPTION,
         campaign_evidence.SANS_JUSTIFICATION,
     }
-    assert flags["scopesInutilises"] == ["profil_accedant", "rechercheusager"]
+    assert flags["scopesInutilises"] == sorted(RECHERCHE_GRANT)
     assert flags["scopesHorsSouscription"] == ["profil_accedant"]
     overridden = [f for f in found.json() if f["agent"]["id"] == working]
     assert overridden and all(campaign_evidence.BLOCAGE_SECURITE in f["preuves"]["anomalies"] for f in overridden)
@@ -412,21 +424,23 @@ def test_last_use_is_per_scope_from_allowed_calls_only(staff: Staff) -> None:
 
 
 def test_a_decision_the_rules_refuse_at_closure_stays_visible_as_a_failed_remediation(staff: Staff) -> None:
-    grant = staff.post(staff.rgc33, f"/agents/{staff.agent33}/habilitations", grant_body()).json()
-    other = staff.post(
-        staff.rgc33, f"/agents/{staff.deputy33}/habilitations", grant_body(scopes=["rechercheusager"])
+    grant = staff.post(
+        staff.rgc33,
+        f"/agents/{staff.agent33}/habilitations",
+        grant_body(api=SANCTIONS_API, scopes=SANCTIONS_SCOPES.split()),
     ).json()
+    other = staff.post(staff.rgc33, f"/agents/{staff.deputy33}/habilitations", grant_body()).json()
     campagne = open_campaign(staff, staff.rgc33, "CD33")
     for item in elements(staff, staff.rgc33, campagne["id"]):
         if item["habilitationId"] == grant["id"]:
-            body: dict[str, Any] = {"decision": "reduire", "scopes": ["profil_accedant"], "commentaire": "Lecture"}
+            body: dict[str, Any] = {"decision": "reduire", "scopes": SANCTIONS_READ, "commentaire": "Lecture"}
         elif item["habilitationId"] == other["id"]:
             body = {"decision": "revoquer", "commentaire": "Départ"}
         else:
             body = {"decision": "maintenir", "commentaire": "Utile"}
         assert decide(staff, staff.rgc33, campagne["id"], item["id"], **body).status_code == 200
-    # Meanwhile the grant is reduced otherwise, and the other one revoked outright.
-    reduced = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/reduction", {"scopes": ["rechercheusager"]})
+    # Meanwhile the grant is reduced by hand (nothing left to take away), the other one revoked.
+    reduced = staff.post(staff.rgc33, f"/habilitations/{grant['id']}/reduction", {"scopes": SANCTIONS_READ})
     assert reduced.status_code == 200
     revoked = staff.post(staff.rgc33, f"/habilitations/{other['id']}/etat", {"action": "revoquer", "motif": "depart"})
     assert revoked.status_code == 200
@@ -444,4 +458,4 @@ def test_a_decision_the_rules_refuse_at_closure_stays_visible_as_a_failed_remedi
         "sans_objet",
         "habilitation_revoque",
     )
-    assert grant_state(staff.hub, grant["id"]).scopes == ["rechercheusager"]
+    assert sorted(grant_state(staff.hub, grant["id"]).scopes) == SANCTIONS_READ

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from habilitations import agent_states, agents, grants, subscriptions, transitional, transitions
 from habilitations.clients import create_client
-from habilitations.models import ACTIF, REVOQUE, SUSPENDU_INACTIVITE, Agent
+from habilitations.models import ACTIF, REVOQUE, SUSPENDU_INACTIVITE, Agent, Habilitation
 from habilitations.refusals import TransitionRefused
 from tests.habilitations.world import (
     INFOS_API,
@@ -78,7 +78,18 @@ def test_a_grant_for_one_api_opens_no_other(hub: Hub) -> None:
 
 def test_a_grant_must_cover_every_scope_the_operation_needs(hub: Hub) -> None:
     agent_id = add_agent(hub, "AGT-103")
-    grant(hub, agent_id, scopes=["api_rechercher-usagerv2", "rechercheusager"])
+    partial = ["api_rechercher-usagerv2", "rechercheusager"]
+    # Such a grant is no longer given (it would open nothing)...
+    with pytest.raises(TransitionRefused) as refused:
+        grant(hub, agent_id, scopes=partial)
+    assert refused.value.code == "habilitation_inutile"
+    # ...but one given before that rule is still refused on the call itself.
+    habilitation_id = grant(hub, agent_id)
+    with hub.services.database.transaction() as session:
+        old = session.get(Habilitation, habilitation_id)
+        assert old is not None
+        old.scopes = partial
+        session.add(old)
     assert search(hub, "AGT-103", GIRONDE).status_code == 403
     assert events(hub)[-1].reason == "habilitation_insuffisante"
 

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from habilitations import agent_states, designations, inactivity, transitions
-from habilitations.inactivity import TOPIC_WARNING, add_months, inactivity_due_date, is_overdue, sweep
+from habilitations.inactivity import TOPIC_SUSPENSION, TOPIC_WARNING, add_months, inactivity_due_date, is_overdue, sweep
 from habilitations.models import ACTIF, SUSPENDU_INACTIVITE, Agent
 from relais.core.outbox import OutboxMessage
 from tests.habilitations.world import RECORDER, add_agent, add_rgc, agent_row, events, last_seq, request_id
@@ -97,6 +97,12 @@ def test_warnings_at_d15_and_d7_then_suspension_at_d_each_once(hub: Hub) -> None
         [notice] = session.exec(select(OutboxMessage).where(OutboxMessage.topic == designations.TOPIC_RGC_NOTICE)).all()
     assert notice.recipient == "cssi" and notice.payload["motif"] == "absence_prolongee"
     assert notice.payload["a_signaler_avant"] == "2026-03-23"
+    # The RGCs hear of each suspension, once however often the sweep runs.
+    with hub.services.database.session() as session:
+        notices = session.exec(select(OutboxMessage).where(OutboxMessage.topic == TOPIC_SUSPENSION)).all()
+    assert sorted((n.recipient, n.payload["agent_id"], n.payload["suspension_le"]) for n in notices) == sorted(
+        [("rgc:CD33", agent_id, "2026-03-15"), ("rgc:CD33", rgc_id, "2026-03-15")]
+    )
 
 
 def test_a_late_sweep_sends_only_the_nearest_warning(hub: Hub) -> None:

@@ -25,6 +25,7 @@ from parcours.ports import Refused
 from parcours.tables import Activite, ConsequenceSanction, Usager, UsagerOrganisation
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
+from tests.support.ft_schemas import assert_ft_shape
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE, RATTACHE_EXPLICITE, SEINE_SAINT_DENIS, Person
 from tests.support.scopes import RECHERCHE, SANCTIONS_SCOPES
@@ -96,10 +97,14 @@ class Api:
             headers=hub.headers(token),
         )
         assert response.json()["codeRetour"] == "S001", response.text
-        self.headers = hub.headers(token, **{"ft-jeton-usager": response.json()["jetonUsager"]})
+        # These tests read Relais' additions (état, historique...): they opt in.
+        jeton = response.json()["jetonUsager"]
+        self.headers = hub.headers(token, **{"ft-jeton-usager": jeton, "X-Relais-Details": "oui"})
 
-    def detail(self, identifiant: str) -> Any:
-        return self.hub.client.get(DETAIL, params={"identifiantSanction": identifiant}, headers=self.headers)
+    def detail(self, identifiant: str, *, details: bool = True) -> Any:
+        """detailManquement; with Relais' additions (état, historique...) unless ``details`` is False."""
+        headers = self.headers if details else {k: v for k, v in self.headers.items() if k != "X-Relais-Details"}
+        return self.hub.client.get(DETAIL, params={"identifiantSanction": identifiant}, headers=headers)
 
     def evenement(self, identifiant: str, type_: str, *, jour: date | None = None, **fields: Any) -> Any:
         body = {
@@ -218,6 +223,16 @@ class TestDetailManquement:
         assert Api(hub).detail("FT-2026-000123").json()["identifiantConsequenceSanction"] == "FT-2026-000123"
         # Another organisation attached to the usager may read it (it decides nothing).
         assert Api(hub, client_id="ft-naq").detail(identifiant).status_code == 200
+
+    def test_without_opt_in_only_what_france_travail_names(self, hub: Hub) -> None:
+        identifiant = proposer(hub, PROPOSITION_SUSPENSION)
+        body = assert_ft_shape("detail_manquement", Api(hub).detail(identifiant, details=False))
+        assert (body["typeConsequenceSanction"], body["montantPropose"], body["natureManquement"]) == (
+            "SUSP_RSA",
+            50,
+            "N65",
+        )
+        assert not {"etatConsequenceSanction", "historique", "evenementsAutorises", "enRetard"} & set(body)
 
     def test_unknown_or_other_usagers_consequence_is_404_c002(self, hub: Hub) -> None:
         api = Api(hub)

@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import col, func, select
 
 from audit.models import AuditEvent
-from tests.support.ft_schemas import assert_ft_shape
+from tests.support.ft_schemas import assert_ft_operation, assert_ft_shape
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE
 from tests.support.scopes import (
@@ -168,25 +168,24 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         },
         headers=headers,
     )
-    assert rdv.status_code in (200, 201, 202), rdv.text
-    rdv_id = rdv.json()["id"]
+    rdv_id = assert_ft_operation("creerRendezVous", rdv, 202)["id"]
     assert for_usager(activities(hub, cd33, "ACT380"), numero) == []
     listed = hub.client.get(f"{RDV}/rendez-vous-usager", headers=headers)
-    assert rdv_id in [item["id"] for item in listed.json()]
+    assert rdv_id in [item["id"] for item in assert_ft_operation("consulterRendezVousUsager", listed)]
 
     # 5. The contrat d'engagement is signed at the first interview.
     signe = hub.client.post(f"{CONTRAT}/signer", json={"dateSignature": hub.clock.now.isoformat()}, headers=headers)
-    assert signe.status_code == 200, signe.text
+    assert assert_ft_operation("signerPremierContratEngagement", signe)["etat"] == "SIGNE"
     contrat = hub.client.get(f"{CONTRAT}/lecture", headers=headers)
-    assert contrat.json()["etat"] == "SIGNE"
+    assert assert_ft_operation("lireContratEngagement", contrat)["etat"] == "SIGNE"
 
     #    And the métier recherché is noted in the diagnostic (FT's collection, step 4.2).
     diagnostics = "/partenaire/diagnosticargumente/v4/diagnostics"
     metier = {"codeAppellation": "10857", "codeRome": "K1304", "codeSousTypologie": None, "codeTypologie": "MR"}
     cree = hub.client.post(diagnostics, json=metier, headers=headers)
-    assert cree.status_code == 200, cree.text
-    listed_diagnostics = hub.client.get(diagnostics, headers=headers).json()["diagnostics"]
-    assert [d["idDiagnostic"] for d in listed_diagnostics] == [cree.json()["idDiagnostic"]]
+    id_diagnostic = assert_ft_operation("creerDiagnostic", cree)["idDiagnostic"]
+    listed_diagnostics = assert_ft_operation("recupererDiagnostics", hub.client.get(diagnostics, headers=headers))
+    assert [d["idDiagnostic"] for d in listed_diagnostics["diagnostics"]] == [id_diagnostic]
 
     # 6. A manquement: France Travail proposes a suspension, the département instructs it (ACT366
     #    -> ACT367), then validates it with its own values.
@@ -216,8 +215,8 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
     detail = hub.client.get(
         f"{SANCTIONS}/detailManquement", params={"identifiantSanction": identifiant}, headers=headers
     )
-    assert detail.status_code == 200, detail.text
-    assert (detail.json()["typeConsequenceSanction"], detail.json()["dureeProposee"]) == ("SUSP_RSA", 2)
+    detail_body = assert_ft_operation("lireDetailSanctionRsa", detail)
+    assert (detail_body["typeConsequenceSanction"], detail_body["dureeProposee"]) == ("SUSP_RSA", 2)
 
     today = hub.clock.now.date().isoformat()
     saisie = hub.client.post(
@@ -267,7 +266,8 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
         headers=headers,
     )
     assert_ft_shape("orientation", forced, 201)
-    assert hub.client.get(f"{CONTRAT}/lecture", headers=headers).json()["etat"] == "A_SIGNER"
+    relu = hub.client.get(f"{CONTRAT}/lecture", headers=headers)
+    assert assert_ft_operation("lireContratEngagement", relu)["etat"] == "A_SIGNER"
     lecture = assert_ft_shape("orientations", hub.client.get(f"{ORIENTATION}/lectureOrientation", headers=headers))
     assert sorted(o["etat"] for o in lecture) == ["CLOTURE", "OUVERT"]
 

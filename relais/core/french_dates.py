@@ -1,0 +1,28 @@
+"""Dates written out in French, as letters, notices and reports for people show them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+
+
+def long_date(day: date, *, weekday: bool = False) -> str:
+    """« 1er décembre 2026 », or with ``weekday`` « mardi 1er décembre 2026 »."""
+    first = "1er" if day.day == 1 else str(day.day)
+    written = f"{first} {MONTHS[day.month - 1]} {day.year}"
+    return f"{DAYS[day.weekday()]} {written}" if weekday else written

@@ -1,0 +1,89 @@
+"""The request hot path: calls that only read share their audit commits, calls that write keep
+their work and their event in one transaction, and no answer leaves before its event."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import event, insert, select, text
+from sqlmodel import col
+
+from audit.models import AuditEvent
+from relais.core.db import wrote
+from relais.core.tables import Organisation
+from tests.support.hub import Hub
+from tests.support.people import GIRONDE
+from tests.support.scopes import RECHERCHE, RECHERCHE_SCOPES
+
+SEARCH = f"{RECHERCHE}/par-numero-francetravail"
+
+
+def test_concurrent_reads_are_each_answered_after_their_event_is_committed(hub: Hub) -> None:
+    headers = hub.headers(hub.token("cd33", RECHERCHE_SCOPES))
+    commits: list[int] = []
+    engine = hub.services.database.engine
+
+    def count(_connection: object) -> None:
+        commits.append(1)
+
+    event.listen(engine, "commit", count)
+
+    def call(number: int) -> tuple[int, str]:
+        response = hub.client.post(
+            SEARCH,
+            json={"numeroFranceTravail": GIRONDE.numero},
+            headers={**headers, "x-request-id": f"lecture-{number}"},
+        )
+        return response.status_code, response.headers["x-request-id"]
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(call, range(24)))
+    finally:
+        event.remove(engine, "commit", count)
+    assert all(status == 200 for status, _ in answers)
+    # Never more than one commit per call (reads share theirs when they arrive together).
+    assert 0 < len(commits) <= len(answers)
+    with hub.services.database.session() as session:
+        found = session.execute(
+            select(col(AuditEvent.request_id), col(AuditEvent.decision)).where(
+                col(AuditEvent.request_id).like("lecture-%")
+            )
+        ).all()
+    assert sorted(request_id for request_id, _ in found) == sorted(request_id for _, request_id in answers)
+    assert {decision for _, decision in found} == {"allowed"}
+
+
+def test_a_session_that_only_read_wrote_nothing(hub: Hub) -> None:
+    database = hub.services.database
+    with database.session() as session:
+        assert not wrote(session)  # nothing open yet
+        session.execute(select(col(Organisation.code))).all()
+        assert not wrote(session)
+        session.execute(text("SELECT version FROM policy_version WHERE id = 1")).all()
+        assert not wrote(session)
+        session.rollback()
+
+
+def test_a_session_that_wrote_by_any_path_is_seen_to_have_written(hub: Hub) -> None:
+    database = hub.services.database
+    with database.session() as session:
+        organisation = session.execute(select(Organisation)).scalars().first()
+        assert organisation is not None
+        organisation.libelle = organisation.libelle + " "
+        assert wrote(session)  # pending in the session, flushed on commit
+        session.rollback()
+    with database.session() as session:
+        session.execute(text("UPDATE organisation SET libelle = libelle WHERE id = -1"))
+        assert wrote(session)  # plain SQL, even touching no row
+        session.rollback()
+    with database.session() as session:
+        session.execute(insert(Organisation).values(code="H4-TEST", type="CD", libelle="Essai", territoire=[]))
+        assert wrote(session)  # a Core statement
+        session.rollback()
+    with database.session() as session:
+        session.execute(select(col(Organisation.id)).with_for_update()).all()
+        # A row lock means the caller meant to change what it locked (SQLite has no such
+        # lock: every transaction there holds the write lock anyway).
+        assert wrote(session) == (database.dialect == "postgresql")
+        session.rollback()
