@@ -105,7 +105,10 @@ def test_each_role_does_its_main_task_in_a_real_browser(served: tuple[Hub, str],
         ("/console/habilitations", "Consultation réservée"),
         ("/console/habilitations/agents/nouveau", "Action réservée"),
         ("/console/habilitations/designations", "Consultation réservée"),
+        ("/console/campagnes", "Consultation réservée"),
         ("/console/audit", "Réservé au RSSI"),
+        ("/console/incidents", "Réservé au RSSI"),
+        ("/console/integrite", "Réservé au RSSI"),
     )
     for path, message in refusals:
         browser.get(f"{base}{path}")

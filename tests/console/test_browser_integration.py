@@ -88,3 +88,9 @@ def test_the_integrator_fixes_a_file_imports_it_and_replays_a_failed_delivery(
     submit(browser, browser.find_element(By.XPATH, "//form[contains(@action, '/rejouer')]//button"))
     accessible(browser)
     assert "remis dans la file" in text(browser)
+
+    # The RGC, without the integrator's role, is refused on the integrator's page.
+    log_in(browser, base, "rgc-cd33")
+    browser.get(f"{base}/console/integration")
+    assert "Action refusée" in text(browser) and "intégrateur de l" in text(browser)
+    accessible(browser)
