@@ -304,6 +304,26 @@ DECISION_PATH = "/partenaire/orientationusager/v1/decisionOrientation"
 # Usagers the write target cycles over: far more than the connections, so that an usager's
 # calcul has long been answered when its décision is sent.
 WRITE_USAGERS = 64
+# Every criterion the default rule table requires: the calcul gives a preconisation that can be
+# decided (with fewer, it answers IND and the decision is refused 409 ORIENTATION_INDETERMINEE).
+CRITERES_COMPLETS: dict[str, Any] = {
+    "brsa": True,
+    "date_naissance": "1985-07-14",
+    "adresse": {"code_commune": "33063"},
+    "situation_professionnelle": "JAMAIS",
+    "niveau_etude": "AFS",
+    "capacite_a_travailler": True,
+    "projet_pro": "SALARIAT",
+    "contrainte_sante": "AUCUNE",
+    "contrainte_logement": "AUCUNE",
+    "contrainte_mobilite": "AUCUNE",
+    "contrainte_familiale": "AUCUNE",
+    "contrainte_financiere": "AUCUNE",
+    "contrainte_administrative_juridique": "AUCUNE",
+    "contrainte_francais_calcul": "AUCUNE",
+    "contrainte_numerique": "AUCUNE",
+    "boe": False,
+}
 
 # wrk script of the write target: the prepared requests, sent in turn (calculs of every usager,
 # then their décisions, and again: each décision finds the orientation its calcul left pending).
@@ -375,7 +395,7 @@ def write_plan(env: dict[str, str], token_url: str, client: dict[str, Any], base
         lua_headers = ", ".join(f"[{json.dumps(name)}] = {json.dumps(value)}" for name, value in all_headers.items())
         return f"{{{json.dumps(path)}, {{{lua_headers}}}, {json.dumps(json.dumps(body))}}}"
 
-    items = [entry(CALCUL_PATH, jeton, {"brsa": True}) for jeton in jetons]
+    items = [entry(CALCUL_PATH, jeton, CRITERES_COMPLETS) for jeton in jetons]
     items += [entry(DECISION_PATH, jeton, decision) for jeton in jetons]
     return WRK_CYCLE_SCRIPT.format(plan="{" + ",\n".join(items) + "}")
 
