@@ -317,13 +317,15 @@ class ScanOutcome:
 
 
 def _worker_count(requested: int | None, leaves: int, url: str | None) -> int:
-    if url is None:
+    if url is None or threading.active_count() > 1:
+        # Forking a process that runs other threads (the web console's verification runs in
+        # a server thread; a test process keeps worker threads) can copy a lock one of them
+        # holds, and the forked worker then hangs or dies: workers only from a single-threaded
+        # process such as the CLI, even when asked for (a CI run once hung here).
         return 1
     if requested is not None:
         return max(1, requested)
-    if leaves < PARALLEL_FROM or threading.active_count() > 1:
-        # Forking a process that runs other threads (the web console's verification runs in
-        # a server thread) could copy a lock one of them holds: workers only from the CLI.
+    if leaves < PARALLEL_FROM:
         return 1
     return max(1, min(os.cpu_count() or 1, 4))
 
