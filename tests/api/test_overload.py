@@ -38,8 +38,13 @@ TIMEOUT = 10.0
 # The time bounds are the (2 s for every answer, p99 < 1 s for the legitimate client)
 # on a machine with a core per runnable process; when other jobs keep more processes runnable
 # than there are cores the server gets a share of a core, and the bounds stretch by that
-# load, up to 3x (the status checks never stretch).
-SLACK = min(3.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+# load, up to 3x (the status checks never stretch). The load is read when the bounds are
+# checked, not at import: the test command runs three pytest processes on two cores, and
+# the load at collection time does not show the contention met later.
+
+
+def slack() -> float:
+    return min(3.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
 
 
 def _rss_mb(pid: int) -> float:
@@ -161,15 +166,16 @@ def test_flood_is_refused_fast_and_a_legitimate_client_keeps_being_served(databa
     assert all(status in (400, 401, 429, 503) for status, _ in outcome["tokens"]), statuses
     assert all(status in (200, 429, 503) for status, _ in outcome["searches"]), statuses
     assert sum(status == 429 for status, _ in outcome["searches"]) >= FLOOD // 2
-    assert max(elapsed for _, elapsed in flood) < 2.0 * SLACK, SLACK
+    bound = slack()  # read once, where the bounds are checked
+    assert max(elapsed for _, elapsed in flood) < 2.0 * bound, bound
     legit = outcome["legit"]
     assert len(legit) >= 10
     successes = sum(status == 200 for status, _ in legit)
     assert successes >= 0.9 * len(legit), sorted(status for status, _ in legit)
     latencies = sorted(elapsed for _, elapsed in legit)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    assert p99 < 1.0 * SLACK, (SLACK, latencies[-5:])
-    assert max(elapsed for _, elapsed in legit) < 2.0 * SLACK, SLACK
+    assert p99 < 1.0 * bound, (bound, latencies[-5:])
+    assert max(elapsed for _, elapsed in legit) < 2.0 * bound, bound
     assert rss_growth < 200, rss_growth
 
 
