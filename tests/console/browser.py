@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 from axe_selenium_python import Axe
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
@@ -120,7 +121,18 @@ def log_in(driver: Any, base: str, persona: str) -> None:
 def submit(driver: Any, element: Any) -> None:
     """Click and wait for the next page (the clicked element goes stale when it arrives)."""
     element.click()
-    WebDriverWait(driver, 15).until(staleness_of(element))
+    WebDriverWait(driver, 15).until(lambda _: _gone(element))
+
+
+def _gone(element: Any) -> bool:
+    # Chromium may answer "Node with given id does not belong to the document" instead of a
+    # stale reference while the next page replaces the old one: both mean the page moved on.
+    try:
+        return bool(staleness_of(element)(None))
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
 
 
 def text(driver: Any) -> str:
