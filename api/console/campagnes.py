@@ -15,30 +15,24 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import anyio
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api.admin.admin_security import principal_of
 from api.admin.habilitations_campagnes import campaign_for
 from api.admin.habilitations_common import LIRE, LOOKUP, REVOIR, audit, may, organisation_for
-from api.console import session as console_session
 from api.console.web import (
     ConsoleRefused,
+    Download,
     Page,
-    _run,
     display_name,
     form,
     page,
-    redirect,
     render,
     require_form,
-    sections,
-    secured,
 )
-from api.context import RequestState, current_request
+from api.context import RequestState
 from api.refusals import status_of
 from habilitations import campaigns
 from habilitations.campaign_models import (
@@ -266,33 +260,9 @@ async def download(request: Request) -> Response:
         content = campaigns.report_for_people(session, campagne, format_, signataire=signataire, now=now)
         audit(state, f"campagne:{campagne.id}", format=format_, projet=draft)
         name = f"{'projet-' if draft else ''}revue-habilitations-{campagne.id}.{extension}"
-        return Page(context={"contenu": content, "nom": name})
+        return Page(download=Download(content, media_type, name))
 
-    state = current_request()
-    token = await console_session.authenticate(request, state)
-    if token is None:
-        response = redirect("/console/connexion")
-        console_session.clear_session(response)
-        return response
-    result, refused = await anyio.to_thread.run_sync(_run, state, "console.campagnes.rapport", work)
-    if refused is not None:
-        principal = principal_of(state)
-        context = {
-            "principal": principal,
-            "csrf": console_session.csrf_token(token),
-            **sections(principal),
-            **result.context,
-            "code": refused.code,
-            "message": refused.message,
-        }
-        return render(request, "refus.html", context, status=result.status)
-    return secured(
-        Response(
-            result.context["contenu"],
-            media_type=media_type,
-            headers={"Content-Disposition": f'attachment; filename="{result.context["nom"]}"'},
-        )
-    )
+    return await page(request, "console.campagnes.rapport", work)
 
 
 # Helpers ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.admin.audit_access import visible_organisations
-from api.console.web import ConsoleRefused, Page, form, page, require_form, secured
+from api.console.web import ConsoleRefused, Download, Page, form, page, require_form
 from api.context import RequestState
 from audit import checkpoints
 from audit.models import AuditEvent, AuditTreeHead
@@ -76,23 +76,12 @@ async def verify(request: Request) -> Response:
 
 
 async def public_key(request: Request) -> Response:
-    made: dict[str, str] = {}
-
     def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
         visible_organisations(session, principal)
-        made["pem"] = checkpoints.public_key_pem(state.services.settings)
-        return Page("audit_fichier.html")
+        pem = checkpoints.public_key_pem(state.services.settings)
+        return Page(download=Download(pem, "application/x-pem-file", "relais-journal-cle-publique.pem"))
 
-    response = await page(request, "console.integrite.cle", work)
-    if "pem" not in made or response.status_code != 200:
-        return response
-    return secured(
-        Response(
-            made["pem"],
-            media_type="application/x-pem-file",
-            headers={"Content-Disposition": 'attachment; filename="relais-journal-cle-publique.pem"'},
-        )
-    )
+    return await page(request, "console.integrite.cle", work)
 
 
 # This module's pages, added to the console by ``api.console.routes``.

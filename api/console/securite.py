@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from api.admin.audit_access import visible_organisations
 from api.admin.audit_recherche import _filters as audit_filters
 from api.console import campagnes
-from api.console.web import ConsoleRefused, Page, form, page, require_form, secured
+from api.console.web import ConsoleRefused, Download, Page, form, page, require_form
 from api.context import RequestState
 from audit import report as report_module
 from audit.models import AuditEvent
@@ -177,10 +177,8 @@ async def search_results(request: Request) -> Response:
 async def export(request: Request) -> Response:
     """The search's results as a CSV file French Excel opens (``;``, UTF-8 with BOM)."""
     fields = await form(request)
-    # ``page`` runs the work under the audit API's checks and audits it; the file the work
-    # made is sent instead of the placeholder page it renders.
-    made: dict[str, bytes] = {}
 
+    # ``page`` runs the work under the audit API's checks, audits it and sends the file it made.
     def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
         data = require_form(fields)
         # Whoever may not read the journal is told so first, as on the audit API.
@@ -214,19 +212,15 @@ async def export(request: Request) -> Response:
             count += 1
         assert state.audit.details is not None
         state.audit.details |= {"format": "csv", "lignes": count}
-        made["csv"] = ("\ufeff" + buffer.getvalue()).encode("utf-8")
-        return Page("audit_fichier.html")
+        content = ("\ufeff" + buffer.getvalue()).encode("utf-8")
+        return Page(download=Download(content, "text/csv; charset=utf-8", "journal-audit.csv"))
 
-    response = await page(request, "console.audit.export", work)
-    if "csv" not in made or response.status_code != 200:
-        return response
-    return _download(made["csv"], "text/csv; charset=utf-8", "journal-audit.csv")
+    return await page(request, "console.audit.export", work)
 
 
 async def letter(request: Request) -> Response:
     """« Qui a consulté mon dossier » for one usager, as a PDF letter to them."""
     fields = await form(request)
-    made: dict[str, bytes] = {}
 
     def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
         data = require_form(fields)
@@ -279,13 +273,9 @@ async def letter(request: Request) -> Response:
         )
         assert state.audit.details is not None
         state.audit.details |= {"format": "pdf", "acces": result.total, "refus": sum(n for _, n in refused)}
-        made["pdf"] = content
-        return Page("audit_fichier.html")
+        return Page(download=Download(content, "application/pdf", "qui-a-consulte-mon-dossier.pdf"))
 
-    response = await page(request, "console.audit.lettre", work)
-    if "pdf" not in made or response.status_code != 200:
-        return response
-    return _download(made["pdf"], "application/pdf", "qui-a-consulte-mon-dossier.pdf")
+    return await page(request, "console.audit.lettre", work)
 
 
 # This module's pages beyond the search itself (wired in ``api.console.routes``).
@@ -441,9 +431,3 @@ def _cell(value: Any) -> str:
     # A cell starting with a formula character stays text in a spreadsheet.
     text = "" if value is None else str(value)
     return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
-
-
-def _download(content: bytes, media_type: str, filename: str) -> Response:
-    return secured(
-        Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-    )

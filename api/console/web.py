@@ -51,6 +51,13 @@ def secured(response: Response) -> Response:
     return response
 
 
+def attachment(download: Download) -> Response:
+    disposition = f'attachment; filename="{download.filename}"'
+    return secured(
+        Response(download.content, media_type=download.media_type, headers={"Content-Disposition": disposition})
+    )
+
+
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
     response = TEMPLATES.TemplateResponse(request, template, context, status_code=status)
     return secured(response)
@@ -61,14 +68,24 @@ def redirect(url: str) -> Response:
     return secured(RedirectResponse(url, status_code=303))
 
 
+@dataclass(frozen=True)
+class Download:
+    """A file a page's work made, sent as an attachment instead of a page."""
+
+    content: bytes | str
+    media_type: str
+    filename: str
+
+
 @dataclass
 class Page:
-    """What a page's work hands back: its template and context, or a redirection."""
+    """What a page's work hands back: its template and context, a redirection or a file."""
 
     template: str = ""
     context: dict[str, Any] = field(default_factory=dict)
     redirect_to: str | None = None
     status: int = 200
+    download: Download | None = None
 
 
 Work = Callable[[RequestState, Session, Principal, datetime], Page]
@@ -139,6 +156,8 @@ async def page(request: Request, operation: str, work: Work) -> Response:
         return render(request, "refus.html", context, status=result.status)
     if result.redirect_to is not None:
         return redirect(result.redirect_to)
+    if result.download is not None:
+        return attachment(result.download)
     return render(request, result.template, {**base, **result.context}, status=result.status)
 
 

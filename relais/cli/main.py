@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 # Imported for the commands they add to the ``audit`` and ``habilitations`` groups.
 import relais.cli.audit_search
-import relais.cli.habilitations_admin  # noqa: F401
+import relais.cli.habilitations_admin
+import relais.cli.habilitations_campagnes  # noqa: F401
 from audit.journal import append_event
 from habilitations.clients import ClientRegistryError, create_client
 from parcours.contrat import cloturer_suspensions_echues

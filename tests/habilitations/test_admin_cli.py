@@ -137,3 +137,33 @@ def test_an_operator_runs_a_campaign_from_the_command_line(env: Database, tmp_pa
 
     remediation = ok("campagne", "remediations", campagne["id"])
     assert remediation["remediation"] == "appliquee" and remediation["habilitationId"] == grant["id"]
+
+
+def test_the_review_reports_for_people_come_from_the_command_line_too(env: Database, tmp_path: Path) -> None:
+    agent = ok("agent-creer", "CD33", "AGT-1", "--nom", "Martin")
+    ok("accorder", str(agent["id"]), API, *SCOPES, "--finalite", "Instruction RSA")
+    deadline = (datetime.now(UTC).date() + timedelta(days=10)).isoformat()
+    campagne = ok("campagne", "ouvrir", "CD33", "--date-limite", deadline)
+
+    # Before closure: the draft, as the RGC would sign it, and the tableur.
+    draft = tmp_path / "projet.pdf"
+    signed = run(
+        "campagne", "rapport", campagne["id"], "--format", "pdf", "--sortie", str(draft), "--signataire", "C. Durand"
+    )
+    assert signed.exit_code == 0, signed.output
+    assert draft.read_bytes().startswith(b"%PDF-")
+    assert hashlib.sha256(draft.read_bytes()).hexdigest() in signed.stderr
+    tableur = run("campagne", "rapport", campagne["id"], "--format", "tableur")
+    assert tableur.exit_code == 0 and "AGT-1" in tableur.stdout
+    # A PDF is never poured onto a terminal.
+    assert run("campagne", "rapport", campagne["id"], "--format", "pdf").exit_code == 2
+    # The frozen formats exist only once the campaign is closed.
+    assert run("campagne", "rapport", campagne["id"], "--format", "json").exit_code == 1
+
+    # A revocation needs no comment (as on the API); the draft report's event says so.
+    (item,) = [ok("campagne", "elements", campagne["id"])]
+    decided = ok("campagne", "decider", campagne["id"], item["id"], "revoquer")
+    assert decided["decision"] == "revoquer"
+    reports = [e for e in cli_events(env, "campagne.rapport") if e.decision == "allowed"]
+    assert {(e.details or {}).get("format") for e in reports} == {"pdf", "tableur"}
+    assert all((e.details or {}).get("projet") is True for e in reports)
