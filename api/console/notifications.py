@@ -39,7 +39,7 @@ async def inbox_page(request: Request) -> Response:
     def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
         agent_id = _agent_of(principal)
         state.audit.target = f"agent:{agent_id}"
-        notices.file_pending(session, now)
+        # (``web.page`` filed the outbox's pending notifications first.)
         items = notifications.inbox(session, agent_id)
         sent = _delivery_states(session, [item.message_id for item in items])
         rows = [
@@ -58,7 +58,6 @@ async def inbox_page(request: Request) -> Response:
             "notifications.html",
             {
                 "notifications": rows,
-                "non_lues": sum(1 for row in rows if not row["lu"]),
                 "fait": "Notification marquée comme lue." if done == "lu" else None,
             },
         )

@@ -21,11 +21,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from adapters.outbound import notices
 from api.admin.admin_security import principal_of
 from api.admin.habilitations_common import LIRE, may
 from api.console import session as console_session
 from api.context import RequestState, current_request
 from api.refusals import reason_of, status_of
+from habilitations import notifications
 from habilitations.models import Agent
 from habilitations.roles import Principal
 from relais.core.refusals import RefusalKind, Refused
@@ -111,16 +113,23 @@ def write_audit(state: RequestState, operation: str, status: int) -> None:
 def _run(state: RequestState, operation: str, work: Work) -> tuple[Page, Refused | None]:
     session = state.session()
     principal = principal_of(state)
-    moi = display_name(session, principal)
+    # The menu's line: who is connected, and how many notifications wait for them (those the
+    # outbox holds for people are filed in their inboxes first; committed with the page).
+    notices.file_pending(session, state.services.clock())
+    menu = {
+        "moi": display_name(session, principal),
+        "non_lues": notifications.unread_count(session, principal.agent_id) if principal.agent_id is not None else 0,
+    }
     try:
         page = work(state, session, principal, state.services.clock())
     except Refused as refused:
         state.audit.reason = getattr(refused, "reason", None) or reason_of(refused)
         status = status_of(refused)
         write_audit(state, operation, status)
-        return Page(status=status, context={"moi": moi}), refused
+        return Page(status=status, context=menu), refused
     write_audit(state, operation, page.status)
-    page.context.setdefault("moi", moi)
+    for key, value in menu.items():
+        page.context.setdefault(key, value)
     return page, None
 
 

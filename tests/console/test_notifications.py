@@ -49,6 +49,10 @@ def test_each_person_sees_and_marks_only_their_own_notifications(console: Hub) -
     _warn(console, "rgc:CD33", worker, "rgc-warning")
     _warn(console, f"agent:{worker}", worker, "agent-warning")
 
+    # Every page's menu says how many wait, before the inbox is opened.
+    home = console.client.get("/console/")
+    assert home.status_code == 200 and "(1 non lue)" in unescape(home.text)
+
     inbox = console.client.get("/console/notifications")
     assert inbox.status_code == 200
     text = unescape(inbox.text)
@@ -74,6 +78,7 @@ def test_each_person_sees_and_marks_only_their_own_notifications(console: Hub) -
     assert marked.status_code == 200 and "Notification marquée comme lue" in marked.text
     assert "Non lue" not in marked.text and "toutes lues" in marked.text
     assert _copies(console, rgc)[0].read_at is not None
+    assert "non lue)" not in unescape(console.client.get("/console/").text)
 
     login(console, "rssi-cd33")
     other = console.client.get("/console/notifications")
