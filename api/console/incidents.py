@@ -9,6 +9,7 @@ screen reader or a keyboard user back to the top of the page.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -19,9 +20,11 @@ from starlette.routing import BaseRoute, Route
 
 from api.admin.audit_access import author_of, visible_organisations
 from api.admin.audit_incidents import check_assignee
-from api.console.web import ConsoleRefused, Page, form, page, require_form
+from api.console.web import ConsoleRefused, Download, Page, form, page, require_form
 from api.context import RequestState
+from audit import checkpoints
 from audit import incidents as domain
+from audit.export import export_records
 from audit.incident_models import CLOS, GRAVITES, NOTIFIE, QUALIFIE, TRANSITIONS, Incident
 from habilitations.inactivity import PARIS
 from habilitations.models import SUPPRIME, Agent
@@ -81,6 +84,28 @@ async def detail(request: Request) -> Response:
         return Page("incident.html", _detail_context(session, incident, now) | {"fait": done})
 
     return await page(request, "console.incidents.fiche", work)
+
+
+async def evidence(request: Request) -> Response:
+    """The incident's evidence pack: the events in question, each with its proof of inclusion in a
+    signed checkpoint (the audit API's JSON Lines export), to attach to the notification."""
+    incident_id = str(request.path_params["incident_id"])
+
+    def work(state: RequestState, session: Session, principal: Principal, now: datetime) -> Page:
+        state.audit.target = f"incident:{incident_id}"
+        incident = domain.get_incident(session, incident_id, visible_organisations(session, principal))
+        settings = state.services.settings
+        # Signed over everything committed, so that every piece of evidence carries its proof.
+        checkpoint = checkpoints.checkpoint_in(session, checkpoints.signing_key(settings), now=now)
+        records = export_records(
+            session,
+            domain.evidence_ids(session, incident.id),
+            checkpoint=checkpoint or checkpoints.latest_checkpoint(session),
+        )
+        content = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        return Page(download=Download(content, "application/jsonl", f"incident-{incident.id}-preuves.jsonl"))
+
+    return await page(request, "console.incidents.preuves", work)
 
 
 async def follow_up(request: Request) -> Response:
@@ -166,6 +191,7 @@ async def move(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/console/incidents", board, methods=["GET"]),
     Route("/console/incidents/{incident_id:str}", detail, methods=["GET"]),
+    Route("/console/incidents/{incident_id:str}/preuves", evidence, methods=["GET"]),
     Route("/console/incidents/{incident_id:str}/suivi", follow_up, methods=["POST"]),
     Route("/console/incidents/{incident_id:str}/notification", notification, methods=["POST"]),
     Route("/console/incidents/{incident_id:str}/transition", move, methods=["POST"]),

@@ -62,6 +62,7 @@ CONSOLE_LABELS = {
     "console.audit.lettre": "Console : lettre « qui a consulté mon dossier »",
     "console.incidents.liste": "Console : tableau des incidents",
     "console.incidents.fiche": "Console : fiche d'un incident",
+    "console.incidents.preuves": "Console : dossier de preuves d'un incident",
     "console.incidents.suivi": "Console : gravité ou responsable d'un incident",
     "console.incidents.notification": "Console : notification d'un incident enregistrée",
     "console.incidents.transition": "Console : changement d'état d'un incident",

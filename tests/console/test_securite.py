@@ -3,6 +3,7 @@ the citizen's PDF letter, the incidents board, the integrity page, and who may o
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from datetime import timedelta
@@ -11,9 +12,10 @@ from typing import Any
 from sqlmodel import select
 
 from api.console.session import SESSION_COOKIE, csrf_token
-from audit.checkpoints import create_checkpoint
+from audit.checkpoints import create_checkpoint, signing_key
 from audit.detection import run_detection
 from audit.incident_models import Incident, IncidentNotification
+from audit.verify import verify_export
 from habilitations.models import RSSI
 from parcours.tables import Usager
 from relais.core.auditing import AuditDraft
@@ -199,6 +201,30 @@ def test_the_incidents_board_counts_down_and_moves_an_incident_to_notifie(consol
         f"/console/incidents/{incident}/transition", data={"csrf": csrf, "etat": "QUALIFIE", "commentaire": "x"}
     )
     assert back.status_code == 409
+
+
+def test_the_incident_page_gives_an_evidence_pack_that_verifies_offline(console: Hub) -> None:
+    incident = incident_of_cd33(console)
+    login(console, "rssi-cd33")
+    page = console.client.get(f"/console/incidents/{incident}")
+    assert f'href="/console/incidents/{incident}/preuves"' in page.text
+    pack = console.client.get(f"/console/incidents/{incident}/preuves")
+    assert pack.status_code == 200 and pack.headers["content-type"].startswith("application/jsonl")
+    assert f"incident-{incident}-preuves.jsonl" in pack.headers["content-disposition"]
+    lines = pack.text.splitlines()
+    with console.services.database.session() as session:
+        stored = session.get(Incident, incident)
+        assert stored is not None
+        in_question = stored.nombre_preuves
+    report = verify_export(lines, [signing_key(console.services.settings).public_key()])
+    assert report.ok, report.problems
+    records = [json.loads(line) for line in lines]
+    proven = [record for record in records if record["type"] == "event"]
+    assert in_question >= 2 and len(proven) == in_question
+    assert all(record["proof"] is not None for record in proven)
+    # Another département's officer does not get it.
+    session_as(console, "CD2A", RSSI, "RSSI-CD2A")
+    assert console.client.get(f"/console/incidents/{incident}/preuves").status_code == 404
 
 
 def test_an_overdue_incident_says_so_in_words(console: Hub) -> None:
