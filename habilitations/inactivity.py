@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -25,10 +24,10 @@ from habilitations.agent_states import suspend_for_inactivity
 from habilitations.models import ACTIF, Agent
 from relais.core.auditing import AuditRecorder
 from relais.core.calendar import add_months
+from relais.core.french_dates import PARIS
 from relais.core.outbox import OutboxMessage, enqueue
 from relais.core.tables import Organisation
 
-PARIS = ZoneInfo("Europe/Paris")
 INACTIVITY_MONTHS = 2
 # Days before the due date when the agent and the RGC are warned, most distant first.
 WARNINGS = (15, 7)

@@ -28,14 +28,14 @@ the closure happened to be noticed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from parcours import events, writes
 from parcours import rendez_vous as rendez_vous_domain
+from parcours.dates import paris_datetime
 from parcours.ports import Refused
 from parcours.tables import ContratEngagement
 from relais.core.calendar import add_months
@@ -52,7 +52,6 @@ ETATS = (A_SIGNER, SIGNE, REFUSE, SUSPENDU, CLOTURE)
 ETATS_SUSPENDABLES = (A_SIGNER, SIGNE, REFUSE)
 MOIS_AVANT_CLOTURE = 12
 # Dates given without an offset are the partners' local (metropolitan French) time.
-PARIS = ZoneInfo("Europe/Paris")
 
 
 # Agents ---------------------------------------------------------------------------------
@@ -495,18 +494,10 @@ def _datetime(payload: Mapping[str, Any], key: str) -> datetime | None:
     value = payload.get(key)
     if value is None:
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _invalide(key, "doit être une date-heure ISO 8601") from None
-    else:
-        raise _invalide(key, "doit être une date-heure ISO 8601")
-    if not 1900 <= parsed.year <= 2199:
-        raise _invalide(key, "doit être comprise entre les années 1900 et 2199")
-    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=PARIS)).astimezone(UTC)
+    try:
+        return paris_datetime(value)
+    except ValueError as wrong:
+        raise _invalide(key, str(wrong)) from None
 
 
 def _date(payload: Mapping[str, Any], key: str) -> date | None:

@@ -38,15 +38,16 @@ Every write locks the usager's row (``FOR NO KEY UPDATE`` on PostgreSQL, which d
 inserts referencing it) and then the orientation rows it moves, so that two agents never both
 decide the same orientation: the second one finds it already decided and is refused (409).
 
-About 650 lines: the orientation state machine and the contract's JSON shape of an orientation
-(FT's classes) stay together so that a field added to the table and to the shape is one edit;
-the JSON shape is the next piece to move out if the module grows.
+The module keeps the states and the transitions with their side effects; beside it,
+``orientation_shape`` builds the contract's JSON of an orientation, ``orientation_checks``
+checks what callers send, ``orientation_structures`` finds the structure serving an usager and
+``orientation_rules`` holds the rule table of calculOrientation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -55,7 +56,15 @@ from parcours import activites as activites_domain
 from parcours import contrat as contrat_domain
 from parcours import events, writes
 from parcours.activites import ACT380, sujet_accompagnement
+from parcours.orientation_checks import code_in, decision_date, past_date, structure_given
 from parcours.orientation_rules import CRITERES, RuleTable, Verdict, default_rules
+from parcours.orientation_shape import CRITERES_AFFICHES as CRITERES_AFFICHES
+from parcours.orientation_shape import DECISION_DETAILS as DECISION_DETAILS
+from parcours.orientation_shape import DECISION_FIELDS as DECISION_FIELDS
+from parcours.orientation_shape import local_date_time
+from parcours.orientation_shape import orientation_json as orientation_json
+from parcours.orientation_structures import departement_of_criteres as departement_of_criteres
+from parcours.orientation_structures import structure_for
 from parcours.perimeter import organisation_for
 from parcours.ports import Refused
 from parcours.tables import Orientation, Usager
@@ -75,26 +84,8 @@ REFUSEE = "REFUSEE"
 
 PARCOURS = ("PED", "PSO", "PSP", "IND")
 ORGANISMES = ("CD", "FT", "ML", "CE", "DCD", "IND")
-
-# The contract's criteria (CRITERES) are the rule table's, defined once in orientation_rules.
-# What FT's CriteresOrientation class has: the MSA criteria, which FT's collection sends to
-# calculOrientation, are kept for the rules but not shown (FT's client refuses unknown fields).
-CRITERES_AFFICHES = tuple(name for name in CRITERES if not name.startswith("msa_"))
 # FT's orientation Adresse class.
 ADRESSE_CRITERES = ("code_commune", "libelle_commune", "code_postal", "numero_type_libelle_voie")
-# FT's Decision class, in its order.
-DECISION_FIELDS = (
-    "etat_decision",
-    "date_decision",
-    "organisme_decision",
-    "structure_decision",
-    "agent_decision",
-    "motif_refus",
-    "commentaire_refus",
-    "structure",
-)
-# Relais' additions to a decision, shown only on opt-in (api.partner.orientation_usager).
-DECISION_DETAILS = ("parcours_preconise", "organisme_preconise")
 
 ACT382 = "ACT382"
 # Motifs de sortie de parcours (choix Relais: France Travail's values are not public).
@@ -162,8 +153,8 @@ def preconiser(
             "ETAT_ORIENTATION_INVALIDE",
             "Une orientation préconisée est à l'état BROUILLON ou EN_ATTENTE",
         )
-    parcours = _code(payload.get("parcours") or "IND", PARCOURS, "parcours")
-    organisme = _code(payload.get("organisme") or "IND", ORGANISMES, "organisme")
+    parcours = code_in(payload.get("parcours") or "IND", PARCOURS, "parcours")
+    organisme = code_in(payload.get("organisme") or "IND", ORGANISMES, "organisme")
     writes.lock_usager(session, usager)
     previous = pending(session, usager.id, lock=True)
     if previous is not None:
@@ -172,7 +163,7 @@ def preconiser(
         usager_id=usager.id,
         parcours=parcours,
         organisme=organisme,
-        structure=_structure(payload.get("structure")),
+        structure=structure_given(payload.get("structure")),
         statut=PRECONISE,
         etat=etat,
         origine=payload.get("origine"),
@@ -207,7 +198,7 @@ def calculer(
     for decisionOrientation.
     """
     rules = rules or default_rules()
-    _check_date(criteres.get("date_naissance"), "date_naissance", now=now)
+    past_date(criteres.get("date_naissance"), "date_naissance", now=now)
     writes.lock_usager(session, usager)
     orientation = pending(session, usager.id, lock=True)
     stored = dict((orientation.criteres if orientation is not None else None) or {})
@@ -220,7 +211,7 @@ def calculer(
     # A local date-time (FT's CriteresOrientation parses it with InstantWithoutZDeserializer).
     merged["date_saisie_donnees"] = local_date_time(now)
     verdict = rules.evaluate(merged, today=now.date())
-    structure = _structure_for(session, usager, verdict.organisme, merged)
+    structure = structure_for(session, usager, verdict.organisme, merged)
     verdict = verdict.with_structure(structure)
     if orientation is None:
         orientation = Orientation(
@@ -255,7 +246,7 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
     etat_decision = decision.get("etat_decision")
     if etat_decision not in (ACCEPTEE, REFUSEE):
         raise Refused(RefusalKind.INVALID, "ETAT_DECISION_INVALIDE", "etat_decision doit valoir ACCEPTEE ou REFUSEE")
-    date_decision = _date_decision(decision.get("date_decision"), now=now)
+    date_decision = decision_date(decision.get("date_decision"), now=now)
     contre_parcours = contre_organisme = ""  # the counter-proposal, on a refusal
     if etat_decision == REFUSEE:
         missing = [name for name in ("motif_refus", "parcours", "organisme") if not decision.get(name)]
@@ -266,12 +257,12 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
                 "Un refus d'orientation doit indiquer motif_refus et la contre-proposition (parcours et organisme) :"
                 f" {', '.join(missing)} absent",
             )
-        contre_parcours = _code(decision["parcours"], PARCOURS[:-1], "parcours")
-        contre_organisme = _code(decision["organisme"], ORGANISMES[:-1], "organisme")
+        contre_parcours = code_in(decision["parcours"], PARCOURS[:-1], "parcours")
+        contre_organisme = code_in(decision["organisme"], ORGANISMES[:-1], "organisme")
         # organisme_decision names who decided (FT's own example: the CD refuses and proposes
         # FT), so it need not be the counter-proposal's organisme.
         if decision.get("organisme_decision"):
-            _code(decision["organisme_decision"], ORGANISMES[:-1], "organisme_decision")
+            code_in(decision["organisme_decision"], ORGANISMES[:-1], "organisme_decision")
     else:
         extra = [name for name in ("motif_refus", "commentaire_refus", "parcours", "organisme") if decision.get(name)]
         if extra:
@@ -282,8 +273,8 @@ def decider(session: Session, usager: Usager, decision: dict[str, Any], *, now: 
                 f" {', '.join(extra)} non prévu",
             )
         if decision.get("organisme_decision"):
-            _code(decision["organisme_decision"], ORGANISMES[:-1], "organisme_decision")
-    structure_demandee = _structure(decision.get("structure_decision"))
+            code_in(decision["organisme_decision"], ORGANISMES[:-1], "organisme_decision")
+    structure_demandee = structure_given(decision.get("structure_decision"))
 
     writes.lock_usager(session, usager)
     orientation = pending(session, usager.id, lock=True)
@@ -356,10 +347,10 @@ def orienter(session: Session, usager: Usager, payload: dict[str, Any], *, now: 
     ``payload`` is the contract's body: ``parcours``, ``organisme``, ``origine``, ``structure``,
     ``structure_decision``. The pending orientation, if any, is replaced (``CLOTURE``).
     """
-    parcours = _code(payload.get("parcours"), PARCOURS[:-1], "parcours")
-    organisme = _code(payload.get("organisme"), ORGANISMES[:-1], "organisme")
-    structure = _structure(payload.get("structure"))
-    structure_decision = _structure(payload.get("structure_decision")) or structure
+    parcours = code_in(payload.get("parcours"), PARCOURS[:-1], "parcours")
+    organisme = code_in(payload.get("organisme"), ORGANISMES[:-1], "organisme")
+    structure = structure_given(payload.get("structure"))
+    structure_decision = structure_given(payload.get("structure_decision")) or structure
     writes.lock_usager(session, usager)
     previous = pending(session, usager.id, lock=True)
     if previous is not None:
@@ -394,86 +385,6 @@ def orienter(session: Session, usager: Usager, payload: dict[str, Any], *, now: 
     session.flush()
     _open(session, usager, orientation, date_entree=now.date(), now=now, agent=agent)
     return orientation
-
-
-# Shape ---------------------------------------------------------------------------------
-
-
-def orientation_json(orientation: Orientation) -> dict[str, Any]:
-    """The orientation as Orientation usager v1 shows it (snake_case)."""
-    return {
-        "parcours": orientation.parcours,
-        "organisme": orientation.organisme,
-        "organisme_decision": orientation.organisme_decision,
-        "structure": _structure_json(orientation.structure),
-        "structure_decision": _structure_json(orientation.structure_decision),
-        "statut": orientation.statut,
-        "etat": orientation.etat,
-        "agent_creation": orientation.agent_creation,
-        "agent_derniere_modification": orientation.agent_derniere_modification,
-        "date_entree_parcours": _iso(orientation.date_entree_parcours),
-        "date_sortie_parcours": _iso(orientation.date_sortie_parcours),
-        "motif_sortie_parcours": orientation.motif_sortie_parcours,
-        "origine": orientation.origine,
-        "date_creation": local_date_time(orientation.created_at),
-        "date_modification": local_date_time(orientation.updated_at),
-        "criteres_orientation": _criteres_json(orientation.criteres),
-        "decision": _decision_json(orientation.decision),
-    }
-
-
-def _decision_json(decision: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not decision:
-        return None
-    shaped = {key: decision.get(key) for key in DECISION_FIELDS}
-    for key in ("structure_decision", "structure"):
-        shaped[key] = _structure_json(decision.get(key))
-    # Relais' additions (what was preconised before a refusal): only for a caller that opts in,
-    # FT's classes refuse unknown properties (api.partner.orientation_usager strips them).
-    for key in DECISION_DETAILS:
-        if key in decision:
-            shaped[key] = decision[key]
-    return shaped
-
-
-def _criteres_json(criteres: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not criteres:
-        return None
-    shaped = {key: value for key, value in criteres.items() if key in CRITERES_AFFICHES}
-    saisie = criteres.get("date_saisie_donnees")
-    if saisie is not None:
-        # Rows written before FT's local date-time format stored a bare date: show it at midnight.
-        if isinstance(saisie, str) and len(saisie) == 10:
-            saisie = f"{saisie}T00:00:00"
-        shaped["date_saisie_donnees"] = saisie
-    return shaped
-
-
-def local_date_time(value: datetime | None) -> str | None:
-    """A UTC instant as FT writes it: ``AAAA-MM-JJTHH:MM:SS``, no fraction, no offset.
-
-    FT's demo client parses these fields with ``InstantWithoutZDeserializer``
-    (``ISO_LOCAL_DATE_TIME`` read as UTC), which refuses an offset.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.replace(microsecond=0).isoformat()
-
-
-def _structure_json(structure: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not structure:
-        return None
-    return {
-        "code_aurore": structure.get("code_aurore"),
-        "code_safir": structure.get("code_safir"),
-        "libelle_structure": structure.get("libelle_structure"),
-    }
-
-
-def _iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # Internals -----------------------------------------------------------------------------
@@ -571,79 +482,3 @@ def _open_act382(session: Session, usager: Usager, orientation: Orientation, *, 
         now=now,
     )
     events.orientation_a_decider(session, usager, orientation, departement.id, now)
-
-
-def _structure_for(
-    session: Session, usager: Usager, organisme: str, criteres: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """The structure of ``organisme`` serving the usager: the criteria's address first."""
-    if organisme == "IND":
-        return None
-    departement = departement_of_criteres(criteres)
-    organisation = None
-    if departement is not None:
-        candidates = session.exec(
-            select(Organisation).where(Organisation.type == organisme).order_by(col(Organisation.id))
-        )
-        organisation = next((o for o in candidates if departement in o.territoire), None)
-    if organisation is None:
-        organisation = organisation_for(session, usager, organisme)
-    if organisation is None:
-        return None
-    return {
-        "code_aurore": organisation.code_aurore,
-        "code_safir": organisation.code_safir,
-        "libelle_structure": organisation.libelle,
-    }
-
-
-def departement_of_criteres(criteres: Mapping[str, Any]) -> str | None:
-    adresse = criteres.get("adresse") or {}
-    code = str(adresse.get("code_commune") or "")
-    if len(code) == 5:
-        return code[:3] if code.startswith("97") else code[:2]
-    postcode = str(adresse.get("code_postal") or "")
-    if len(postcode) == 5 and postcode.isdigit():
-        if postcode.startswith("20"):
-            return "2A" if postcode[2] in "01" else "2B"
-        return postcode[:3] if postcode.startswith("97") else postcode[:2]
-    return None
-
-
-def _structure(value: Any) -> dict[str, Any] | None:
-    if not value:
-        return None
-    if not isinstance(value, Mapping):
-        raise Refused(RefusalKind.INVALID, "STRUCTURE_INVALIDE", "structure invalide : objet attendu")
-    shaped = {key: value.get(key) for key in ("code_aurore", "code_safir", "libelle_structure")}
-    return shaped if any(shaped.values()) else None
-
-
-def _code(value: Any, allowed: tuple[str, ...], name: str) -> str:
-    if value not in allowed:
-        raise Refused(
-            RefusalKind.INVALID, f"{name.upper()}_INVALIDE", f"{name} doit valoir l'un de : {', '.join(allowed)}"
-        )
-    return str(value)
-
-
-def _date_decision(value: Any, *, now: datetime) -> date:
-    return _check_date(value, "date_decision", now=now) or now.date()
-
-
-def _check_date(value: Any, name: str, *, now: datetime) -> date | None:
-    """A past or present date given as AAAA-MM-JJ (or a date), None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, date):
-        parsed = value
-    else:
-        try:
-            parsed = date.fromisoformat(str(value))
-        except ValueError:
-            raise Refused(
-                RefusalKind.INVALID, f"{name.upper()}_INVALIDE", f"{name} invalide : date AAAA-MM-JJ attendue"
-            ) from None
-    if parsed > now.date():
-        raise Refused(RefusalKind.INVALID, f"{name.upper()}_FUTURE", f"{name} ne peut pas être dans le futur")
-    return parsed

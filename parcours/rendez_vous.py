@@ -28,16 +28,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from parcours import activites as activites_domain
 from parcours import events, writes
 from parcours.activites import ACT380, sujet_accompagnement
+from parcours.dates import paris_datetime
 from parcours.perimeter import organisation_for
 from parcours.ports import Refused
 from parcours.tables import Activite, RendezVous, Usager
+from relais.core.french_dates import PARIS
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
@@ -53,7 +54,6 @@ _OUTCOME_EVENTS = {"EFFECTUE": events.RDV_EFFECTUE, "ABSENT": events.RDV_ABSENT,
 ACC = "ACC"
 PAR = "rendez-vous"
 # Dates given without an offset are the partners' local (metropolitan French) time.
-PARIS = ZoneInfo("Europe/Paris")
 
 ID_NON_RECONNU = "ID_NON_RECONNU"
 ID_NON_RECONNU_MESSAGE = "Il n'existe pas de rdv pour l'id et l'utilisateur indiqué"
@@ -191,20 +191,10 @@ def format_date(value: datetime) -> str:
 
 
 def parse_date(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _invalide("date", "doit être une date-heure ISO 8601") from None
-    else:
-        raise _invalide("date", "doit être une date-heure ISO 8601")
-    if not 1900 <= parsed.year <= 2199:
-        raise _invalide("date", "doit être comprise entre les années 1900 et 2199")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=PARIS)
-    return parsed.astimezone(UTC)
+    try:
+        return paris_datetime(value)
+    except ValueError as wrong:
+        raise _invalide("date", str(wrong)) from None
 
 
 # Rules ----------------------------------------------------------------------------------

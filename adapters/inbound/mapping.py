@@ -34,7 +34,8 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from relais.core.french_dates import PARIS
 
 FORMATS_DIR = Path(__file__).parent / "formats"
 IDENTITY_FIELDS = ("nir", "numeroFranceTravail", "nom", "prenom", "dateNaissance")
@@ -46,7 +47,6 @@ _FRENCH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 # « 15/01/2027 10:30 », « 15/01/2027 10h30 », « 15/01/2027 10:30:00 »: French Excel's exports.
 _FRENCH_MOMENT = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T]+(\d{1,2})[:hH](\d{2})(?::(\d{2}))?$")
 # A time written without an offset is the time on the wall of a French office.
-PARIS = ZoneInfo("Europe/Paris")
 _TRUE = frozenset({"o", "oui", "1", "true", "vrai", "y", "yes"})
 _FALSE = frozenset({"n", "non", "0", "false", "faux", "no"})
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -26,10 +25,9 @@ from habilitations import notifications
 from habilitations.models import RGC_SUPPLEANT, RGC_TITULAIRE, Agent, Designation, Habilitation
 from habilitations.notifications import Wording
 from habilitations.profiles import api_profiles
-from relais.core.french_dates import long_date
+from relais.core.french_dates import PARIS, long_date
 from relais.core.outbox import OutboxMessage
 
-PARIS = ZoneInfo("Europe/Paris")
 # Topics of the domains (strings: the connectors' pause is this adapter's own worker's).
 INACTIVITY_WARNING = "habilitations.inactivite.avertissement"
 INACTIVITY_SUSPENSION = "habilitations.inactivite.suspension"

@@ -281,6 +281,8 @@ async def letter(request: Request) -> Response:
 
 # This module's pages beyond the search itself (wired in ``api.console.routes``).
 ROUTES: list[BaseRoute] = [
+    Route("/console/audit", search_form, methods=["GET"]),
+    Route("/console/audit", search_results, methods=["POST"]),
     Route("/console/audit/export", export, methods=["POST"]),
     Route("/console/audit/lettre", letter, methods=["POST"]),
 ]

@@ -1,8 +1,12 @@
-"""Dates written out in French, as letters, notices and reports for people show them."""
+"""Dates written out in French, as letters, notices and reports for people show them; and the
+time zone the réseau pour l'emploi lives in (metropolitan France: the contracts' local times)."""
 
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
 
 MONTHS = (
     "janvier",
