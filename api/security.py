@@ -13,6 +13,7 @@ audited with the reason. The audit event records the agent and the habilitation 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -21,6 +22,7 @@ from weakref import WeakKeyDictionary
 
 import anyio
 import jwt
+import psycopg
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlmodel import Session, select
@@ -42,6 +44,14 @@ from relais.core.tables import Client, Organisation
 from specs import load_document, served_documents
 
 AGENT_HEADER = "pa-identifiant-agent"
+# Operations whose handler calls ``hold_database_slot()`` itself before it opens the call's
+# unit of work: when memory answers the policy check, they take no slot for reads done
+# without the pooled connection (``api.partner.rechercher_usager``), so they keep flowing
+# while a group commit of audit events waits for the disk.
+SELF_SLOTTED = frozenset(
+    f"api.partner.rechercher_usager.{operation}"
+    for operation in ("RechercherUsagerParNumeroFranceTravail", "RechercherUsagerParDateNaissanceEtNir")
+)
 
 
 @dataclass(frozen=True)
@@ -102,10 +112,13 @@ async def token_info(
     # What the agent check would ask or answer needs no database: worked out first, so that
     # the client and the habilitation are judged in one thread hop, in one transaction.
     agent = _agent_question(request, routing, required)
-    await hold_database_slot()
     # A client seen for the first time in this process is rate-checked before its agent is judged.
     ask = agent if isinstance(agent, _AgentCheck) and known_limit is not None else None
-    found = _authorize_from_memory(state, client_id, claimed, ask)
+    found = await _authorize_from_memory(state, client_id, claimed, ask)
+    # The call's database slot, before any database work: now, unless memory answered and the
+    # handler takes the slot itself only if it needs the pooled connection (SELF_SLOTTED).
+    if found is None or routing.get("operation_id") not in SELF_SLOTTED:
+        await hold_database_slot()
     if found is None:
         found = await anyio.to_thread.run_sync(_authorize, state, client_id, claimed, ask)
     rights = found.rights
@@ -260,12 +273,64 @@ def _note_usager(state: RequestState, request: ConnexionRequest) -> None:
         return
 
 
+class _PolicyVersionReader:
+    """PostgreSQL: the policy version read on the event loop, with no thread hand-off.
+
+    One connection of its own (psycopg's asynchronous one, in autocommit, outside any call's
+    transaction), so the read sees the last committed version, as a call's own transaction
+    would: a change committed before the call started is seen. Its reads queue on it (each is
+    one primary-key lookup). Any error closes it and answers None: the call then reads the
+    version in its own transaction, in a worker thread, as it would without this reader.
+    """
+
+    def __init__(self) -> None:
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry_after = 0.0
+
+    async def read(self, database: Database) -> int | None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A connection belongs to the loop that opened it (tests run several loops).
+            self._drop()
+            self._loop = loop
+        if self._connection is None and loop.time() < self._retry_after:
+            return None
+        try:
+            if self._connection is None:
+                self._connection = await psycopg.AsyncConnection.connect(
+                    _libpq_url(database), autocommit=True, connect_timeout=5
+                )
+            cursor = await self._connection.execute(VERSION_QUERY)
+            row = await cursor.fetchone()
+        except (psycopg.Error, OSError):
+            self._drop()
+            # A database that is down is not asked again on every call.
+            self._retry_after = loop.time() + 1.0
+            return None
+        return None if row is None else int(row[0])
+
+    def _drop(self) -> None:
+        """Close the connection at once, from any loop or none (libpq's own close)."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            connection.pgconn.finish()
+
+    def __del__(self) -> None:
+        self._drop()
+
+
+def _libpq_url(database: Database) -> str:
+    return database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @dataclass
 class _PolicyCaches:
     """Per database (an app serves one; tests run several in one process)."""
 
     clients: VersionedCache[ClientRights] = field(default_factory=VersionedCache)
     decisions: VersionedCache[Decision] = field(default_factory=VersionedCache)
+    version_reader: _PolicyVersionReader = field(default_factory=_PolicyVersionReader)
 
 
 _caches: WeakKeyDictionary[Database, _PolicyCaches] = WeakKeyDictionary()
@@ -278,15 +343,18 @@ def policy_caches(database: Database) -> _PolicyCaches:
     return caches
 
 
-def _authorize_from_memory(
+async def _authorize_from_memory(
     state: RequestState, client_id: str, claimed: frozenset[str], agent: _AgentCheck | None
 ) -> _Authorization | None:
     """The same answer as ``_authorize`` when memory holds it under the current version, read
-    without a thread hand-off where the database allows (``Database.read_now``: SQLite);
-    None otherwise. Nothing is decided here that the rows were not judged on before."""
+    without a thread hand-off (``Database.read_now`` on SQLite, ``_PolicyVersionReader`` on
+    PostgreSQL); None otherwise. Nothing is decided here that the rows were not judged on before."""
     if agent is None:
         return None
-    value = state.services.database.read_now(VERSION_QUERY)
+    database = state.services.database
+    value = database.read_now(VERSION_QUERY)
+    if value is None and database.dialect == "postgresql":
+        value = await policy_caches(database).version_reader.read(database)
     if value is None:
         return None
     version = int(value)

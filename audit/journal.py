@@ -9,6 +9,9 @@ Two steps, so that requests never queue on one lock:
    anyway and uses ``max(seq) + 1``), and its ``hash`` column receives the RFC 6962 leaf hash
    of its canonical content, so an edit made before sequencing is still caught. Other domains
    append through ``JournalRecorder``, the kernel's ``AuditRecorder`` port, handed to them.
+   ``append_events`` appends several events committed together (the request pipeline's group
+   commit) with the same rows and hashes, in three statements whatever their number: the
+   lock below, every ``seq`` of the batch in one query, one multi-row INSERT.
 2. ``sequence_pending`` (run before each checkpoint, by ``relais audit checkpoint`` and on
    demand — Certificate Transparency's "merge delay") gives committed events gap-free leaf
    indices in ``seq`` order and advances the tree head. Only sequencers lock the head row.
@@ -19,6 +22,12 @@ the sequencer takes the same lock *exclusively* for an instant, which waits for 
 flight, reads the highest ``seq`` drawn so far, and lets go. Every event at or below that
 ``seq`` is then committed or never will be, so the sequencer can take them all in order and
 none is ever skipped. Appends do not wait for each other, only (briefly) for a sequencer.
+A transaction takes the shared lock once, before its first ``seq``, and holds it until it
+ends (it is transaction-level): its later appends draw their ``seq`` under that same hold. A
+savepoint counts as a transaction of its own here (rolling back to it may release a lock
+taken after it), so an append inside one takes the lock again, which costs nothing more.
+The sequence must not cache values per connection (``CACHE 1``, the default): the highest
+``seq`` drawn must bound every ``seq`` drawn before it.
 
 What a leaf covers: every field of the event (``event_content``), as canonical JSON.
 Free text is escaped against log injection before it is written: control characters (and
@@ -29,13 +38,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, literal_column, select, text
 from sqlmodel import Session
 
 from audit import merkle
@@ -128,6 +137,7 @@ def _column_limit(name: str) -> int | None:
 
 
 _LIMITS = {name: _column_limit(name) for name in _DRAFT_TEXT_FIELDS}
+_event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -180,14 +190,55 @@ def decision_for(status: int) -> str:
     return "denied"
 
 
-def _next_seq(session: Session) -> int:
+# Where a session notes the transaction (or savepoint) that holds the sequencer's shared lock.
+_LOCKED_IN = "relais_audit_shared_lock"
+
+
+def _hold_shared_lock(session: Session) -> None:
+    """PostgreSQL: take the appenders' shared lock, once per transaction (see the top)."""
+    current = session.get_nested_transaction() or session.get_transaction()
+    if current is not None and session.info.get(_LOCKED_IN) is current:
+        return
+    # Shared: appends never wait for each other, only for a sequencer's brief exclusive hold.
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": SEQUENCER_LOCK_KEY})
+    session.info[_LOCKED_IN] = session.get_nested_transaction() or session.get_transaction()
+
+
+def _next_seqs(session: Session, count: int) -> list[int]:
+    """``count`` new ``seq`` values, ascending, drawn in one query."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        # Shared: appends never wait for each other, only for a sequencer's brief exclusive hold.
-        session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": SEQUENCER_LOCK_KEY})
-        return int(session.scalar(select(AUDIT_EVENT_SEQ.next_value())))  # type: ignore[arg-type]
-    # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py).
-    return int(session.scalar(select(func.coalesce(func.max(AuditEvent.seq), 0))) or 0) + 1
+        _hold_shared_lock(session)
+        if count == 1:
+            return [int(session.scalar(select(AUDIT_EVENT_SEQ.next_value())))]  # type: ignore[arg-type]
+        drawn = session.execute(
+            select(AUDIT_EVENT_SEQ.next_value()).select_from(func.generate_series(1, literal_column(str(int(count)))))
+        ).scalars()
+        # Ascending, so that the batch's order is its ``seq`` order (concurrent appends may
+        # draw values in between: ``seq`` is ordered, gaps are the sequencer's business).
+        return sorted(int(value) for value in drawn)
+    # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py). The
+    # query flushes the session's pending events first (autoflush), so they count.
+    last = int(session.scalar(select(func.coalesce(func.max(AuditEvent.seq), 0))) or 0)
+    return list(range(last + 1, last + 1 + count))
+
+
+def _event_values(
+    draft: AuditDraft, *, seq: int, request_id: str, http_status: int, occurred_at: datetime
+) -> dict[str, Any]:
+    """The row of an event, its ``hash`` aside: the one place drafts become rows."""
+    values: dict[str, Any] = {name: _clean(name, getattr(draft, name)) for name in _DRAFT_TEXT_FIELDS}
+    values.update(
+        seq=seq,
+        occurred_at=occurred_at,
+        request_id=escape_text(request_id)[:64],
+        decision=decision_for(http_status),
+        http_status=http_status,
+        agent_id=draft.agent_id,
+        details=_escape_any(draft.details) if draft.details is not None else None,
+        prev_hash=UNCHAINED,
+    )
+    return values
 
 
 def append_event(
@@ -199,28 +250,54 @@ def append_event(
     occurred_at: datetime,
 ) -> AuditEvent:
     """Add the event to ``session``; the caller commits it with its own work."""
-    fields = asdict(draft)
-    values: dict[str, Any] = {name: _clean(name, fields[name]) for name in _DRAFT_TEXT_FIELDS}
-    event = AuditEvent(
-        seq=_next_seq(session),
-        occurred_at=occurred_at,
-        request_id=escape_text(request_id)[:64],
-        decision=decision_for(http_status),
-        http_status=http_status,
-        agent_id=draft.agent_id,
-        details=_escape_any(draft.details) if draft.details is not None else None,
-        prev_hash=UNCHAINED,
-        hash="",
-        **values,
-    )
+    (seq,) = _next_seqs(session, 1)
+    values = _event_values(draft, seq=seq, request_id=request_id, http_status=http_status, occurred_at=occurred_at)
+    event = AuditEvent(hash="", **values)
     event.hash = event_leaf_hash(event).hex()
     session.add(event)
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class DraftedEvent:
+    """One event of a batch: the call's draft and what its outcome adds to it."""
+
+    draft: AuditDraft
+    request_id: str
+    http_status: int
+    occurred_at: datetime
+
+
+def append_events(session: Session, events: Sequence[DraftedEvent]) -> list[int]:
+    """Add several events to ``session`` at once, in this order; the caller commits them.
+
+    The rows and hashes are those ``append_event`` would write one by one; their ``seq``
+    ascend in the order given. Returns the ``seq`` of each event, in that order. The rows are
+    inserted at once (Core), so no ORM object of them is left in the session.
+    """
+    if not events:
+        return []
+    seqs = _next_seqs(session, len(events))
+    rows = []
+    for seq, each in zip(seqs, events, strict=True):
+        values = _event_values(
+            each.draft,
+            seq=seq,
+            request_id=each.request_id,
+            http_status=each.http_status,
+            occurred_at=each.occurred_at,
+        )
+        values["hash"] = event_leaf_hash(values).hex()
+        rows.append(values)
+    session.execute(insert(_event_table), rows)
+    return seqs
+
+
 class JournalRecorder:
     """The journal as the kernel's ``AuditRecorder``: what other domains are handed to write an
-    event without importing this domain. Appends in the caller's session (``append_event``)."""
+    event without importing this domain. Appends in the caller's session, the row inserted at
+    once (``append_events``: no ORM object to build and flush, which costs more than the rest of
+    the append; the row is the one ``append_event`` would write)."""
 
     def record(
         self,
@@ -231,7 +308,11 @@ class JournalRecorder:
         http_status: int,
         occurred_at: datetime,
     ) -> None:
-        append_event(session, draft, request_id=request_id, http_status=http_status, occurred_at=occurred_at)
+        append_events(session, [DraftedEvent(draft, request_id, http_status, occurred_at)])
+
+    def record_many(self, session: Session, events: Sequence[DraftedEvent]) -> None:
+        """Several events committed together (group commit): ``append_events``."""
+        append_events(session, events)
 
 
 if TYPE_CHECKING:
@@ -241,7 +322,6 @@ if TYPE_CHECKING:
 
 # The sequencer --------------------------------------------------------------------------------
 
-_event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 _CONTENT_COLUMNS = [_event_table.c[name] for name in CONTENT_FIELDS]
 
 

@@ -6,9 +6,13 @@ in a temporary directory; PostgreSQL: a scratch database, whose schema is DROPPE
 ``api``      append throughput inside real API calls: ``relais serve`` on that database, driven
              by bench/run.py's load generator on Rechercher usager (each call appends its event
              in the request's transaction); reports calls/s and the events the journal gained.
-``appends``  ``append_event`` alone, one transaction per event and ``--batch`` events per
-             transaction (group commit), from 1 and from 8 threads (on PostgreSQL the threads
-             do not wait for each other: no global lock).
+``appends``  appends alone, from 1 and from 8 threads (``--threads``; on PostgreSQL the threads
+             do not wait for each other: no global lock), the events of a Rechercher usager
+             call: ``append_event`` with one transaction per event (``single``), then for each
+             ``--batch`` size the request pipeline's group commit, ``append_events`` writing
+             that many events in one transaction (``batch``), and, for comparison,
+             ``append_event`` called that many times in one transaction (``loop``).
+             ``--repeat N`` runs each case N times and reports the best and the median.
 ``verify``   N events generated straight into the database, then the sequencer (leaf hashes),
              a signed checkpoint, and ``verify_database`` over the whole tree, each timed
              (wall and CPU seconds, workers included). ``--keep DIR`` keeps the journal (and its
@@ -17,7 +21,7 @@ in a temporary directory; PostgreSQL: a scratch database, whose schema is DROPPE
 
     python bench/audit_bench.py verify --events 1000000 [--database-url postgresql://.../scratch] [--keep DIR]
     python bench/audit_bench.py verify --reuse --keep DIR [--database-url ...] [--workers N]
-    python bench/audit_bench.py appends --events 5000 [--batch 50]
+    python bench/audit_bench.py appends --events 20000 --batch 50 100 200 [--threads 1 8] [--repeat 3]
     python bench/audit_bench.py api --seconds 10
 
 Absolute figures belong to the machine; they are reported in the README with its description.
@@ -28,12 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +50,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from sqlalchemy import insert, text  # noqa: E402
 
 from audit.checkpoints import create_checkpoint, signing_key  # noqa: E402
-from audit.journal import append_event, event_leaf_hash, sequence_pending  # noqa: E402
+from audit.journal import DraftedEvent, append_event, append_events, event_leaf_hash, sequence_pending  # noqa: E402
 from audit.models import AuditEvent  # noqa: E402
 from audit.verify import verify_database  # noqa: E402
 from relais.core.auditing import AuditDraft  # noqa: E402
@@ -185,45 +190,133 @@ def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _append_many(database: Database, count: int, batch: int) -> None:
-    """``count`` events through ``append_event``, ``batch`` per transaction (1: a commit each;
-    more: several calls sharing one commit, as the request pipeline's group commit does)."""
-    for start in range(0, count, batch):
+def _draft(index: int) -> AuditDraft:
+    """What a Rechercher usager call's event carries (agent, usager, habilitation, scopes)."""
+    return AuditDraft(
+        channel="partner-api",
+        operation="RechercherUsagerParNumeroFranceTravail",
+        client_id=f"editeur-{index % 40}",
+        organisation=f"CD{index % 100:02d}",
+        agent_nom="Martin",
+        agent_prenom="Claire",
+        agent_identifiant=f"AGT-{index % 5000:05d}",
+        usager_id=str(index % 200_000),
+        usager_nir_index=f"{index % 200_000:064x}",
+        agent_id=index % 5000,
+        habilitation_id=f"H{index % 9000}",
+        scopes="api_rechercher-usagerv2 rechercheusager",
+        purpose="accompagnement",
+        data_origin="reference-store",
+    )
+
+
+def _append_single(database: Database, count: int, _batch: int, done: list[int]) -> None:
+    """``count`` events through ``append_event``, one transaction (one commit) each."""
+    for index in range(count):
         with database.transaction() as session:
-            for _ in range(min(batch, count - start)):
-                draft = AuditDraft(channel="partner-api", operation="bench", client_id="bench", organisation="CD33")
+            append_event(
+                session, _draft(index), request_id=uuid.uuid4().hex, http_status=200, occurred_at=datetime.now(UTC)
+            )
+        done.append(1)
+
+
+def _append_loop(database: Database, count: int, batch: int, done: list[int]) -> None:
+    """``count`` events, ``batch`` per transaction, each through ``append_event``."""
+    for start in range(0, count, batch):
+        stop = min(count, start + batch)
+        with database.transaction() as session:
+            for index in range(start, stop):
                 append_event(
-                    session, draft, request_id=uuid.uuid4().hex, http_status=200, occurred_at=datetime.now(UTC)
+                    session, _draft(index), request_id=uuid.uuid4().hex, http_status=200, occurred_at=datetime.now(UTC)
                 )
+        done.append(stop - start)
+
+
+def _append_batch(database: Database, count: int, batch: int, done: list[int]) -> None:
+    """``count`` events, ``batch`` per transaction, through one ``append_events`` each: the
+    request pipeline's group commit (``api.pipeline.AuditBatches``)."""
+    for start in range(0, count, batch):
+        stop = min(count, start + batch)
+        with database.transaction() as session:
+            append_events(
+                session,
+                [DraftedEvent(_draft(index), uuid.uuid4().hex, 200, datetime.now(UTC)) for index in range(start, stop)],
+            )
+        done.append(stop - start)
+
+
+APPEND_PATHS: dict[str, Callable[[Database, int, int, list[int]], None]] = {
+    "single": _append_single,
+    "loop": _append_loop,
+    "batch": _append_batch,
+}
+
+
+def _time_appends(
+    database: Database, path: str, events: int, batch: int, threads: int
+) -> tuple[int, float, float, list[str]]:
+    """(events committed, events committed per second, client CPU microseconds per event,
+    errors) of one run. A thread that fails (e.g. SQLite's single connection not freed within
+    the pool timeout) stops; its committed events still count, the error is reported."""
+    per_thread = max(1, events // threads)
+    target = APPEND_PATHS[path]
+    done: list[int] = []
+    errors: list[str] = []
+
+    def run() -> None:
+        try:
+            target(database, per_thread, batch, done)
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    cpu = time.process_time()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    total = sum(done)
+    return total, total / elapsed, (time.process_time() - cpu) / max(1, total) * 1e6, errors
 
 
 def bench_appends(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"measure": "appends", "dialect": "postgresql" if args.database_url else "sqlite"}
+    results: dict[str, Any] = {
+        "measure": "appends",
+        "dialect": "postgresql" if args.database_url else "sqlite",
+        "events_per_run": args.events,
+        "repeat": args.repeat,
+    }
+    cases = [("single", 1)] if "single" in args.paths else []
+    cases += [(path, size) for size in args.batch for path in ("batch", "loop") if size > 1 and path in args.paths]
+    appended = 0
     with scratch_database(args.database_url) as (url, _):
         database = Database(url)
         try:
-            for batch in sorted({1, args.batch}):
-                for threads in (1, 8):
-                    per_thread = max(1, args.events // threads)
-                    workers = [
-                        threading.Thread(target=_append_many, args=(database, per_thread, batch))
-                        for _ in range(threads)
-                    ]
-                    cpu = time.process_time()
-                    started = time.perf_counter()
-                    for worker in workers:
-                        worker.start()
-                    for worker in workers:
-                        worker.join()
-                    elapsed = time.perf_counter() - started
-                    name = f"batch_{batch}_threads_{threads}"
-                    results[f"{name}_appends_per_s"] = round(per_thread * threads / elapsed)
-                    results[f"{name}_client_cpu_us_per_append"] = round(
-                        (time.process_time() - cpu) / (per_thread * threads) * 1e6
-                    )
+            for path, size in cases:
+                for threads in args.threads:
+                    rates, cpus, errors = [], [], []
+                    for _ in range(args.repeat):
+                        total, rate, cpu, failed = _time_appends(database, path, args.events, size, threads)
+                        appended += total
+                        rates.append(rate)
+                        cpus.append(cpu)
+                        errors += failed
+                    name = f"{path}_{size}_threads_{threads}"
+                    results[name] = {
+                        "events_per_s_best": round(max(rates)),
+                        "events_per_s_median": round(statistics.median(rates)),
+                        "events_per_s_runs": [round(rate) for rate in rates],
+                        "client_cpu_us_per_event_median": round(statistics.median(cpus)),
+                    }
+                    if errors:
+                        results[name]["failed_threads"] = errors
             started = time.perf_counter()
             results["sequenced"] = sequence_pending(database)
             results["sequence_s"] = round(time.perf_counter() - started, 2)
+            # Every event committed, batched or not, is in the tree: none lost, none skipped.
+            results["all_sequenced"] = results["sequenced"] == appended
         finally:
             database.dispose()
     return results
@@ -294,7 +387,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests-max", type=int, default=None)
     parser.add_argument(
-        "--batch", type=int, default=50, help="appends: events per transaction, besides one per transaction"
+        "--batch",
+        type=int,
+        nargs="+",
+        default=[50],
+        help="appends: events per transaction (one or more sizes), besides one per transaction",
+    )
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 8], help="appends: thread counts")
+    parser.add_argument("--repeat", type=int, default=1, help="appends: runs of each case (best and median)")
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=tuple(APPEND_PATHS),
+        default=list(APPEND_PATHS),
+        help="appends: which ways of appending to time",
     )
     parser.add_argument(
         "--keep", type=Path, default=None, help="verify: keep the key (and SQLite file) in this directory"

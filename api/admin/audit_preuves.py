@@ -8,6 +8,8 @@ RSSI gets the inclusion proof of their own organisation's events only).
 
 from __future__ import annotations
 
+from typing import Any
+
 from connexion.lifecycle import ConnexionResponse
 
 from api.admin.audit_access import current_visibility, refused_answer
@@ -80,16 +82,13 @@ def lire_preuve_coherence(de: int, a: int) -> ConnexionResponse:
     except AuditRefused as refused:
         return refused_answer(refused)
     first, second = checkpoints.checkpoint_for_size(session, de), checkpoints.checkpoint_for_size(session, a)
-    return json_response(
-        200,
-        {
-            "de": de,
-            "a": a,
-            "preuve": path,
-            "pointDeControleDe": checkpoints.checkpoint_json(first) if first else None,
-            "pointDeControleA": checkpoints.checkpoint_json(second) if second else None,
-        },
-    )
+    answer: dict[str, Any] = {"de": de, "a": a, "preuve": path}
+    # A size no signed checkpoint has is simply left out (the spec's schema has no null for it).
+    if first is not None:
+        answer["pointDeControleDe"] = checkpoints.checkpoint_json(first)
+    if second is not None:
+        answer["pointDeControleA"] = checkpoints.checkpoint_json(second)
+    return json_response(200, answer)
 
 
 def lire_cle_publique() -> ConnexionResponse:

@@ -23,7 +23,7 @@ from api.errors import json_response, note_refusal
 from api.security import RateLimited
 from habilitations.clients import get_client, hash_secret, verify_client_secret
 from relais.core.access_tokens import issue_access_token
-from relais.core.ratelimit import ConcurrencyGate
+from relais.core.ratelimit import ConcurrencyGate, Overloaded, RateDecision
 from relais.core.tables import Organisation
 
 T = TypeVar("T")
@@ -34,7 +34,8 @@ TOKEN_ATTEMPTS_PER_SECOND = 10
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # argon2 takes 64 MiB and tens of milliseconds per check: a few at once bound memory and
 # CPU; a call that cannot start its check within a second gets 503 rather than a queue.
-ARGON2_CHECKS = ConcurrencyGate(2, max_waiting=16, max_wait=1.0)
+ARGON2_CHECKS_CAPACITY = 2
+ARGON2_CHECKS = ConcurrencyGate(ARGON2_CHECKS_CAPACITY, max_waiting=16, max_wait=1.0)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,13 @@ async def generer_access_token(body: dict[str, Any] | None = None, realm: str | 
     if not attempt.allowed:
         raise RateLimited(attempt)
     client = await _in_database_slot(state, _read_client, client_id)
-    # No connection is held during the check: the read above is committed and closed.
-    await ARGON2_CHECKS.acquire()
+    # No connection is held during the check: the read above is committed and closed. When the
+    # secret checks are all taken, the caller is one of a flood of credential checks: refused
+    # like any attempt beyond its limit (429, retry in a second), never a 5xx.
+    try:
+        await ARGON2_CHECKS.acquire()
+    except Overloaded:
+        raise RateLimited(RateDecision(False, ARGON2_CHECKS_CAPACITY, 0, Overloaded.retry_after)) from None
     try:
         matches, rehash = await anyio.to_thread.run_sync(
             verify_client_secret, client.secret_hash if client else None, secret

@@ -1,23 +1,38 @@
 """Rechercher usager v2: find an usager by NIR and birth date or by numéro France Travail,
-and hand out the ``jetonUsager`` that the per-usager APIs take."""
+and hand out the ``jetonUsager`` that the per-usager APIs take.
+
+The handlers are coroutines: connexion runs them on the event loop, with no hand-off to a
+worker thread. On the reference store over a SQLite file, the search (a read) is done right
+there through a session that can only read (``api.context.read_only_session``), when the call
+has no unit of work open yet (the security check answered from memory): a thread hand-off
+costs more CPU than the read itself. Otherwise (PostgreSQL, the France Travail gateway, which
+calls out and remembers the upstream jeton, or a unit of work already open) the search runs
+in one worker thread, which also ends the call's unit of work there when nothing was written.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import anyio
 from connexion.lifecycle import ConnexionResponse
+from sqlalchemy.exc import OperationalError
 
-from api.context import RequestState, current_request
+from adapters.reference_store.store import ReferenceStore
+from api.context import RequestState, current_request, read_only_session
 from api.errors import R002, R997, json_response, note_refusal, resultat
 from api.partner.caller import caller_of
-from parcours.ports import Issue, UsagerMatch
+from api.pipeline import hold_database_slot
+from parcours.ports import Caller, Issue, RechercherUsagerBackend, UsagerMatch
+from relais.core.db import wrote
 from relais.core.jeton import issue_jeton
 from relais.core.nir import NirError, is_valid_iso_date, normalize_nir
 from relais.core.personal_data import blind_index
 
 
-def rechercher_usager_par_date_naissance_et_nir(body: dict[str, Any]) -> ConnexionResponse:
+async def rechercher_usager_par_date_naissance_et_nir(body: dict[str, Any]) -> ConnexionResponse:
     state = current_request()
     try:
         nir = normalize_nir(body["nir"])
@@ -27,16 +42,46 @@ def rechercher_usager_par_date_naissance_et_nir(body: dict[str, Any]) -> Connexi
         return _invalid("date_naissance_invalide", "dateNaissance n'est pas une date AAAA-MM-JJ valide")
     # Recorded even when nobody matches: "who searched for this NIR" is an audit question.
     state.audit.usager_nir_index = blind_index(state.services.keys, nir)
-    backend = state.services.backends.rechercher_usager
-    match = backend.par_nir(caller_of(state), nir=nir, date_naissance=date.fromisoformat(body["dateNaissance"]))
+    date_naissance = date.fromisoformat(body["dateNaissance"])
+    match = await _search(
+        state, lambda backend, caller: backend.par_nir(caller, nir=nir, date_naissance=date_naissance)
+    )
     return _answer(state, match)
 
 
-def rechercher_usager_par_numero_france_travail(body: dict[str, Any]) -> ConnexionResponse:
+async def rechercher_usager_par_numero_france_travail(body: dict[str, Any]) -> ConnexionResponse:
     state = current_request()
-    backend = state.services.backends.rechercher_usager
-    match = backend.par_numero_france_travail(caller_of(state), numero=body["numeroFranceTravail"])
+    numero = body["numeroFranceTravail"]
+    match = await _search(state, lambda backend, caller: backend.par_numero_france_travail(caller, numero=numero))
     return _answer(state, match)
+
+
+Search = Callable[[RechercherUsagerBackend, Caller], UsagerMatch]
+
+
+async def _search(state: RequestState, search: Search) -> UsagerMatch:
+    backend = state.services.backends.rechercher_usager
+    caller = caller_of(state)
+    if isinstance(backend, ReferenceStore) and not state.has_session:
+        reader = read_only_session(state.services.database)
+        if reader is not None:
+            try:
+                with state.reading(reader):
+                    return search(backend, caller)
+            except OperationalError:
+                pass  # busy at this very moment (rare in WAL mode): read in a worker thread
+
+    # Listed in api.security.SELF_SLOTTED: the slot may not be held yet.
+    await hold_database_slot()
+
+    def in_thread() -> UsagerMatch:
+        match = search(backend, caller)
+        # A call that read only ends its unit of work here rather than in another hand-off.
+        if state.has_session and not wrote(state.session()):
+            state.end_session()
+        return match
+
+    return await anyio.to_thread.run_sync(in_thread)
 
 
 def _answer(state: RequestState, match: UsagerMatch) -> ConnexionResponse:

@@ -100,7 +100,14 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
     help="Clé publique Ed25519 (PEM) ; répétable. Par défaut : celle de la clé de signature locale.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Rapport en JSON.")
-def verify_command(export_file: Path | None, public_keys: tuple[Path, ...], as_json: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processus qui lisent et recalculent les feuilles en parallèle (par défaut : un par cœur, "
+    "jusqu'à 4, pour un grand journal ; 1 : dans ce processus).",
+)
+def verify_command(export_file: Path | None, public_keys: tuple[Path, ...], as_json: bool, workers: int | None) -> None:
     """Recalcule l'arbre de Merkle et vérifie chaque point de contrôle ; signale la première incohérence."""
     settings = get_settings()
     key_file = settings.resolved_audit_signing_key_file
@@ -116,7 +123,7 @@ def verify_command(export_file: Path | None, public_keys: tuple[Path, ...], as_j
             report = verify_export(lines, keys)
     else:
         with migrated_database(settings) as database, database.session() as session:
-            report = verify_database(session, keys, progress=progress_bar(sys.stderr, as_json))
+            report = verify_database(session, keys, workers=workers, progress=progress_bar(sys.stderr, as_json))
     _print_report(report, as_json)
 
 

@@ -9,6 +9,7 @@ endpoint counting the tokens it issues, and the partner routes each test program
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pytest_httpx import HTTPXMock
 from adapters.france_travail.backends import build_gateway_backends
 from api.context import current_request
 from relais.core.config import Settings
+from specs import load_document, served_documents
 from tests.support.hub import Hub
 
 API_URL = "https://api-r.ft-qvr.test"
@@ -30,6 +32,34 @@ FT_CLIENT_SECRET = "ft-secret-for-tests"
 UPSTREAM_REQUEST_ID = "ft-req-7f3a"
 
 Answer = httpx.Response | BaseException | Callable[[httpx.Request], httpx.Response]
+PARTNER_BASE = "/partenaire/"
+
+
+def partner_routes() -> dict[str, tuple[str, re.Pattern[str]]]:
+    """operationId -> (method, full path pattern) of every operation served under ``/partenaire/``.
+
+    Read from the specs, so that a gateway test listing operations by hand fails the day an
+    operation is added to a contract and not to the list.
+    """
+    found: dict[str, tuple[str, re.Pattern[str]]] = {}
+    for name, _, base in served_documents():
+        if not base.startswith(PARTNER_BASE):
+            continue
+        for path, item in load_document(name)["paths"].items():
+            # Each ``{parameter}`` is one path segment; the rest is literal.
+            template = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", base + path))
+            for method, operation in item.items():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    found[operation["operationId"]] = (method.upper(), re.compile(template))
+    return found
+
+
+def operation_of(method: str, path: str) -> str | None:
+    """The partner operationId that ``method`` on ``path`` (no query) calls; None if none."""
+    for operation_id, (expected, pattern) in partner_routes().items():
+        if method.upper() == expected and pattern.fullmatch(path):
+            return operation_id
+    return None
 
 
 def json_answer(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:

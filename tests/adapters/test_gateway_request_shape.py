@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.adapters.gateway_fixtures import Gateway, gateway
+from tests.adapters.gateway_fixtures import Gateway, gateway, operation_of, partner_routes
 from tests.adapters.test_gateway import PAR_NUMERO, UPSTREAM_JETON, s001
 from tests.support.people import GIRONDE
 from tests.support.scopes import AGENT, ALL_SCOPES, RECHERCHE
@@ -90,8 +90,9 @@ class Operation:
     upstream_body: dict[str, Any] | None = None
 
 
+# By the operationId the call serves (checked against the specs below).
 OPERATIONS: dict[str, Operation] = {
-    "rechercher-par-numero": Operation(
+    "RechercherUsagerParNumeroFranceTravail": Operation(
         "POST",
         f"{RECHERCHE}/par-numero-francetravail",
         "POST",
@@ -99,7 +100,7 @@ OPERATIONS: dict[str, Operation] = {
         per_usager=False,
         body={"numeroFranceTravail": GIRONDE.numero},
     ),
-    "rechercher-par-nir": Operation(
+    "RechercherUsagerParDateNaissanceEtNir": Operation(
         "POST",
         f"{RECHERCHE}/par-datenaissance-et-nir",
         "POST",
@@ -109,11 +110,11 @@ OPERATIONS: dict[str, Operation] = {
         # France Travail takes the 13-character NIR (the key is Relais' check, not sent).
         upstream_body={"nir": GIRONDE.nir13, "dateNaissance": GIRONDE.naissance},
     ),
-    "informations-administratives": Operation(
+    "recupererDonneesParIdRci": Operation(
         "GET", f"{P}/informations-administratives/v1/usager", "GET", f"{P}/informations-administratives/v1/usager"
     ),
-    "statut-contrat": Operation("GET", f"{P}/contrat-usager/v2/contrat", "GET", f"{P}/contrat-usager/v2/contrat"),
-    "activites-v2": Operation(
+    "recupererContratV2": Operation("GET", f"{P}/contrat-usager/v2/contrat", "GET", f"{P}/contrat-usager/v2/contrat"),
+    "chercherActivitesV2": Operation(
         "GET",
         f"{P}/activites-operationnelles/v2/activites/chercher",
         "GET",
@@ -121,7 +122,7 @@ OPERATIONS: dict[str, Operation] = {
         per_usager=False,
         params={"codeActivite": "ACT380", "cursor": "FT-CURSOR-2"},
     ),
-    "activites-v1": Operation(
+    "chercherActivites": Operation(
         "GET",
         f"{P}/activites-operationnelles/v1/activites/chercher",
         "GET",
@@ -129,17 +130,17 @@ OPERATIONS: dict[str, Operation] = {
         per_usager=False,
         params={"codeFamille": "GLI100"},
     ),
-    "lecture-orientation": Operation(
+    "lectureOrientation": Operation(
         "GET",
         f"{ORIENTATION}/lectureOrientation",
         "GET",
         f"{ORIENTATION}/lectureOrientation",
         params={"etatOrientation": "EN_ATTENTE"},
     ),
-    "calcul-orientation": Operation(
+    "calculOrientation": Operation(
         "POST", f"{ORIENTATION}/calculOrientation", "POST", f"{ORIENTATION}/calculOrientation", body=CRITERES
     ),
-    "decision-orientation": Operation(
+    "decisionOrientation": Operation(
         "POST",
         f"{ORIENTATION}/decisionOrientation",
         "POST",
@@ -153,35 +154,33 @@ OPERATIONS: dict[str, Operation] = {
         f"{ORIENTATION}/orientation",
         body={"parcours": "PED", "organisme": "FT"},
     ),
-    "rendez-vous-creer": Operation("POST", f"{RDV}/rendez-vous", "POST", f"{RDV}/rendez-vous", body=RDV_BODY),
-    "rendez-vous-modifier": Operation(
+    "creerRendezVous": Operation("POST", f"{RDV}/rendez-vous", "POST", f"{RDV}/rendez-vous", body=RDV_BODY),
+    "modifierRendezVous": Operation(
         "PUT", f"{RDV}/rendez-vous", "PUT", f"{RDV}/rendez-vous", body={**RDV_BODY, "id": "RDV-42", "duree": 60}
     ),
-    "rendez-vous-supprimer": Operation(
-        "DELETE", f"{RDV}/rendez-vous/RDV%2042", "DELETE", f"{RDV}/rendez-vous/RDV%2042"
-    ),
-    "rendez-vous-lister": Operation("GET", f"{RDV}/rendez-vous-usager", "GET", f"{RDV}/rendez-vous-usager"),
-    "contrat-lecture": Operation("GET", f"{CONTRAT}/lecture", "GET", f"{CONTRAT}/lecture"),
-    "contrat-signer-premier": Operation(
+    "supprimerRendezVous": Operation("DELETE", f"{RDV}/rendez-vous/RDV%2042", "DELETE", f"{RDV}/rendez-vous/RDV%2042"),
+    "consulterRendezVousUsager": Operation("GET", f"{RDV}/rendez-vous-usager", "GET", f"{RDV}/rendez-vous-usager"),
+    "lireContratEngagement": Operation("GET", f"{CONTRAT}/lecture", "GET", f"{CONTRAT}/lecture"),
+    "signerPremierContratEngagement": Operation(
         "POST", f"{CONTRAT}/signer", "POST", f"{CONTRAT}/signer", body={"dateSignature": "2026-03-02T10:00:00+01:00"}
     ),
-    "contrat-refuser-premier": Operation(
+    "refuserPremierContratEngagement": Operation(
         "POST", f"{CONTRAT}/refuser", "POST", f"{CONTRAT}/refuser", body={"dateRefus": "2026-03-02T10:00:00+01:00"}
     ),
-    "contrat-signer": Operation(
+    "signerContratEngagement": Operation(
         "PATCH", f"{CONTRAT}/signer", "PATCH", f"{CONTRAT}/signer", body={"dateSignature": "2026-03-02T10:00:00+01:00"}
     ),
-    "contrat-refuser": Operation(
+    "refuserContratEngagement": Operation(
         "PATCH", f"{CONTRAT}/refuser", "PATCH", f"{CONTRAT}/refuser", body={"dateRefus": "2026-03-02T10:00:00+01:00"}
     ),
-    "sanction-detail": Operation(
+    "lireDetailSanctionRsa": Operation(
         "GET",
         f"{SANCTIONS}/detailManquement",
         "GET",
         f"{SANCTIONS}/detailManquement",
         params={"identifiantSanction": "FT-S-0001"},
     ),
-    "sanction-evenement": Operation(
+    "traiterSanctionRsa": Operation(
         "POST",
         f"{SANCTIONS}/evenementSanctionRSA",
         "POST",
@@ -191,19 +190,19 @@ OPERATIONS: dict[str, Operation] = {
             "evenement": {"typeEvenement": "SAISIE_SANCTION", "dateEvenement": "2026-03-02"},
         },
     ),
-    "sanction-decision": Operation(
+    "traiterDecisionSanctionRSA": Operation(
         "POST",
         f"{SANCTIONS}/decisionSanctionRSAPartenaire",
         "POST",
         f"{SANCTIONS}/decisionSanctionRSAPartenaire",
         body=DECISION_SANCTION,
     ),
-    "diagnostic-lister": Operation("GET", DIAGNOSTICS, "GET", DIAGNOSTICS),
-    "diagnostic-creer": Operation("POST", DIAGNOSTICS, "POST", DIAGNOSTICS, body={"codeTypologie": "MR"}),
-    "diagnostic-supprimer": Operation(
+    "recupererDiagnostics": Operation("GET", DIAGNOSTICS, "GET", DIAGNOSTICS),
+    "creerDiagnostic": Operation("POST", DIAGNOSTICS, "POST", DIAGNOSTICS, body={"codeTypologie": "MR"}),
+    "supprimerDiagnostic": Operation(
         "DELETE", f"{DIAGNOSTICS}/DIAG%2042/supprime", "DELETE", f"{DIAGNOSTICS}/DIAG%2042/supprime"
     ),
-    "sanction-radiation": Operation(
+    "demandeRadiation": Operation(
         "POST",
         f"{SANCTIONS}/demandeRadiation",
         "POST",
@@ -239,6 +238,17 @@ def raw_path(request: httpx.Request) -> str:
     return request.url.raw_path.split(b"?")[0].decode()
 
 
+def test_every_partner_operation_of_the_specs_has_its_request_shape() -> None:
+    # An operation added to a contract without a shape here fails this test, not silently.
+    missing = sorted(set(partner_routes()) - set(OPERATIONS))
+    assert not missing, f"operations without a request-shape assertion: {missing}"
+    assert len(OPERATIONS) == len(partner_routes()) >= 26
+    # Each entry calls the operation it is named after (its method and path, in the specs).
+    assert {name: operation_of(op.method, op.path) for name, op in OPERATIONS.items()} == {
+        name: name for name in OPERATIONS
+    }
+
+
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
 def test_each_forwarded_call_has_the_shape_the_contract_names(gateway: Gateway, name: str) -> None:
     operation = OPERATIONS[name]
@@ -264,7 +274,7 @@ def test_each_forwarded_call_has_the_shape_the_contract_names(gateway: Gateway, 
 
 
 def test_a_body_with_non_ascii_text_is_sent_as_utf8(gateway: Gateway) -> None:
-    operation = OPERATIONS["rendez-vous-creer"]
+    operation = OPERATIONS["creerRendezVous"]
     body = {**RDV_BODY, "information": "Munissez-vous d'une pièce d'identité — merci"}
     request = sent_for(gateway, Operation(**{**operation.__dict__, "body": body}))
     assert request.headers["content-type"] == JSON_UTF8

@@ -15,11 +15,13 @@ from sqlmodel import col, select
 
 from api.validation import MAX_JSON_DEPTH
 from audit.models import AuditEvent
+from parcours import sanctions
+from parcours.tables import ConsequenceSanction, Usager
 from specs import api_specs, load_document
 from tests.audit.audit_api_support import rssi
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE
-from tests.support.scopes import INFOS, RECHERCHE, TOKEN_URL
+from tests.support.scopes import INFOS, RECHERCHE, RECHERCHE_SCOPES, SANCTIONS_SCOPES, TOKEN_URL
 
 
 def _json_operations() -> list[tuple[str, str]]:
@@ -159,18 +161,80 @@ def test_a_duplicated_header_on_a_per_usager_api_is_400(hub: Hub, header: str) -
     assert hub.client.get(INFOS, headers=single).status_code == 200
 
 
-def test_a_ghost_agent_cannot_sign_a_sanction_history(hub: Hub) -> None:
-    """Finding 2 as reported: the second pa-identifiant-agent ended up in the domain history."""
-    token = hub.token()
-    headers = [*hub.headers(token, **{"ft-jeton-usager": hub.jeton(GIRONDE)}).items()]
-    headers.append(("pa-identifiant-agent", "GHOST-AGENT"))
-    response = hub.client.post("/partenaire/gestion-sanctions-rsa/v1/evenementSanctionRSA", json={}, headers=headers)
-    assert response.status_code == 400
+def test_a_duplicated_authorization_on_an_admin_api_is_400(hub: Hub) -> None:
+    """The admin APIs read the same header: two bearers (whose agent would act?) are refused."""
+    headers = rssi(hub)
+    url = f"{AUDIT}/evenements/recherche"
+    assert hub.client.post(url, json={}, headers=headers).status_code == 200
+    before = len(_events(hub))
+    twice = [*headers.items(), ("Authorization", headers["Authorization"])]
+    response = hub.client.post(url, json={}, headers=twice)
+    _assert_api_format(url, response, 400)
+    assert "authorization" in response.json()["message"]
+    event = _events(hub)[before:][-1]
+    assert (event.decision, event.http_status, event.reason) == ("denied", 400, "header_duplicated:authorization")
+
+
+SANCTION_EVENT = "/partenaire/gestion-sanctions-rsa/v1/evenementSanctionRSA"
+
+
+def _proposed_consequence(hub: Hub) -> str:
+    """A consequence France Travail proposed for GIRONDE, ready for the CD's SAISIE_SANCTION."""
+    with hub.services.database.session() as session:
+        usager = session.exec(select(Usager).where(Usager.numero_france_travail == GIRONDE.numero)).one()
+        payload = {
+            "typeConsequenceSanction": "SUSP_RSA",
+            "modaliteProposee": "P",
+            "montantPropose": 50,
+            "dureeProposee": 2,
+            "natureManquement": "N65",
+            "rangManquement": "R1",
+            "dateManquement": "2026-01-15",
+        }
+        consequence = sanctions.proposer_consequence(session, usager, payload, now=hub.clock.now)
+        session.commit()
+        return consequence.id
+
+
+def _historique(hub: Hub, identifiant: str) -> list[dict[str, Any]]:
+    with hub.services.database.session() as session:
+        consequence = session.get(ConsequenceSanction, identifiant)
+        assert consequence is not None
+        return list(consequence.historique)
+
+
+@pytest.mark.parametrize("order", [("AGT-0042", "GHOST-AGENT"), ("GHOST-AGENT", "AGT-0042")])
+def test_a_ghost_agent_cannot_sign_a_sanction_history(hub: Hub, order: tuple[str, str]) -> None:
+    """Finding 2 as reported: a valid SAISIE_SANCTION with pa-identifiant-agent sent twice was
+    served, the second copy in the consequence's history and in the audit event; in the other
+    order the refusal was attributed to the wrong agent. Now: refused, nothing recorded, and
+    the refusal attributed to neither copy."""
+    identifiant = _proposed_consequence(hub)
+    token = hub.token(scope=f"{SANCTIONS_SCOPES} {RECHERCHE_SCOPES}")
+    single = hub.headers(token, **{"ft-jeton-usager": hub.jeton(GIRONDE)})
+    headers = [(name, value) for name, value in single.items() if name != "pa-identifiant-agent"]
+    headers += [("pa-identifiant-agent", agent) for agent in order]
+    body = {
+        "identifiantConsequenceSanction": identifiant,
+        "evenement": {"typeEvenement": "SAISIE_SANCTION", "dateEvenement": hub.clock.now.date().isoformat()},
+        "typeConsequenceSanctionValide": "SUSP_RSA",
+    }
+    history = _historique(hub, identifiant)
+    before = len(_events(hub))
+    response = hub.client.post(SANCTION_EVENT, json=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["codeErreur"] == "REQUETE_INVALIDE"
     assert "GHOST-AGENT" not in response.text
-    assert all(event.agent_identifiant != "GHOST-AGENT" for event in _events(hub))
-    # The refusal is attributed to neither copy.
-    assert _events(hub)[-1].agent_identifiant is None
-    assert _events(hub)[-1].reason == "header_duplicated:pa-identifiant-agent"
+    assert _historique(hub, identifiant) == history
+    events = _events(hub)[before:]
+    assert [(e.decision, e.http_status, e.reason) for e in events] == [
+        ("denied", 400, "header_duplicated:pa-identifiant-agent")
+    ]
+    assert (events[0].agent_identifiant, events[0].agent_id) == (None, None)
+    # The same call with the header once is served and signed by that agent.
+    served = hub.client.post(SANCTION_EVENT, json=body, headers=single)
+    assert served.status_code == 200, served.text
+    assert _historique(hub, identifiant)[-1]["agent"] == single["pa-identifiant-agent"]
 
 
 OUT_OF_RANGE = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]

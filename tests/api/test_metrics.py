@@ -70,12 +70,19 @@ def test_unknown_paths_share_one_label_and_no_value_reaches_metrics_or_logs(
     for index in range(50):
         hub.client.get(f"/partenaire/x/{nir}/{index}")
         hub.client.get(f"/nowhere/{nir}-{index}?nir={nir}", headers={"pa-nom-agent": nir})
+    # In a body, to an unknown path and to a known one that refuses it.
+    hub.client.post(f"/nowhere/{nir}", json={"nir": nir}, headers={"pa-identifiant-agent": nir})
+    hub.client.post(
+        f"{RECHERCHE}/par-datenaissance-et-nir",
+        json={"nir": nir, "dateNaissance": "bad"},
+        headers={"pa-nom-agent": nir},
+    )
     logged = capsys.readouterr().err
     text = _metrics(hub)
     assert nir not in text and nir not in logged
     assert "/nowhere" not in text and "/nowhere" not in logged
     assert '"operation": "unknown"' in logged
-    assert 'relais_requests_total{operation="unknown",status="404"} 100.0' in text
+    assert 'relais_requests_total{operation="unknown",status="404"} 101.0' in text
     # One label per operation and status, however many paths callers invent.
     assert text.count("relais_requests_total{") < 10
 

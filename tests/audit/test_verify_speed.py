@@ -3,6 +3,7 @@ on a sound journal without walking the leaves one by one, and hands any doubt to
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from audit import verify, verify_scan
-from audit.journal import CONTENT_FIELDS, event_content, leaf_bytes
+from audit.journal import CONTENT_FIELDS, append_event, event_content, leaf_bytes, sequence_pending
 from audit.retention import purge_expired
 from audit.verify import VerifyReport, verify_database
+from relais.core.auditing import AuditDraft
 from relais.core.db import Database
 from tests.audit.journal_fixtures import (
     T0,
@@ -148,3 +150,79 @@ def test_hashes_rewritten_in_capitals_get_the_reference_report(
     reference, fast = _both(database, settings, 1)
     assert reference.first is not None and (reference.first.kind, reference.first.leaf_index) == ("contenu_modifie", 2)
     assert fast.as_json() == reference.as_json()
+
+
+def _partner_calls(database: Database, count: int) -> None:
+    """Events without ``details``, as most of a journal: what the bulk path takes."""
+    with database.transaction() as session:
+        for index in range(count):
+            draft = AuditDraft(
+                channel="partner-api",
+                operation="rechercherUsager",
+                client_id="cd33",
+                organisation="CD33",
+                usager_id=str(index),
+                reason='guillemets " et \\ barre, accents éàü' if index % 2 else None,
+            )
+            append_event(
+                session,
+                draft,
+                request_id=uuid.uuid4().hex,
+                http_status=200 + index % 3,
+                occurred_at=T0 + timedelta(seconds=index, microseconds=index * 7),
+            )
+
+
+def _range(database: Database, *, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> verify_scan.RangeResult:
+    with monkeypatch.context() as patch:
+        if not bulk:
+            patch.setattr(verify_scan._RangeScan, "_bulk", lambda *_args: False)
+        else:
+            patch.setattr(verify_scan._RangeScan, "_rows", _refuse_reference)
+        with database.session() as session:
+            connection = session.connection()
+            return verify_scan._scan_range(connection, database.dialect == "sqlite", 0, 9, 0, [5])
+
+
+def test_the_bulk_path_and_the_row_path_agree(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same hashes, fingerprints and counts whether a batch is taken at once or row by row
+    (batches of 4 rows: the last one is short)."""
+    monkeypatch.setattr(verify_scan, "_STREAM", 4)
+    _partner_calls(database, 9)
+    sequence_pending(database)
+    bulk = _range(database, bulk=True, monkeypatch=monkeypatch)
+    rows = _range(database, bulk=False, monkeypatch=monkeypatch)
+    assert bulk.sound and rows.sound
+    assert bulk == rows
+    assert (bulk.events, len(bulk.fingerprints), sorted(bulk.marks)) == (9, 9 * 8, [5])
+
+
+def test_a_replay_across_the_two_paths_is_seen(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy taken by the bulk path of an event the row path read: one fingerprint."""
+    monkeypatch.setattr(verify_scan, "_STREAM", 2)
+    _partner_calls(database, 2)
+    with tampering(database) as session:
+        columns = (
+            "occurred_at, request_id, channel, operation, client_id, organisation, usager_id, decision, reason,"
+            " http_status"
+        )
+        session.execute(
+            text(
+                f"INSERT INTO audit_event (seq, {columns}, prev_hash, hash)"  # noqa: S608 (test constants)
+                f" SELECT seq + 10, {columns}, '', 'pending-' || seq FROM audit_event"
+            )
+        )
+    sequence_pending(database)
+    calls = {"bulk": 0}
+    real = verify_scan._RangeScan._bulk
+
+    def first_batch_row_by_row(scan: verify_scan._RangeScan, rows: list[object]) -> bool:
+        calls["bulk"] += 1
+        return calls["bulk"] > 1 and real(scan, rows)
+
+    monkeypatch.setattr(verify_scan._RangeScan, "_bulk", first_batch_row_by_row)
+    with database.session() as session:
+        result = verify_scan._scan_range(session.connection(), database.dialect == "sqlite", 0, 4, 0, [])
+    assert result.sound  # each range alone is sound: the parent sees the copy
+    fingerprints = [result.fingerprints[i : i + 8] for i in range(0, len(result.fingerprints), 8)]
+    assert fingerprints[:2] == fingerprints[2:]

@@ -44,7 +44,9 @@ COMMITMENT = date(2025, 1, 6)
 ACTORS = ("titulaire", "suppleant", "rssi", "cssi", "operateur", "cli")
 # Who is acted on: each kind of role holder, and an agent without a role.
 TARGETS = ("titulaire", "suppleant", "rssi", "cssi", "operateur", "agent")
-ACTIONS = ("revoquer", "bloquer", "supprimer", "statut_emploi", "email")
+# The binding fields: who logs in with the account (e-mail, ProConnect ``sub``) and who the
+# partner calls name (``identifiant``).
+ACTIONS = ("revoquer", "bloquer", "supprimer", "statut_emploi", "email", "identifiant", "sub")
 SECURITY = {"cssi", "operateur", "cli"}
 
 
@@ -153,20 +155,27 @@ def _act(hub: Hub, principal: Principal, action: str, agent_id: int) -> None:
         "email": lambda s: agents.update_agent(
             s, principal, agent_id, changes={"email": "autre@example.org"}, **common
         ),
+        "identifiant": lambda s: agents.update_agent(
+            s, principal, agent_id, changes={"identifiant": f"RENOMME-{next(_SEQUENCE)}"}, **common
+        ),
+        "sub": lambda s: agents.update_agent(
+            s, principal, agent_id, changes={"sub": f"sub-autre-{next(_SEQUENCE)}"}, **common
+        ),
     }
     with hub.services.database.transaction() as session:
         calls[action](session)
 
 
-def _state(hub: Hub, agent_id: int) -> tuple[str, str | None, str | None, int]:
-    """What the action would change: state, status, e-mail, designations in force."""
+def _state(hub: Hub, agent_id: int) -> tuple[str, str | None, str | None, int, str, str | None]:
+    """What the action would change: state, status, e-mail, designations in force, identifiant,
+    ProConnect ``sub``."""
     with hub.services.database.session() as session:
         agent = session.get(Agent, agent_id)
         assert agent is not None
         in_force = [
             d for d in session.exec(select(Designation).where(Designation.agent_id == agent_id)).all() if d.fin is None
         ]
-        return agent.etat, agent.statut_emploi, agent.email, len(in_force)
+        return agent.etat, agent.statut_emploi, agent.email, len(in_force), agent.identifiant, agent.sub
 
 
 @pytest.mark.parametrize("action", ACTIONS)

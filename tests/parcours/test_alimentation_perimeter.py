@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from parcours.tables import ConsequenceSanction, Orientation, Usager
 from tests.parcours.test_alimentation import (
+    CESSATION,
     INSCRIPTION,
     PRECONISATION,
     manquement,
@@ -97,6 +98,7 @@ def test_only_a_national_client_writes_for_an_usager_of_another_territory(
         ("/inscription", INSCRIPTION),
         ("/orientations", PRECONISATION),
         ("/manquements", manquement("FT-PERIMETRE-0001")),
+        ("/cessation", CESSATION),
     ]
     for suffix, body in feed:
         _refused_out_of_territory(hub.client.post(usager_url(person.numero, suffix), json=body, headers=regional))
