@@ -55,3 +55,12 @@ def test_an_existing_readable_database_is_tightened(tmp_path: Path, usual_umask:
         assert _mode(path) == 0o600
     finally:
         database.dispose()
+
+
+def test_the_journal_signing_key_directory_is_private_when_it_comes_first(tmp_path: Path, usual_umask: None) -> None:
+    # A checkpoint can run before the keys file and the database exist: its directory is 0700 too.
+    from audit.checkpoints import load_or_create_signing_key
+
+    key_file = tmp_path / "donnees" / "audit-signing-key.pem"
+    load_or_create_signing_key(key_file)
+    assert _mode(key_file.parent) == 0o700 and _mode(key_file) == 0o600
