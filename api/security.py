@@ -34,7 +34,7 @@ from api.resolver import contract_operation_id
 from habilitations.inactivity import local_date
 from habilitations.policy import Decision, decide
 from habilitations.policy_cache import VERSION_QUERY, VersionedCache, current_version
-from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
+from relais.core.access_tokens import InvalidAccessToken, TokenAudience, check_times, verify_relais_token
 from relais.core.config import Settings
 from relais.core.db import Database, wrote
 from relais.core.jeton import JETON_HEADER, JetonError, open_jeton
@@ -170,11 +170,8 @@ def _verified_claims(keys: KeySet, settings: Settings, token: str, now: datetime
             known.audience,
         ) != (settings.issuer, settings.token_audience):
             _verified.pop(token, None)
-        elif moment >= claims["exp"] + leeway:
-            raise InvalidAccessToken("expired")
-        elif moment + leeway < claims["nbf"] or moment + leeway < claims["iat"]:
-            raise InvalidAccessToken("not_yet_valid")
         else:
+            check_times(claims, moment, leeway)
             return claims
     claims = verify_relais_token(keys, settings, token, audience=TokenAudience.PARTNER, now=now)
     kid = jwt.get_unverified_header(token).get("kid")

@@ -102,7 +102,7 @@ def verify_access_token(
     if public_key is None:
         raise InvalidAccessToken("unknown_kid")
     claims = _decode(token, public_key, issuer=issuer, audience=audience)
-    _check_times(claims, now.timestamp(), leeway.total_seconds())
+    check_times(claims, now.timestamp(), leeway.total_seconds())
     return claims
 
 
@@ -192,7 +192,8 @@ def _reason(exc: jwt.InvalidTokenError) -> str:
     return next((reason for kind, reason in reasons if isinstance(exc, kind)), "bad_claim")
 
 
-def _check_times(claims: dict[str, Any], now: float, leeway: float) -> None:
+def check_times(claims: dict[str, Any], now: float, leeway: float) -> None:
+    """Expiry and not-before of verified claims, at ``now`` (also for a token verified earlier)."""
     exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
     # Integers only, as issued: this also rules out the NaN and Infinity that json accepts.
     if not all(type(value) is int for value in (exp, nbf, iat)):
