@@ -298,6 +298,8 @@ class _PolicyVersionReader:
                 self._connection = await psycopg.AsyncConnection.connect(
                     _libpq_url(database), autocommit=True, connect_timeout=5
                 )
+                # Closed with the database, never left for the garbage collector to find open.
+                database.on_dispose(self._drop)
             cursor = await self._connection.execute(VERSION_QUERY)
             row = await cursor.fetchone()
         except (psycopg.Error, OSError):

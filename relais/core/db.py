@@ -7,7 +7,7 @@ thread pool, and one engine serves both the request path and the command line.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,9 @@ class Database:
         # The calls in flight that may hold a connection: one on SQLite (one writer anyway).
         self.gate = ConcurrencyGate(1 if self.dialect == "sqlite" else PG_POOL_SIZE)
         self._reader: sqlite3.Connection | None = None
+        # What else holds a connection to this database outside the engine's pool (the web
+        # layer's policy-version reader): closed with it.
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def dialect(self) -> str:
@@ -187,7 +190,14 @@ class Database:
                 session.rollback()
                 raise
 
+    def on_dispose(self, closer: Callable[[], None]) -> None:
+        """Have ``closer`` run when this database is disposed (once)."""
+        self._closers.append(closer)
+
     def dispose(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            closer()
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from audit.journal import (
+    SEQUENCER_LOCK_KEY,
     DraftedEvent,
     JournalRecorder,
     append_event,
@@ -195,7 +196,16 @@ def _postgresql(database: Database) -> None:
 
 def _advisory_locks(probe: Database) -> list[tuple[str, bool]]:
     with probe.session() as session:
-        rows = session.execute(text("SELECT mode, granted FROM pg_locks WHERE locktype = 'advisory'")).all()
+        # The journal's lock only, in this database: other tests' databases and leader locks
+        # (periodic jobs) may hold advisory locks of their own meanwhile.
+        rows = session.execute(
+            text(
+                "SELECT mode, granted FROM pg_locks WHERE locktype = 'advisory'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid = :high AND objid = :low"
+            ),
+            {"high": SEQUENCER_LOCK_KEY >> 32, "low": SEQUENCER_LOCK_KEY & 0xFFFFFFFF},
+        ).all()
     return [(str(mode), bool(granted)) for mode, granted in rows]
 
 
