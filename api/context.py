@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from parcours.ports import Perimetre
 from relais.core.auditing import AuditDraft
 from relais.core.db import Database
 
@@ -40,6 +41,8 @@ class RequestState:
     principal: Principal | None = None
     # The habilitation policy version this call's transaction read (``api.security``).
     policy_version: int | None = None
+    # The caller's organisation perimeter, read with the client's rights under that version.
+    perimetre: Perimetre | None = None
     _session: Session | None = field(default=None, repr=False)
     _ended: Session | None = field(default=None, repr=False)
     # A read-only session lent for a read done on the event loop (``reading``).

@@ -13,7 +13,6 @@ audited with the reason. The audit event records the agent and the habilitation 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,7 +21,6 @@ from weakref import WeakKeyDictionary
 
 import anyio
 import jwt
-import psycopg
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlmodel import Session, select
@@ -34,6 +32,8 @@ from api.resolver import contract_operation_id
 from habilitations.inactivity import local_date
 from habilitations.policy import Decision, decide
 from habilitations.policy_cache import VERSION_QUERY, VersionedCache, current_version
+from parcours.perimeter import perimetre_of
+from parcours.ports import Perimetre
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, check_times, verify_relais_token
 from relais.core.config import Settings
 from relais.core.db import Database, wrote
@@ -64,6 +64,8 @@ class ClientRights:
     client_id: str
     scopes: frozenset[str]
     rate_limit_per_second: int
+    # The organisation's reach, for the handlers' perimeter checks (``caller_of``).
+    perimetre: Perimetre
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ async def token_info(
         note_refusal("invalid_token:client_disabled")
         return None
     state.audit.organisation = rights.organisation
+    state.perimetre = rights.perimetre
     _known_limits[client_id] = rights.rate_limit_per_second
     if known_limit is None:
         _check_rate(services.rate_limiter, client_id, api, rights.rate_limit_per_second)
@@ -270,66 +273,12 @@ def _note_usager(state: RequestState, request: ConnexionRequest) -> None:
         return
 
 
-class _PolicyVersionReader:
-    """PostgreSQL: the policy version read on the event loop, with no thread hand-off.
-
-    One connection of its own (psycopg's asynchronous one, in autocommit, outside any call's
-    transaction), so the read sees the last committed version, as a call's own transaction
-    would: a change committed before the call started is seen. Its reads queue on it (each is
-    one primary-key lookup). Any error closes it and answers None: the call then reads the
-    version in its own transaction, in a worker thread, as it would without this reader.
-    """
-
-    def __init__(self) -> None:
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._retry_after = 0.0
-
-    async def read(self, database: Database) -> int | None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # A connection belongs to the loop that opened it (tests run several loops).
-            self._drop()
-            self._loop = loop
-        if self._connection is None and loop.time() < self._retry_after:
-            return None
-        try:
-            if self._connection is None:
-                self._connection = await psycopg.AsyncConnection.connect(
-                    _libpq_url(database), autocommit=True, connect_timeout=5
-                )
-                # Closed with the database, never left for the garbage collector to find open.
-                database.on_dispose(self._drop)
-            cursor = await self._connection.execute(VERSION_QUERY)
-            row = await cursor.fetchone()
-        except (psycopg.Error, OSError):
-            self._drop()
-            # A database that is down is not asked again on every call.
-            self._retry_after = loop.time() + 1.0
-            return None
-        return None if row is None else int(row[0])
-
-    def _drop(self) -> None:
-        """Close the connection at once, from any loop or none (libpq's own close)."""
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
-            connection.pgconn.finish()
-
-    def __del__(self) -> None:
-        self._drop()
-
-
-def _libpq_url(database: Database) -> str:
-    return database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @dataclass
 class _PolicyCaches:
     """Per database (an app serves one; tests run several in one process)."""
 
     clients: VersionedCache[ClientRights] = field(default_factory=VersionedCache)
     decisions: VersionedCache[Decision] = field(default_factory=VersionedCache)
-    version_reader: _PolicyVersionReader = field(default_factory=_PolicyVersionReader)
 
 
 _caches: WeakKeyDictionary[Database, _PolicyCaches] = WeakKeyDictionary()
@@ -346,14 +295,14 @@ async def _authorize_from_memory(
     state: RequestState, client_id: str, claimed: frozenset[str], agent: _AgentCheck | None
 ) -> _Authorization | None:
     """The same answer as ``_authorize`` when memory holds it under the current version, read
-    without a thread hand-off (``Database.read_now`` on SQLite, ``_PolicyVersionReader`` on
+    without a thread hand-off (``Database.read_now`` on SQLite, ``Database.loop_reader`` on
     PostgreSQL); None otherwise. Nothing is decided here that the rows were not judged on before."""
     if agent is None:
         return None
     database = state.services.database
     value = database.read_now(VERSION_QUERY)
-    if value is None and database.dialect == "postgresql":
-        value = await policy_caches(database).version_reader.read(database)
+    if value is None and database.loop_reader is not None:
+        value = await database.loop_reader.scalar(VERSION_QUERY)
     if value is None:
         return None
     version = int(value)
@@ -467,13 +416,15 @@ def _client_rights(state: RequestState, session: Session, client_id: str) -> Cli
     client, organisation = row
     if not client.enabled:
         return None
-    assert organisation.id is not None
+    perimetre = perimetre_of(organisation)
+    assert perimetre is not None
     return ClientRights(
         organisation=organisation.code,
-        organisation_id=organisation.id,
+        organisation_id=perimetre.organisation_id,
         client_id=client.client_id,
         scopes=frozenset(client.scopes),
         rate_limit_per_second=client.rate_limit_per_second or state.services.settings.rate_limit_per_second,
+        perimetre=perimetre,
     )
 
 

@@ -7,31 +7,64 @@ decided for one of its structures (``structure_decision.code_aurore``).
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from sqlmodel import Session, col, select
 
-from parcours.ports import Caller, UsagerNotAttached
+from parcours.ports import Caller, Perimetre, UsagerNotAttached
 from parcours.tables import Orientation, Usager, UsagerOrganisation
 from relais.core.tables import Organisation
+
+
+class UsagerLieu(Protocol):
+    """What the perimeter reads of an usager: a full ``Usager`` row, or only these columns."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def adresses(self) -> list[dict[str, Any]]: ...
 
 
 def caller_organisation(session: Session, caller: Caller) -> Organisation | None:
     return session.exec(select(Organisation).where(Organisation.code == caller.organisation)).first()
 
 
-def is_attached(session: Session, organisation: Organisation | None, usager: Usager) -> bool:
+def perimetre_of(organisation: Organisation | None) -> Perimetre | None:
     if organisation is None:
-        return False
-    if departement_of(usager) in organisation.territoire:
-        return True
+        return None
     assert organisation.id is not None
-    if session.get(UsagerOrganisation, (usager.id, organisation.id)) is not None:
+    return Perimetre(
+        organisation_id=organisation.id,
+        territoire=frozenset(organisation.territoire or ()),
+        code_aurore=organisation.code_aurore,
+    )
+
+
+def caller_perimetre(session: Session, caller: Caller) -> Perimetre | None:
+    """The caller's perimeter: the one the security check read with the call's rights, or the
+    organisation's row when the caller carries none."""
+    if caller.perimetre is not None:
+        return caller.perimetre
+    return perimetre_of(caller_organisation(session, caller))
+
+
+def is_attached(session: Session, organisation: Organisation | Perimetre | None, usager: UsagerLieu) -> bool:
+    perimetre = (
+        organisation if organisation is None or isinstance(organisation, Perimetre) else perimetre_of(organisation)
+    )
+    if perimetre is None:
+        return False
+    if departement_of(usager) in perimetre.territoire:
         return True
-    if organisation.code_aurore:
+    if session.get(UsagerOrganisation, (usager.id, perimetre.organisation_id)) is not None:
+        return True
+    if perimetre.code_aurore:
         open_orientations = session.exec(
             select(Orientation).where(Orientation.usager_id == usager.id, Orientation.etat == "OUVERT")
         )
         for orientation in open_orientations:
-            if (orientation.structure_decision or {}).get("code_aurore") == organisation.code_aurore:
+            if (orientation.structure_decision or {}).get("code_aurore") == perimetre.code_aurore:
                 return True
     return False
 
@@ -45,12 +78,12 @@ def attached_usager(session: Session, caller: Caller, ref: str) -> Usager | None
     usager = session.get(Usager, ref)
     if usager is None:
         return None
-    if not is_attached(session, caller_organisation(session, caller), usager):
+    if not is_attached(session, caller_perimetre(session, caller), usager):
         raise UsagerNotAttached
     return usager
 
 
-def departement_of(usager: Usager) -> str | None:
+def departement_of(usager: UsagerLieu) -> str | None:
     """The département of the usager's first address, from its INSEE code or postcode."""
     for adresse in usager.adresses:
         code = adresse.get("codeInseeCommune") or ""

@@ -18,12 +18,28 @@ from relais.core.refusals import Refused as KernelRefused
 
 
 @dataclass(frozen=True)
+class Perimetre:
+    """What decides which usagers an organisation reaches (``parcours.perimeter.is_attached``).
+
+    A snapshot of the organisation's row. The security check reads it with the client's rights,
+    under the call's habilitation policy version (``organisation`` is one of the tables whose
+    every change bumps that version), so a call that carries it does not read the row again.
+    """
+
+    organisation_id: int
+    territoire: frozenset[str]
+    code_aurore: str | None
+
+
+@dataclass(frozen=True)
 class Caller:
     client_id: str
     organisation: str
     agent_nom: str
     agent_prenom: str
     agent_identifiant: str
+    # The organisation's perimeter as read by the security check, when it was; None: read it.
+    perimetre: Perimetre | None = None
 
 
 class Issue(enum.Enum):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, Select
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col
 
 from parcours.alimentation import CHAMPS_CLOTURE, CHAMPS_DUREES, CHAMPS_INSCRIPTION
-from parcours.perimeter import attached_usager, caller_organisation, is_attached
+from parcours.perimeter import attached_usager, caller_perimetre, departement_of, is_attached
 from parcours.ports import Caller, Issue, UsagerData, UsagerMatch
 from parcours.tables import Usager
 from relais.core.keys import KeySet
@@ -17,6 +20,39 @@ from relais.core.nir import NIR_CONTEXT
 from relais.core.personal_data import blind_index, decrypt_field
 
 M_CONTRAT_KEYS = ("m_statut", "m_date_effet_statut", *CHAMPS_DUREES, *CHAMPS_INSCRIPTION, *CHAMPS_CLOTURE)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """An usager a search found: only what the match and the perimeter read of it."""
+
+    id: str
+    nir_index: str | None
+    top_identite_certifiee: str
+    adresses: list[dict[str, Any]]
+
+
+def _candidates(*where: ColumnElement[bool]) -> Select[tuple[str, str | None, str, Any]]:
+    # The search is the partner APIs' hottest read: four columns and at most two rows (two
+    # already answer S003), with no ORM object built for them.
+    columns = (col(Usager.id), col(Usager.nir_index), col(Usager.top_identite_certifiee), col(Usager.adresses))
+    return select_columns(*columns).where(*where).limit(2)
+
+
+def _outcome(candidates: Sequence[_Candidate], *, attached: bool) -> UsagerMatch:
+    if not candidates:
+        return UsagerMatch(Issue.NOT_FOUND)
+    if len(candidates) > 1:
+        return UsagerMatch(Issue.SEVERAL)
+    usager = candidates[0]
+    if not attached:
+        return UsagerMatch(Issue.NOT_ATTACHED, nir_index=usager.nir_index)
+    return UsagerMatch(
+        Issue.FOUND,
+        ref=usager.id,
+        nir_index=usager.nir_index,
+        identite_certifiee=usager.top_identite_certifiee == "O",
+    )
 
 
 class ReferenceStore:
@@ -27,33 +63,40 @@ class ReferenceStore:
         self._keys = keys
 
     # Rechercher usager ------------------------------------------------------------
+    # A search is a statement (``statement_par_*``) and the match of its rows. The handler may
+    # run the statement on the event loop itself and ask ``match_without_session`` (no thread
+    # hand-off, no pooled connection), or call ``par_*``, which does both in the call's session.
+
+    def statement_par_nir(self, *, nir: str, date_naissance: date) -> Select[tuple[str, str | None, str, Any]]:
+        index = blind_index(self._keys, nir)
+        return _candidates(col(Usager.nir_index) == index, col(Usager.date_naissance) == date_naissance)
+
+    def statement_par_numero_france_travail(self, *, numero: str) -> Select[tuple[str, str | None, str, Any]]:
+        return _candidates(col(Usager.numero_france_travail) == numero)
 
     def par_nir(self, caller: Caller, *, nir: str, date_naissance: date) -> UsagerMatch:
-        index = blind_index(self._keys, nir)
-        usagers = self._session().exec(
-            select(Usager).where(Usager.nir_index == index, Usager.date_naissance == date_naissance)
-        )
-        return self._match(caller, usagers.all())
+        return self._match(caller, self.statement_par_nir(nir=nir, date_naissance=date_naissance))
 
     def par_numero_france_travail(self, caller: Caller, *, numero: str) -> UsagerMatch:
-        usagers = self._session().exec(select(Usager).where(Usager.numero_france_travail == numero))
-        return self._match(caller, usagers.all())
+        return self._match(caller, self.statement_par_numero_france_travail(numero=numero))
 
-    def _match(self, caller: Caller, usagers: Sequence[Usager]) -> UsagerMatch:
-        if not usagers:
-            return UsagerMatch(Issue.NOT_FOUND)
-        if len(usagers) > 1:
-            return UsagerMatch(Issue.SEVERAL)
-        usager = usagers[0]
+    def match_without_session(self, caller: Caller, rows: Sequence[Sequence[Any]]) -> UsagerMatch | None:
+        """The match of a search statement's rows, read elsewhere, when they decide it alone:
+        nobody, several, or one usager living in the territory of the caller's perimeter as
+        the security check read it. None when the perimeter needs other rows (an explicit
+        attachment, an orientation): then search with ``par_*``."""
+        candidates = [_Candidate(*row) for row in rows]
+        if len(candidates) == 1:
+            perimetre = caller.perimetre
+            if perimetre is None or departement_of(candidates[0]) not in perimetre.territoire:
+                return None
+        return _outcome(candidates, attached=True)
+
+    def _match(self, caller: Caller, statement: Select[tuple[str, str | None, str, Any]]) -> UsagerMatch:
         session = self._session()
-        if not is_attached(session, caller_organisation(session, caller), usager):
-            return UsagerMatch(Issue.NOT_ATTACHED, nir_index=usager.nir_index)
-        return UsagerMatch(
-            Issue.FOUND,
-            ref=usager.id,
-            nir_index=usager.nir_index,
-            identite_certifiee=usager.top_identite_certifiee == "O",
-        )
+        candidates = [_Candidate(*row) for row in session.execute(statement).all()]
+        attached = len(candidates) == 1 and is_attached(session, caller_perimetre(session, caller), candidates[0])
+        return _outcome(candidates, attached=attached)
 
     # Per-usager reads ---------------------------------------------------------------
 

@@ -16,4 +16,5 @@ def caller_of(state: RequestState) -> Caller:
         agent_nom=draft.agent_nom or "",
         agent_prenom=draft.agent_prenom or "",
         agent_identifiant=draft.agent_identifiant or "",
+        perimetre=state.perimetre,
     )

@@ -2,12 +2,15 @@
 and hand out the ``jetonUsager`` that the per-usager APIs take.
 
 The handlers are coroutines: connexion runs them on the event loop, with no hand-off to a
-worker thread. On the reference store over a SQLite file, the search (a read) is done right
-there through a session that can only read (``api.context.read_only_session``), when the call
-has no unit of work open yet (the security check answered from memory): a thread hand-off
-costs more CPU than the read itself. Otherwise (PostgreSQL, the France Travail gateway, which
-calls out and remembers the upstream jeton, or a unit of work already open) the search runs
-in one worker thread, which also ends the call's unit of work there when nothing was written.
+worker thread. On the reference store, when the call has no unit of work open yet (the
+security check answered from memory), the search (a read) is done right there: a thread
+hand-off costs more CPU than the read itself. On a SQLite file it goes through a session that
+can only read (``api.context.read_only_session``); on PostgreSQL the store's statement goes
+through the database's event-loop reader (``relais.core.loop_reads``), and its rows decide the
+match when the caller's perimeter needs no other row. Otherwise (the France Travail gateway,
+which calls out and remembers the upstream jeton, a unit of work already open, a perimeter that
+needs more rows, or a reader that could not read) the search runs in one worker thread, which
+also ends the call's unit of work there when nothing was written.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import anyio
 from connexion.lifecycle import ConnexionResponse
+from sqlalchemy import Select
 from sqlalchemy.exc import OperationalError
 
 from adapters.reference_store.store import ReferenceStore
@@ -44,7 +48,9 @@ async def rechercher_usager_par_date_naissance_et_nir(body: dict[str, Any]) -> C
     state.audit.usager_nir_index = blind_index(state.services.keys, nir)
     date_naissance = date.fromisoformat(body["dateNaissance"])
     match = await _search(
-        state, lambda backend, caller: backend.par_nir(caller, nir=nir, date_naissance=date_naissance)
+        state,
+        lambda backend, caller: backend.par_nir(caller, nir=nir, date_naissance=date_naissance),
+        lambda store: store.statement_par_nir(nir=nir, date_naissance=date_naissance),
     )
     return _answer(state, match)
 
@@ -52,24 +58,36 @@ async def rechercher_usager_par_date_naissance_et_nir(body: dict[str, Any]) -> C
 async def rechercher_usager_par_numero_france_travail(body: dict[str, Any]) -> ConnexionResponse:
     state = current_request()
     numero = body["numeroFranceTravail"]
-    match = await _search(state, lambda backend, caller: backend.par_numero_france_travail(caller, numero=numero))
+    match = await _search(
+        state,
+        lambda backend, caller: backend.par_numero_france_travail(caller, numero=numero),
+        lambda store: store.statement_par_numero_france_travail(numero=numero),
+    )
     return _answer(state, match)
 
 
 Search = Callable[[RechercherUsagerBackend, Caller], UsagerMatch]
+# The same search as the reference store's statement, for a read done on the event loop.
+Statement = Callable[[ReferenceStore], Select[Any]]
 
 
-async def _search(state: RequestState, search: Search) -> UsagerMatch:
+async def _search(state: RequestState, search: Search, statement: Statement) -> UsagerMatch:
     backend = state.services.backends.rechercher_usager
     caller = caller_of(state)
     if isinstance(backend, ReferenceStore) and not state.has_session:
-        reader = read_only_session(state.services.database)
+        database = state.services.database
+        reader = read_only_session(database)
         if reader is not None:
             try:
                 with state.reading(reader):
                     return search(backend, caller)
             except OperationalError:
                 pass  # busy at this very moment (rare in WAL mode): read in a worker thread
+        elif database.loop_reader is not None:
+            rows = await database.loop_reader.rows(statement(backend))
+            match = None if rows is None else backend.match_without_session(caller, rows)
+            if match is not None:
+                return match
 
     # Listed in api.security.SELF_SLOTTED: the slot may not be held yet.
     await hold_database_slot()

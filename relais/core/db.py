@@ -7,7 +7,7 @@ thread pool, and one engine serves both the request path and the command line.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
+from relais.core.loop_reads import LoopReader
 from relais.core.private_files import private_sqlite_file
 from relais.core.ratelimit import ConcurrencyGate
 
@@ -144,9 +145,8 @@ class Database:
         # The calls in flight that may hold a connection: one on SQLite (one writer anyway).
         self.gate = ConcurrencyGate(1 if self.dialect == "sqlite" else PG_POOL_SIZE)
         self._reader: sqlite3.Connection | None = None
-        # What else holds a connection to this database outside the engine's pool (the web
-        # layer's policy-version reader): closed with it.
-        self._closers: list[Callable[[], None]] = []
+        # PostgreSQL: the hottest reads, done on the event loop (``relais.core.loop_reads``).
+        self.loop_reader = LoopReader(self.engine) if self.dialect == "postgresql" else None
 
     @property
     def dialect(self) -> str:
@@ -190,14 +190,9 @@ class Database:
                 session.rollback()
                 raise
 
-    def on_dispose(self, closer: Callable[[], None]) -> None:
-        """Have ``closer`` run when this database is disposed (once)."""
-        self._closers.append(closer)
-
     def dispose(self) -> None:
-        closers, self._closers = self._closers, []
-        for closer in closers:
-            closer()
+        if self.loop_reader is not None:
+            self.loop_reader.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None

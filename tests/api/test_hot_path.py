@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, insert, select, text, update
 from sqlmodel import col
 
 from audit.models import AuditEvent
 from relais.core.db import wrote
-from relais.core.tables import Organisation
+from relais.core.tables import Client, Organisation
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE
-from tests.support.scopes import RECHERCHE, RECHERCHE_SCOPES
+from tests.support.scopes import INFOS, RECHERCHE, RECHERCHE_SCOPES
 
 SEARCH = f"{RECHERCHE}/par-numero-francetravail"
 
@@ -87,3 +87,61 @@ def test_a_session_that_wrote_by_any_path_is_seen_to_have_written(hub: Hub) -> N
         # lock: every transaction there holds the write lock anyway).
         assert wrote(session) == (database.dialect == "postgresql")
         session.rollback()
+
+
+def test_a_perimeter_change_applies_to_the_next_call(hub: Hub) -> None:
+    # The security check hands the handlers the organisation's perimeter it read with the
+    # client's rights: a territory taken away must not outlive the transaction that took it.
+    headers = hub.headers(hub.token("cd33", RECHERCHE_SCOPES))
+    jeton = hub.jeton(GIRONDE)
+    infos_headers = hub.headers(hub.token(), **{"ft-jeton-usager": jeton})
+
+    def search() -> dict[str, str]:
+        response = hub.client.post(SEARCH, json={"numeroFranceTravail": GIRONDE.numero}, headers=headers)
+        return {"status": str(response.status_code), "codeRetour": response.json().get("codeRetour", "")}
+
+    def set_territoire(territoire: list[str]) -> None:
+        with hub.services.database.transaction() as session:
+            session.execute(
+                update(Organisation)
+                .where(
+                    col(Organisation.id)
+                    == select(Client.organisation_id).where(Client.client_id == "cd33").scalar_subquery()
+                )
+                .values(territoire=territoire)
+            )
+
+    assert search() == {"status": "200", "codeRetour": "S001"}
+    assert hub.client.get(INFOS, headers=infos_headers).status_code == 200
+    set_territoire(["99"])
+    assert search() == {"status": "403", "codeRetour": "R002"}
+    assert hub.client.get(INFOS, headers=infos_headers).status_code == 403
+    set_territoire(["33"])
+    assert search() == {"status": "200", "codeRetour": "S001"}
+    assert hub.client.get(INFOS, headers=infos_headers).status_code == 200
+
+
+def test_a_search_answered_from_memory_takes_a_pooled_connection_only_for_its_event(hub: Hub) -> None:
+    # The decision remembered, the version and the usager are read without the pool (a read-only
+    # SQLite connection, or PostgreSQL's event-loop reader): the one checkout is the audit commit.
+    headers = hub.headers(hub.token("cd33", RECHERCHE_SCOPES))
+
+    def search() -> str:
+        response = hub.client.post(SEARCH, json={"numeroFranceTravail": GIRONDE.numero}, headers=headers)
+        assert response.status_code == 200
+        return str(response.json()["codeRetour"])
+
+    assert search() == "S001"  # the agent's activity of the day is written: nothing remembered
+    assert search() == "S001"  # decided on the rows, remembered
+    checkouts: list[int] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append(1)
+
+    engine = hub.services.database.engine
+    event.listen(engine, "checkout", count)
+    try:
+        assert search() == "S001"
+    finally:
+        event.remove(engine, "checkout", count)
+    assert len(checkouts) == 1
