@@ -14,21 +14,24 @@ asked again for a second (a database that is down is not hammered on every call)
 
 What it returns are the driver's values (psycopg's), with none of SQLAlchemy's type processing:
 callers pick columns whose driver values are already what they need (text, numbers, dates,
-JSON).
+JSON). Statements with expanding parameters (``IN`` lists) are not supported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Compiled, Engine
 from sqlalchemy.sql.expression import ClauseElement
 
 # Seconds during which a failed database is not asked again.
 RETRY_AFTER_SECONDS = 1.0
+# Compiled statements kept (past it, they are compiled again).
+MAX_STATEMENTS = 100
 
 
 class LoopReader:
@@ -43,14 +46,11 @@ class LoopReader:
         self._opening: asyncio.Lock | None = None
         self._retry_after = 0.0
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._statements: dict[Any, Compiled] = {}
 
     async def rows(self, statement: ClauseElement | str) -> list[tuple[Any, ...]] | None:
         """Every row of a read, or None when it could not be done here (then read in a session)."""
-        if isinstance(statement, str):
-            sql, params = statement, None
-        else:
-            compiled = statement.compile(dialect=self._dialect, compile_kwargs={"render_postcompile": True})
-            sql, params = str(compiled), compiled.params
+        sql, params = (statement, None) if isinstance(statement, str) else self._compiled(statement)
         connection = await self._connect()
         if connection is None:
             return None
@@ -60,6 +60,20 @@ class LoopReader:
         except (psycopg.Error, OSError):
             self._failed()
             return None
+
+    def _compiled(self, statement: ClauseElement) -> tuple[str, Mapping[str, Any] | None]:
+        # Compiled once per shape of statement (SQLAlchemy's cache key, as the engine's own
+        # cache does): compiling costs more than the read. The shapes are the callers' few.
+        key = statement._generate_cache_key()
+        if key is None:  # a statement SQLAlchemy cannot cache: compiled each time
+            compiled = statement.compile(dialect=self._dialect)
+            return compiled.string, compiled.params
+        known = self._statements.get(key.key)
+        if known is None:
+            if len(self._statements) >= MAX_STATEMENTS:
+                self._statements.clear()
+            known = self._statements[key.key] = statement.compile(dialect=self._dialect, cache_key=key)
+        return known.string, known.construct_params(extracted_parameters=key.bindparams)
 
     async def scalar(self, sql: str) -> Any | None:
         """The first column of the first row of a read; None when none or not readable here."""

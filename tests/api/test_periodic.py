@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
+import pytest
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from api.app import build_services, create_app
 from api.periodic import BackgroundJobs, PeriodicJob
@@ -14,7 +15,17 @@ from api.services import Services
 from relais.core.config import Settings
 
 
-def test_jobs_run_while_the_app_is_up_and_stop_with_it(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ASGIApp, Services]]:
+    """One app for the module (building one takes a second or two): each test wraps it in
+    jobs of its own, and each ``TestClient`` runs its own startup and shutdown."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("periodic"), generate_dev_keys=True)
+    services = build_services(settings)
+    yield create_app(settings, services), services
+    services.database.dispose()
+
+
+def test_jobs_run_while_the_app_is_up_and_stop_with_it(app: tuple[ASGIApp, Services]) -> None:
     ran = threading.Event()
     runs: list[str] = []
 
@@ -22,11 +33,10 @@ def test_jobs_run_while_the_app_is_up_and_stop_with_it(tmp_path: Path) -> None:
         runs.append(services.settings.public_url)
         ran.set()
 
-    settings = Settings(data_dir=tmp_path, generate_dev_keys=True)
-    services = build_services(settings)
-    app = create_app(settings, services)
+    inner, services = app
+    settings = services.settings
     jobs = BackgroundJobs(
-        app,
+        inner,
         services,
         [
             PeriodicJob("probe", lambda _: 0.01, run),
@@ -44,7 +54,7 @@ def test_jobs_run_while_the_app_is_up_and_stop_with_it(tmp_path: Path) -> None:
     assert len(runs) == count
 
 
-def test_a_failing_run_is_retried_at_the_next_tick(tmp_path: Path) -> None:
+def test_a_failing_run_is_retried_at_the_next_tick(app: tuple[ASGIApp, Services]) -> None:
     attempts: list[int] = []
     second = threading.Event()
 
@@ -54,9 +64,6 @@ def test_a_failing_run_is_retried_at_the_next_tick(tmp_path: Path) -> None:
             raise RuntimeError("database away")
         second.set()
 
-    settings = Settings(data_dir=tmp_path, generate_dev_keys=True)
-    services = build_services(settings)
-    with TestClient(
-        BackgroundJobs(create_app(settings, services), services, [PeriodicJob("flaky", lambda _: 0.01, flaky)])
-    ):
+    inner, services = app
+    with TestClient(BackgroundJobs(inner, services, [PeriodicJob("flaky", lambda _: 0.01, flaky)])):
         assert second.wait(5), "the job was not retried after a failure"

@@ -7,7 +7,8 @@ test hub's, served over loopback by uvicorn in a thread, on a fresh copy of the 
 
 A browser test module imports the helpers it uses from here, sets
 ``pytestmark = BROWSER_MARKS`` and takes the ``served`` and ``browser`` fixtures (registered
-by ``tests/console/conftest.py``).
+by ``tests/console/conftest.py``). One Chromium serves the run; each test gets it emptied of
+cookies, cache, storage and tabs, as a new one would be.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -81,28 +83,93 @@ def served(console: Hub) -> Iterator[tuple[Hub, str]]:
         thread.join(timeout=10)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+def _launch() -> Any:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in FLAGS:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(20)
+    return driver
+
+
+class _Chromium:
+    """The run's one Chromium (launching one costs about a second, more on a busy machine),
+    handed to each test as a browser that remembers nothing of the previous test."""
+
+    def __init__(self) -> None:
+        self.driver: Any = None
+
+    def fresh(self) -> Any:
+        if self.driver is not None:
+            try:
+                self._forget(self.driver)
+            except WebDriverException:
+                # A test left the browser unusable (crashed tab, dead session): a new one.
+                self.close()
+        if self.driver is None:
+            self.driver = _launch()
+        return self.driver
+
+    @staticmethod
+    def _forget(driver: Any) -> None:
+        """What a new browser would not have: other tabs, the storage of the site the last
+        test left it on, cookies (a cookie ignores the port, so it would reach the next
+        test's server), cache, the download folder."""
+        for handle in driver.window_handles[1:]:
+            driver.switch_to.window(handle)
+            driver.close()
+        driver.switch_to.window(driver.window_handles[0])
+        left = urlsplit(str(driver.current_url))
+        if left.scheme in ("http", "https"):
+            origin = f"{left.scheme}://{left.netloc}"
+            driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+        driver.get("about:blank")
+        driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "default"})
+
+    def close(self) -> None:
+        if self.driver is not None:
+            try:
+                self.driver.quit()
+            finally:
+                self.driver = None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[_Chromium]:
+    holder = _Chromium()
     try:
-        yield driver
+        yield holder
     finally:
-        driver.quit()
+        holder.close()
+
+
+@pytest.fixture
+def browser(chromium: _Chromium) -> Any:
+    """A browser as new for this test: the run's Chromium, emptied of what earlier tests left."""
+    return chromium.fresh()
+
+
+# axe-core's script, read once for the run (half a megabyte, injected into every page checked).
+AXE_SCRIPT = Path(Axe(None).script_url).read_text(encoding="utf-8")
+# Every rule runs and every violating node is reported; ``resultTypes`` only spares axe
+# describing each passing and inapplicable node, and only the violations come back over the
+# driver: a third of each check's time, and nothing the assertion reads.
+_AXE_VIOLATIONS = (
+    "const done = arguments[arguments.length - 1];"
+    "axe.run(document, {resultTypes: ['violations']}).then(results => done(results.violations));"
+)
 
 
 def accessible(driver: Any) -> None:
     """axe-core on the current page: no serious or critical violation."""
-    axe = Axe(driver)
-    axe.inject()
-    results = axe.run()
+    driver.execute_script(AXE_SCRIPT)
+    violations = driver.execute_async_script(_AXE_VIOLATIONS)
     bad = [
         f"{violation['id']}: {violation['help']} ({len(violation['nodes'])})"
-        for violation in results["violations"]
+        for violation in violations
         if violation.get("impact") in ("serious", "critical")
     ]
     assert not bad, f"{driver.current_url}: {bad}"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.console.browser import browser, served  # noqa: F401  (fixtures of the browser tests)
+from tests.console.browser import browser, chromium, served  # noqa: F401  (fixtures of the browser tests)
 from tests.support.hub import Hub
 
 

@@ -1,0 +1,73 @@
+"""PostgreSQL's event-loop reader: the same answers as a session, or None (never an error)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import Select, select
+from sqlmodel import col
+
+from relais.core.db import Database
+from relais.core.loop_reads import LoopReader
+from relais.core.tables import Organisation
+
+
+def _organisations(database: Database) -> None:
+    with database.transaction() as session:
+        session.add(Organisation(code="LR-A", type="CD", libelle="Département A", territoire=["01"]))
+        session.add(Organisation(code="LR-B", type="CD", libelle="Département B", territoire=["02", "03"]))
+
+
+def test_only_postgresql_has_a_loop_reader(database: Database) -> None:
+    # SQLite reads on the loop through read-only connections of its own (``Database.read_now``).
+    assert (database.loop_reader is not None) == (database.dialect == "postgresql")
+
+
+def test_each_read_gets_its_own_parameters_and_sees_what_is_committed(database: Database) -> None:
+    if database.loop_reader is None:
+        pytest.skip("PostgreSQL only: SQLite reads on the loop through read-only connections")
+    reader = database.loop_reader
+    _organisations(database)
+
+    def territoire_of(code: str) -> Select[tuple[list[str]]]:
+        # The same shape each time: compiled once, but each read binds its own code.
+        return select(col(Organisation.territoire)).where(col(Organisation.code) == code)
+
+    async def reads() -> list[list[tuple[object, ...]] | None]:
+        return [
+            await reader.rows(territoire_of("LR-A")),
+            await reader.rows(territoire_of("LR-B")),
+            await reader.rows(territoire_of("LR-INCONNU")),
+        ]
+
+    assert asyncio.run(reads()) == [[(["01"],)], [(["02", "03"],)], []]
+    with database.transaction() as session:
+        organisation = session.scalars(select(Organisation).where(col(Organisation.code) == "LR-A")).one()
+        organisation.territoire = ["04"]
+    # Committed a moment ago, seen by the next read (autocommit: no snapshot held).
+    assert asyncio.run(reads())[0] == [(["04"],)]
+    # Closed with the database; a later read opens a new connection.
+    database.dispose()
+    assert asyncio.run(reads())[1] == [(["02", "03"],)]
+
+
+def test_a_database_out_of_reach_answers_none_and_is_not_asked_again_at_once() -> None:
+    database = Database("postgresql://relais@127.0.0.1:1/absent")
+    reader = database.loop_reader
+    assert isinstance(reader, LoopReader)
+
+    async def twice() -> tuple[object, object, float]:
+        first = await reader.scalar("SELECT 1")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        second = await reader.scalar("SELECT 1")
+        return first, second, loop.time() - started
+
+    try:
+        first, second, waited = asyncio.run(twice())
+    finally:
+        database.dispose()
+    assert first is None and second is None
+    # The second call did not try to connect again: it answered at once.
+    assert waited < 0.05
