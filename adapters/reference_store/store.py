@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import ColumnElement, Select, bindparam
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col
 
@@ -39,6 +39,21 @@ def _candidates(*where: ColumnElement[bool]) -> Select[tuple[str, str | None, st
     return select_columns(*columns).where(*where).limit(2)
 
 
+# Built once, their values bound at each search: building a statement costs more than the read.
+_BY_NUMERO = _candidates(col(Usager.numero_france_travail) == bindparam("numero"))
+_BY_NIR = _candidates(
+    col(Usager.nir_index) == bindparam("nir_index"), col(Usager.date_naissance) == bindparam("date_naissance")
+)
+
+
+@dataclass(frozen=True)
+class CandidateQuery:
+    """A search's statement (one of the module's) and the values it is run with."""
+
+    statement: Select[tuple[str, str | None, str, Any]]
+    params: dict[str, Any]
+
+
 def _outcome(candidates: Sequence[_Candidate], *, attached: bool) -> UsagerMatch:
     if not candidates:
         return UsagerMatch(Issue.NOT_FOUND)
@@ -67,12 +82,12 @@ class ReferenceStore:
     # run the statement on the event loop itself and ask ``match_without_session`` (no thread
     # hand-off, no pooled connection), or call ``par_*``, which does both in the call's session.
 
-    def statement_par_nir(self, *, nir: str, date_naissance: date) -> Select[tuple[str, str | None, str, Any]]:
+    def statement_par_nir(self, *, nir: str, date_naissance: date) -> CandidateQuery:
         index = blind_index(self._keys, nir)
-        return _candidates(col(Usager.nir_index) == index, col(Usager.date_naissance) == date_naissance)
+        return CandidateQuery(_BY_NIR, {"nir_index": index, "date_naissance": date_naissance})
 
-    def statement_par_numero_france_travail(self, *, numero: str) -> Select[tuple[str, str | None, str, Any]]:
-        return _candidates(col(Usager.numero_france_travail) == numero)
+    def statement_par_numero_france_travail(self, *, numero: str) -> CandidateQuery:
+        return CandidateQuery(_BY_NUMERO, {"numero": numero})
 
     def par_nir(self, caller: Caller, *, nir: str, date_naissance: date) -> UsagerMatch:
         return self._match(caller, self.statement_par_nir(nir=nir, date_naissance=date_naissance))
@@ -92,9 +107,9 @@ class ReferenceStore:
                 return None
         return _outcome(candidates, attached=True)
 
-    def _match(self, caller: Caller, statement: Select[tuple[str, str | None, str, Any]]) -> UsagerMatch:
+    def _match(self, caller: Caller, query: CandidateQuery) -> UsagerMatch:
         session = self._session()
-        candidates = [_Candidate(*row) for row in session.execute(statement).all()]
+        candidates = [_Candidate(*row) for row in session.execute(query.statement, query.params).all()]
         attached = len(candidates) == 1 and is_attached(session, caller_perimetre(session, caller), candidates[0])
         return _outcome(candidates, attached=attached)
 

@@ -21,10 +21,9 @@ from typing import Any
 
 import anyio
 from connexion.lifecycle import ConnexionResponse
-from sqlalchemy import Select
 from sqlalchemy.exc import OperationalError
 
-from adapters.reference_store.store import ReferenceStore
+from adapters.reference_store.store import CandidateQuery, ReferenceStore
 from api.context import RequestState, current_request, read_only_session
 from api.errors import R002, R997, json_response, note_refusal, resultat
 from api.partner.caller import caller_of
@@ -68,7 +67,7 @@ async def rechercher_usager_par_numero_france_travail(body: dict[str, Any]) -> C
 
 Search = Callable[[RechercherUsagerBackend, Caller], UsagerMatch]
 # The same search as the reference store's statement, for a read done on the event loop.
-Statement = Callable[[ReferenceStore], Select[Any]]
+Statement = Callable[[ReferenceStore], CandidateQuery]
 
 
 async def _search(state: RequestState, search: Search, statement: Statement) -> UsagerMatch:
@@ -84,7 +83,8 @@ async def _search(state: RequestState, search: Search, statement: Statement) -> 
             except OperationalError:
                 pass  # busy at this very moment (rare in WAL mode): read in a worker thread
         elif database.loop_reader is not None:
-            rows = await database.loop_reader.rows(statement(backend))
+            query = statement(backend)
+            rows = await database.loop_reader.rows(query.statement, query.params)
             match = None if rows is None else backend.match_without_session(caller, rows)
             if match is not None:
                 return match

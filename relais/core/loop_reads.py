@@ -48,9 +48,15 @@ class LoopReader:
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._statements: dict[Any, Compiled] = {}
 
-    async def rows(self, statement: ClauseElement | str) -> list[tuple[Any, ...]] | None:
-        """Every row of a read, or None when it could not be done here (then read in a session)."""
-        sql, params = (statement, None) if isinstance(statement, str) else self._compiled(statement)
+    async def rows(
+        self, statement: ClauseElement | str, values: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]] | None:
+        """Every row of a read, or None when it could not be done here (then read in a session).
+
+        ``values`` are those of the statement's named ``bindparam`` (or of the text's
+        ``%(name)s``): a statement built once and run with each call's values is compiled once.
+        """
+        sql, params = (statement, values) if isinstance(statement, str) else self._compiled(statement, values)
         connection = await self._connect()
         if connection is None:
             return None
@@ -61,19 +67,21 @@ class LoopReader:
             self._failed()
             return None
 
-    def _compiled(self, statement: ClauseElement) -> tuple[str, Mapping[str, Any] | None]:
+    def _compiled(
+        self, statement: ClauseElement, values: Mapping[str, Any] | None
+    ) -> tuple[str, Mapping[str, Any] | None]:
         # Compiled once per shape of statement (SQLAlchemy's cache key, as the engine's own
         # cache does): compiling costs more than the read. The shapes are the callers' few.
         key = statement._generate_cache_key()
         if key is None:  # a statement SQLAlchemy cannot cache: compiled each time
             compiled = statement.compile(dialect=self._dialect)
-            return compiled.string, compiled.params
+            return compiled.string, compiled.construct_params(params=values)
         known = self._statements.get(key.key)
         if known is None:
             if len(self._statements) >= MAX_STATEMENTS:
                 self._statements.clear()
             known = self._statements[key.key] = statement.compile(dialect=self._dialect, cache_key=key)
-        return known.string, known.construct_params(extracted_parameters=key.bindparams)
+        return known.string, known.construct_params(params=values, extracted_parameters=key.bindparams)
 
     async def scalar(self, sql: str) -> Any | None:
         """The first column of the first row of a read; None when none or not readable here."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlmodel import col
 
 from relais.core.db import Database
@@ -34,14 +34,19 @@ def test_each_read_gets_its_own_parameters_and_sees_what_is_committed(database: 
         # The same shape each time: compiled once, but each read binds its own code.
         return select(col(Organisation.territoire)).where(col(Organisation.code) == code)
 
+    # Or one statement, built once, run with each call's values.
+    by_code = select(col(Organisation.territoire)).where(col(Organisation.code) == bindparam("code"))
+
     async def reads() -> list[list[tuple[object, ...]] | None]:
         return [
             await reader.rows(territoire_of("LR-A")),
             await reader.rows(territoire_of("LR-B")),
             await reader.rows(territoire_of("LR-INCONNU")),
+            await reader.rows(by_code, {"code": "LR-B"}),
+            await reader.rows(by_code, {"code": "LR-A"}),
         ]
 
-    assert asyncio.run(reads()) == [[(["01"],)], [(["02", "03"],)], []]
+    assert asyncio.run(reads()) == [[(["01"],)], [(["02", "03"],)], [], [(["02", "03"],)], [(["01"],)]]
     with database.transaction() as session:
         organisation = session.scalars(select(Organisation).where(col(Organisation.code) == "LR-A")).one()
         organisation.territoire = ["04"]
