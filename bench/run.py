@@ -51,6 +51,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+# The bench runs beside an installed Relais (it starts `relais serve`): the demo's facts are its.
+from relais.demo.orientation_criteria import CRITERES_COMPLETS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "latest.json"
 LOOPBACK = "127.0.0.1"
@@ -304,27 +307,6 @@ DECISION_PATH = "/partenaire/orientationusager/v1/decisionOrientation"
 # Usagers the write target cycles over: far more than the connections, so that an usager's
 # calcul has long been answered when its décision is sent.
 WRITE_USAGERS = 64
-# Every criterion the default rule table requires: the calcul gives a preconisation that can be
-# decided (with fewer, it answers IND and the decision is refused 409 ORIENTATION_INDETERMINEE).
-CRITERES_COMPLETS: dict[str, Any] = {
-    "brsa": True,
-    "date_naissance": "1985-07-14",
-    "adresse": {"code_commune": "33063"},
-    "situation_professionnelle": "JAMAIS",
-    "niveau_etude": "AFS",
-    "capacite_a_travailler": True,
-    "projet_pro": "SALARIAT",
-    "contrainte_sante": "AUCUNE",
-    "contrainte_logement": "AUCUNE",
-    "contrainte_mobilite": "AUCUNE",
-    "contrainte_familiale": "AUCUNE",
-    "contrainte_financiere": "AUCUNE",
-    "contrainte_administrative_juridique": "AUCUNE",
-    "contrainte_francais_calcul": "AUCUNE",
-    "contrainte_numerique": "AUCUNE",
-    "boe": False,
-}
-
 # wrk script of the write target: the prepared requests, sent in turn (calculs of every usager,
 # then their décisions, and again: each décision finds the orientation its calcul left pending).
 WRK_CYCLE_SCRIPT = """

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from specs import OPS_SPEC, SPECS_DIR, served_documents
+from tests.support.fuzzing import conforms
 from tests.support.hub import Hub
 from tests.support.scopes import ALIMENTATION_SCOPES, ALL_SCOPES
 
@@ -40,22 +39,4 @@ def test_every_operation_conforms(hub: Hub, spec: str) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert operations, f"no operation in {spec}"
     for operation in operations:
-        strategy = operation.as_strategy()
-
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        @given(case=strategy)
-        def check(case: schemathesis.Case) -> None:
-            # Schema-valid is not always acceptable: a NIR with a wrong key, a wrong client
-            # secret or an unknown jeton match their schemas and are rightly refused (4xx).
-            case.call_and_validate(
-                headers={"Authorization": f"Bearer {token}"},
-                excluded_checks=[positive_data_acceptance],
-            )
-
-        check()
+        conforms(operation, lambda: {"Authorization": f"Bearer {token}"}, max_examples=MAX_EXAMPLES)

@@ -12,15 +12,11 @@ import re
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
 from specs import OPS_SPEC, SPECS_DIR, load_document, served_documents
-from tests.audit.audit_api_support import cssi, rgc
+from tests.support.fuzzing import credentials, first_5xx
 from tests.support.hub import Hub
-from tests.support.people import GIRONDE
-from tests.support.scopes import AGENT, ALIMENTATION_SCOPES, ALL_SCOPES
 
 SERVED = served_documents()
 MAX_EXAMPLES = 5
@@ -37,18 +33,6 @@ INVALID_BODIES = [
     b"{" * 5000,
     b'{"numeroFranceTravail": ' + b"[" * 200 + b"]" * 200 + b"}",
 ]
-
-
-def _credentials(hub: Hub, base: str) -> dict[str, str]:
-    """A valid bearer for the API at ``base`` and, for the partner APIs, a jeton and the agent."""
-    if base.startswith("/relais/alimentation/"):
-        return {"Authorization": f"Bearer {hub.token('ft-naq', ALIMENTATION_SCOPES)}", **AGENT}
-    if base.startswith("/relais/audit/"):
-        return cssi(hub)
-    if base.startswith("/relais/"):
-        return rgc(hub)
-    token = hub.token(scope=" ".join(ALL_SCOPES))
-    return {"Authorization": f"Bearer {token}", **AGENT, "ft-jeton-usager": hub.jeton(GIRONDE)}
 
 
 def _json_operations(name: str) -> list[tuple[str, str]]:
@@ -69,7 +53,7 @@ DOCUMENTS = [(name, base) for name, _, base in SERVED] + [(OPS_SPEC, "")]
 
 @pytest.mark.parametrize(("name", "base"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
 def test_invalid_input_never_gets_a_5xx(hub: Hub, name: str, base: str) -> None:
-    credentials = _credentials(hub, base)
+    sent_with = credentials(hub, base)
     if name == OPS_SPEC:
         schema = schemathesis.openapi.from_path(SPECS_DIR / OPS_SPEC)
         schema.app = hub.client.app
@@ -78,39 +62,13 @@ def test_invalid_input_never_gets_a_5xx(hub: Hub, name: str, base: str) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert operations, f"no operation in {name}"
     for operation in operations:
-
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-        def check(case: schemathesis.Case) -> None:
-            # Always a valid bearer, so that the invalid input meets the checks past it; the
-            # other headers only where the case sent none: an invalid agent header stays invalid.
-            sent = {key.lower() for key in (case.headers or {})} - {"authorization"}
-            headers = {key: value for key, value in credentials.items() if key.lower() not in sent}
-            response = case.call(headers=headers)
-            assert response.status_code < 500, (
-                case.method,
-                case.formatted_path,
-                response.status_code,
-                response.text[:200],
-            )
-
-        try:
-            check()
-        except Unsatisfiable:
-            # Nothing to make invalid (no parameter, no body, e.g. GET /moi): the missing or
-            # wrong credentials of such calls are the explicit bodies' and the auth tests' business.
-            pass
+        failure = first_5xx(operation, sent_with, max_examples=MAX_EXAMPLES, mode=GenerationMode.NEGATIVE)
+        assert failure is None, failure
 
     for method, url in _json_operations(name):
         for body in INVALID_BODIES:
             response = hub.client.request(
-                method, url, content=body, headers={**credentials, "Content-Type": "application/json"}
+                method, url, content=body, headers={**sent_with, "Content-Type": "application/json"}
             )
             assert response.status_code < 500, (method, url, body[:40], response.status_code, response.text[:200])
             assert 400 <= response.status_code, (method, url, body[:40], response.status_code)

@@ -8,10 +8,9 @@ The shared contract test only sees 401s here, since it sends a partner token.
 from __future__ import annotations
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.habilitations.test_admin_api import make_staff
+from tests.support.fuzzing import conforms
 from tests.support.hub import Hub
 
 MAX_EXAMPLES = 15
@@ -24,19 +23,4 @@ def test_every_admin_operation_conforms_for_an_authorised_caller(hub: Hub) -> No
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) > 20
     for operation in operations:
-
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        @given(case=operation.as_strategy())
-        def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(
-                headers={"Authorization": f"Bearer {token}"},
-                excluded_checks=[positive_data_acceptance],
-            )
-
-        check()
+        conforms(operation, lambda: {"Authorization": f"Bearer {token}"}, max_examples=MAX_EXAMPLES)

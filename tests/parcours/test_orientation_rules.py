@@ -17,7 +17,7 @@ from parcours.orientation_rules import (
     load_rules,
     parse_rules,
 )
-from tests.parcours.orientation_criteria import CRITERES_COMPLETS
+from relais.demo.orientation_criteria import CRITERES_COMPLETS
 
 TODAY = date(2026, 11, 23)
 

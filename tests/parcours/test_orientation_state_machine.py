@@ -29,7 +29,7 @@ from parcours.tables import Activite, ContratEngagement, Orientation, Usager
 from relais.core.db import Database
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
-from tests.parcours.orientation_criteria import CRITERES_COMPLETS
+from relais.demo.orientation_criteria import CRITERES_COMPLETS
 
 # Organisations covering the usager's département (33), by organisme.
 ACCOMPAGNANTS = {"CD": "CD33", "FT": "FT-NAQ"}

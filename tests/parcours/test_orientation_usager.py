@@ -20,7 +20,7 @@ from audit.models import AuditEvent
 from parcours import orientation as orientation_domain
 from parcours.tables import Activite, ContratEngagement, Orientation, Usager, UsagerOrganisation
 from relais.core.tables import Organisation
-from tests.parcours.orientation_criteria import CRITERES_COMPLETS as CRITERES_DE_BASE
+from relais.demo.orientation_criteria import CRITERES_COMPLETS as CRITERES_DE_BASE
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE, RATTACHE_EXPLICITE, SEINE_SAINT_DENIS, Person
 from tests.support.scopes import ACTIVITES_V2_SCOPES, ORIENTATION_SCOPES, RECHERCHE_SCOPES, STATUT_SCOPES

@@ -17,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import delete
 from sqlmodel import col, select
 
@@ -37,6 +35,7 @@ from parcours.tables import (
 )
 from relais.core.ratelimit import RateLimiter
 from relais.core.tables import Organisation
+from tests.support.fuzzing import conforms as conforms_to_contract
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE, GIRONDE_SANS_CONTRAT, RATTACHE_EXPLICITE, Person
 from tests.support.scopes import RDV_SCOPES, RECHERCHE, RECHERCHE_SCOPES, STATUT_SCOPES
@@ -559,23 +558,12 @@ def conforms(
     schema = schemathesis.openapi.from_asgi(spec_url, hub.client.app)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     for operation in operations:
-
-        @settings(
+        conforms_to_contract(
+            operation,
+            lambda: {"Authorization": f"Bearer {api.token}", "ft-jeton-usager": api.jeton(person)},
             max_examples=max_examples,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
+            prepare=prepare,
         )
-        @given(case=operation.as_strategy())
-        def check(case: schemathesis.Case) -> None:
-            prepare(case)
-            case.call_and_validate(
-                headers={"Authorization": f"Bearer {api.token}", "ft-jeton-usager": api.jeton(person)},
-                excluded_checks=[positive_data_acceptance],
-            )
-
-        check()
 
 
 def test_conformance_with_a_valid_jeton(hub: Hub, api: Api) -> None:

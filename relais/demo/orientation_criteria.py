@@ -1,5 +1,10 @@
-"""Complete orientation criteria with no barrier (the default rule gives PED / FT), shared
-by the rule-table, state-machine and end-to-end tests of calculOrientation."""
+"""Complete orientation criteria with no barrier: the default rule table's preconisation for
+them is PED / FT, one that can be decided (with fewer criteria, calculOrientation answers IND
+and decisionOrientation is refused 409 ORIENTATION_INDETERMINEE).
+
+A demo fact: the bench's write target sends them, and the rule-table, state-machine and
+end-to-end tests of calculOrientation start from them.
+"""
 
 from __future__ import annotations
 
