@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from api.context import current_request
 from api.validation import UNSTORABLE_DETAIL, InputRefused
+from relais.core import agent_headers
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, verify_relais_token
 from relais.core.admin_tokens import ADMIN_CLIENT_ID, admin_agent_id
 from relais.core.jeton import JETON_HEADER
@@ -36,7 +37,7 @@ log = structlog.get_logger("relais.errors")
 JSON = "application/json"
 # The audit operation (and metrics label) of a call that matched no operation of the specs.
 PROBE_OPERATION = "unknown"
-AGENT_HEADERS = ("pa-nom-agent", "pa-prenom-agent", "pa-identifiant-agent")
+AGENT_HEADERS = agent_headers.ALL
 RECHERCHE_PREFIX = "/partenaire/rechercher-usager/"
 OAUTH_PREFIX = "/connexion/"
 PARTNER_PREFIX = "/partenaire/"

@@ -26,6 +26,7 @@ from api.errors import ADMIN_PREFIXES, PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
 from audit.journal import DraftedEvent, JournalRecorder, decision_for
+from relais.core import agent_headers
 from relais.core.auditing import AuditDraft
 from relais.core.db import wrote
 from relais.core.observability import safe_exception_fields
@@ -41,11 +42,7 @@ AUDITED_PREFIXES = ("/partenaire/", "/connexion/", "/relais/alimentation/", *ADM
 TOKEN_PATH = "/connexion/oauth2/access_token"  # noqa: S105 (a path, not a secret)
 _OVERLOADED_BODY = "Service momentanément surchargé, réessayez dans une seconde".encode()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_AGENT_HEADERS = {
-    b"pa-nom-agent": "agent_nom",
-    b"pa-prenom-agent": "agent_prenom",
-    b"pa-identifiant-agent": "agent_identifiant",
-}
+_AGENT_HEADERS = {name.encode(): field for name, field in agent_headers.DRAFT_FIELDS.items()}
 # (status, headers, body) of the answer sent when the audit event cannot be written.
 FailureResponse = Callable[[str], tuple[int, list[tuple[bytes, bytes]], bytes]]
 

@@ -34,6 +34,7 @@ from habilitations.policy import Decision, decide
 from habilitations.policy_cache import VERSION_QUERY, VersionedCache, current_version
 from parcours.perimeter import perimetre_of
 from parcours.ports import Perimetre
+from relais.core import agent_headers
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, check_times, verify_relais_token
 from relais.core.config import Settings
 from relais.core.db import Database, wrote
@@ -43,7 +44,7 @@ from relais.core.ratelimit import Overloaded, RateDecision, RateLimiter
 from relais.core.tables import Client, Organisation
 from specs import load_document, served_documents
 
-AGENT_HEADER = "pa-identifiant-agent"
+AGENT_HEADER = agent_headers.IDENTIFIANT
 # Operations whose handler calls ``hold_database_slot()`` itself before it opens the call's
 # unit of work: when memory answers the policy check, they take no slot for reads done
 # without the pooled connection (``api.partner.rechercher_usager``), so they keep flowing

@@ -34,12 +34,14 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, Parame
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relais.core import agent_headers
+from relais.core.jeton import JETON_HEADER
 from relais.core.text import champ_invalide
 from specs import OPS_SPEC, api_specs, load_document
 
 UNSTORABLE_DETAIL = "caractère non autorisé (nul ou UTF-16 isolé)"
 # Headers whose value must be unambiguous: who the agent is, which usager, which client.
-SINGLE_HEADERS = (b"pa-nom-agent", b"pa-prenom-agent", b"pa-identifiant-agent", b"ft-jeton-usager", b"authorization")
+SINGLE_HEADERS = (*(name.encode() for name in agent_headers.ALL), JETON_HEADER.encode(), b"authorization")
 # No contract nests deeper than a handful of levels; the parsers' recursion must never be reached.
 MAX_JSON_DEPTH = 32
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

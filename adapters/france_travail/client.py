@@ -24,6 +24,7 @@ from adapters.france_travail.credentials import TokenProviders
 from adapters.france_travail.errors import UpstreamUnavailable
 from adapters.france_travail.tokens import Scopes
 from parcours.ports import Caller
+from relais.core import agent_headers
 from relais.core.auditing import AuditDraft
 from relais.core.jeton import JETON_HEADER
 
@@ -120,9 +121,9 @@ class FranceTravailClient:
         headers = {
             "Authorization": f"Bearer {access_token}",
             "Accept": "application/json",
-            "pa-nom-agent": caller.agent_nom,
-            "pa-prenom-agent": caller.agent_prenom,
-            "pa-identifiant-agent": caller.agent_identifiant,
+            agent_headers.NOM: caller.agent_nom,
+            agent_headers.PRENOM: caller.agent_prenom,
+            agent_headers.IDENTIFIANT: caller.agent_identifiant,
         }
         if jeton is not None:
             headers[JETON_HEADER] = jeton
