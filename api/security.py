@@ -29,7 +29,6 @@ from api.context import RequestState, current_request
 from api.errors import AgentForbidden, note_refusal
 from api.pipeline import hold_database_slot
 from api.resolver import contract_operation_id
-from habilitations.inactivity import local_date
 from habilitations.policy import Decision, decide
 from habilitations.policy_cache import VERSION_QUERY, VersionedCache, current_version
 from parcours.perimeter import perimetre_of
@@ -38,6 +37,7 @@ from relais.core import agent_headers
 from relais.core.access_tokens import InvalidAccessToken, TokenAudience, check_times, verify_relais_token
 from relais.core.config import Settings
 from relais.core.db import Database, wrote
+from relais.core.french_dates import local_date
 from relais.core.jeton import JETON_HEADER, JetonError, open_jeton
 from relais.core.keys import KeySet
 from relais.core.ratelimit import Overloaded, RateDecision, RateLimiter

@@ -26,9 +26,9 @@ from fpdf.fonts import FontFace
 from sqlmodel import Session
 
 from habilitations.campaign_models import CLOTUREE, EN_ECHEC, CampagneElement, CampagneRevue
-from habilitations.inactivity import PARIS
 from habilitations.models import Agent, Habilitation
 from habilitations.views import campaign_json, item_json
+from relais.core.french_dates import PARIS
 from relais.core.tables import Organisation
 
 # Who acted, when no agent did (``campaigns.EXPIRY_ACTOR``, the command line).

@@ -59,13 +59,13 @@ from habilitations.campaign_models import (
     CampagneRevue,
 )
 from habilitations.campaign_reports import render_pdf, render_reports, render_tableur, report_document
-from habilitations.inactivity import local_date
 from habilitations.models import Agent, Habilitation
 from habilitations.profiles import is_useless
 from habilitations.refusals import CampaignRefused, TransitionRefused
 from habilitations.roles import Principal
 from habilitations.transitions import SYSTEM_ACTOR
 from relais.core.auditing import AuditLookup, AuditRecorder
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 

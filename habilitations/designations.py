@@ -30,6 +30,7 @@ from habilitations.refusals import TransitionRefused
 from habilitations.roles import Principal
 from habilitations.transitions import record
 from relais.core.auditing import AuditRecorder
+from relais.core.french_dates import local_date
 from relais.core.outbox import enqueue
 from relais.core.refusals import RefusalKind
 
@@ -85,7 +86,7 @@ def designate(
                 "acte_engagement_requis",
                 "La date de l'acte d'engagement du RGC est obligatoire",
             )
-        if acte_engagement_le > now.date():
+        if acte_engagement_le > local_date(now):
             raise TransitionRefused(
                 RefusalKind.INVALID, "acte_engagement_futur", "La date de l'acte d'engagement est dans le futur"
             )
@@ -204,7 +205,7 @@ def notify_cssi(session: Session, designation: Designation, motif: str, now: dat
             "designation_id": designation.id,
             "role": designation.role,
             "motif": motif,
-            "constate_le": now.date().isoformat(),
+            "constate_le": local_date(now).isoformat(),
             "a_signaler_avant": deadline.isoformat(),
         },
         idempotency_key=f"rgc-notice:{designation.id}:{motif}",

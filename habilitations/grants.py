@@ -45,6 +45,7 @@ from habilitations.roles import Principal
 from habilitations.transitional import end_transition
 from habilitations.transitions import move_grant, new_grant, record, touch
 from relais.core.auditing import AuditRecorder
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Client
 
@@ -348,7 +349,7 @@ def check_within_subscription(session: Session, agent: Agent, api: str, scopes: 
 
 
 def _check_end_date(date_fin: date | None, now: datetime) -> None:
-    if date_fin is not None and date_fin < now.date():
+    if date_fin is not None and date_fin < local_date(now):
         raise TransitionRefused(RefusalKind.INVALID, "date_fin_passee", "La date de fin est déjà passée")
 
 

@@ -16,7 +16,7 @@ the same due date is checked on every partner call, so a late sweep lets no one 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -24,7 +24,7 @@ from habilitations.agent_states import suspend_for_inactivity
 from habilitations.models import ACTIF, Agent
 from relais.core.auditing import AuditRecorder
 from relais.core.calendar import add_months
-from relais.core.french_dates import PARIS
+from relais.core.french_dates import local_date
 from relais.core.outbox import OutboxMessage, enqueue
 from relais.core.tables import Organisation
 
@@ -33,12 +33,6 @@ INACTIVITY_MONTHS = 2
 WARNINGS = (15, 7)
 TOPIC_WARNING = "habilitations.inactivite.avertissement"
 TOPIC_SUSPENSION = "habilitations.inactivite.suspension"
-
-
-def local_date(moment: datetime) -> date:
-    """The calendar day in France (naive datetimes from SQLite were written in UTC)."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(PARIS).date()
 
 
 def last_activity(agent: Agent) -> datetime:

@@ -22,9 +22,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from habilitations.agent_states import suspend_for_inactivity
-from habilitations.inactivity import inactivity_due_date, is_overdue, local_date, record_activity
+from habilitations.inactivity import inactivity_due_date, is_overdue, record_activity
 from habilitations.models import ACTIF, TRANSITION_IDENTIFIANT, Agent, Habilitation, Souscription
 from relais.core.auditing import AuditRecorder
+from relais.core.french_dates import local_date
 from relais.core.tables import Client
 from specs import load_document, served_documents
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from parcours.tables import Activite
+from relais.core.french_dates import local_date
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def ouvrir(
     ).first()
     if existing is not None:
         return existing
-    echeance = now.date() + timedelta(days=type_.delai_jours)
+    echeance = local_date(now) + timedelta(days=type_.delai_jours)
     activite = Activite(
         code_activite=code,
         code_famille=type_.famille,

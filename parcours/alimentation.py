@@ -29,6 +29,7 @@ from parcours import sanctions as sanctions_domain
 from parcours.perimeter import departement_of
 from parcours.ports import Refused
 from parcours.tables import ConsequenceSanction, Usager
+from relais.core.french_dates import local_date
 from relais.core.keys import KeySet
 from relais.core.nir import NIR_CONTEXT, NirError, is_valid_iso_date, normalize_nir
 from relais.core.personal_data import blind_index, encrypt_field
@@ -89,7 +90,7 @@ def valider_date_naissance(raw: Any, *, now: datetime) -> date:
             "date de naissance invalide (date réelle attendue, au format AAAA-MM-JJ)",
         )
     value = date.fromisoformat(raw)
-    if not EARLIEST_BIRTH_DATE <= value <= now.date():
+    if not EARLIEST_BIRTH_DATE <= value <= local_date(now):
         raise Refused(
             RefusalKind.INVALID,
             "DATE_NAISSANCE_INVALIDE",

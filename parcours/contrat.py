@@ -39,6 +39,7 @@ from parcours.dates import paris_datetime
 from parcours.ports import Refused
 from parcours.tables import ContratEngagement
 from relais.core.calendar import add_months
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 from relais.core.tables import new_id
 
@@ -111,7 +112,7 @@ def suspendre_sur_cessation(session: Session, usager_id: str, *, now: datetime) 
         return
     contrat.etat_avant_suspension = contrat.etat
     contrat.etat = SUSPENDU
-    contrat.date_suspension = now.date()
+    contrat.date_suspension = local_date(now)
     _saved(session, contrat, now)
 
 
@@ -128,7 +129,7 @@ def reprendre_sur_reinscription(session: Session, usager_id: str, *, now: dateti
 
 def cloturer_suspensions_echues(session: Session, *, now: datetime) -> int:
     """Close every contract suspended for 12 months or more; returns how many were closed."""
-    limite = add_months(now.date(), -MOIS_AVANT_CLOTURE)
+    limite = add_months(local_date(now), -MOIS_AVANT_CLOTURE)
     query = (
         select(ContratEngagement)
         .where(ContratEngagement.etat == SUSPENDU, col(ContratEngagement.date_suspension) <= limite)
@@ -345,7 +346,7 @@ def echeance_cloture(contrat: ContratEngagement) -> date | None:
 
 def _cloture_due(contrat: ContratEngagement, now: datetime) -> bool:
     echeance = echeance_cloture(contrat)
-    return echeance is not None and now.date() >= echeance
+    return echeance is not None and local_date(now) >= echeance
 
 
 def _cloturer(session: Session, contrat: ContratEngagement, now: datetime) -> None:

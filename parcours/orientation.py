@@ -68,6 +68,7 @@ from parcours.orientation_structures import structure_for
 from parcours.perimeter import organisation_for
 from parcours.ports import Refused
 from parcours.tables import Orientation, Usager
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
@@ -210,7 +211,7 @@ def calculer(
     merged = {**stored, **given}
     # A local date-time (FT's CriteresOrientation parses it with InstantWithoutZDeserializer).
     merged["date_saisie_donnees"] = local_date_time(now)
-    verdict = rules.evaluate(merged, today=now.date())
+    verdict = rules.evaluate(merged, today=local_date(now))
     structure = structure_for(session, usager, verdict.organisme, merged)
     verdict = verdict.with_structure(structure)
     if orientation is None:
@@ -372,7 +373,7 @@ def orienter(session: Session, usager: Usager, payload: dict[str, Any], *, now: 
         updated_at=now,
         decision={
             "etat_decision": ACCEPTEE,
-            "date_decision": now.date().isoformat(),
+            "date_decision": local_date(now).isoformat(),
             "organisme_decision": organisme,
             "structure_decision": structure_decision,
             "agent_decision": agent,
@@ -383,7 +384,7 @@ def orienter(session: Session, usager: Usager, payload: dict[str, Any], *, now: 
     )
     session.add(orientation)
     session.flush()
-    _open(session, usager, orientation, date_entree=now.date(), now=now, agent=agent)
+    _open(session, usager, orientation, date_entree=local_date(now), now=now, agent=agent)
     return orientation
 
 

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from parcours.ports import Refused
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 
 
@@ -32,7 +33,7 @@ def code_in(value: Any, allowed: tuple[str, ...], name: str) -> str:
 
 
 def decision_date(value: Any, *, now: datetime) -> date:
-    return past_date(value, "date_decision", now=now) or now.date()
+    return past_date(value, "date_decision", now=now) or local_date(now)
 
 
 def past_date(value: Any, name: str, *, now: datetime) -> date | None:
@@ -48,6 +49,6 @@ def past_date(value: Any, name: str, *, now: datetime) -> date | None:
             raise Refused(
                 RefusalKind.INVALID, f"{name.upper()}_INVALIDE", f"{name} invalide : date AAAA-MM-JJ attendue"
             ) from None
-    if parsed > now.date():
+    if parsed > local_date(now):
         raise Refused(RefusalKind.INVALID, f"{name.upper()}_FUTURE", f"{name} ne peut pas être dans le futur")
     return parsed

@@ -56,6 +56,7 @@ from parcours.sanctions_valeurs import (
     valider_motif,
 )
 from parcours.tables import ConsequenceSanction, Usager
+from relais.core.french_dates import local_date
 from relais.core.tables import Organisation
 
 # Types of consequence ------------------------------------------------------------------
@@ -168,7 +169,7 @@ def sujet(identifiant: str) -> str:
 def _trace(c: ConsequenceSanction, type_: str, *, agent: str, now: datetime, date_evenement: date | None) -> None:
     entry = {
         "typeEvenement": type_,
-        "dateEvenement": (date_evenement or now.date()).isoformat(),
+        "dateEvenement": (date_evenement or local_date(now)).isoformat(),
         "agent": agent[:64],
         "enregistreLe": now.astimezone(UTC).isoformat(),
         "etat": c.etat,
@@ -214,7 +215,7 @@ def proposer_consequence(
         montant_propose=proposees.montant,
         duree_proposee=proposees.duree,
         etat=etat,
-        date_echeance=now.date() + timedelta(days=DELAI_DECISION_JOURS),
+        date_echeance=local_date(now) + timedelta(days=DELAI_DECISION_JOURS),
         historique=[],
         created_at=now,
         updated_at=now,
@@ -436,7 +437,7 @@ def consequence_of(session: Session, usager: Usager, identifiant: str) -> Conseq
 
 def en_retard(c: ConsequenceSanction, now: datetime) -> bool:
     """Undecided past the 15-day decision delay."""
-    return c.etat in ETATS_EN_COURS and c.date_echeance is not None and now.date() > c.date_echeance
+    return c.etat in ETATS_EN_COURS and c.date_echeance is not None and local_date(now) > c.date_echeance
 
 
 def _iso(value: date | datetime | None) -> str | None:

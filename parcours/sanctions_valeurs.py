@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from parcours.ports import Refused
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 
 # codeSortie values (C001 is the contract's; the others are choix Relais).
@@ -95,7 +96,7 @@ def valider_date(payload: Mapping[str, Any], name: str, *, now: datetime, requir
         parsed = date.fromisoformat(value)
     except ValueError:
         raise refus(C_VALEUR, f"{name} doit être une date au format AAAA-MM-JJ") from None
-    if parsed > now.date():
+    if parsed > local_date(now):
         raise refus(C_VALEUR, f"{name} ne peut pas être dans le futur")
     return parsed
 

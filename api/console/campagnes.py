@@ -52,11 +52,11 @@ from habilitations.campaign_reports import (
     REMEDIATIONS_LIBELLES,
     person_name,
 )
-from habilitations.inactivity import PARIS, local_date
 from habilitations.models import Agent, Habilitation
 from habilitations.profiles import api_profiles
 from habilitations.refusals import CampaignRefused
 from habilitations.roles import Principal
+from relais.core.french_dates import PARIS, local_date
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 

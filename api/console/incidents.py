@@ -26,9 +26,9 @@ from audit import checkpoints
 from audit import incidents as domain
 from audit.export import export_records
 from audit.incident_models import CLOS, GRAVITES, NOTIFIE, QUALIFIE, TRANSITIONS, Incident
-from habilitations.inactivity import PARIS
 from habilitations.models import SUPPRIME, Agent
 from habilitations.roles import Principal
+from relais.core.french_dates import PARIS
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 

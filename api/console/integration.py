@@ -32,9 +32,9 @@ from api.admin.connecteurs import connectors_view, replay_event
 from api.console import session as console_session
 from api.console.web import ConsoleRefused, Page, page, require_form
 from api.context import RequestState
-from habilitations.inactivity import PARIS
 from habilitations.models import INTEGRATEUR
 from habilitations.roles import Principal
+from relais.core.french_dates import PARIS
 from relais.core.keys import EnvelopeError, KeySet, seal, unseal
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation

@@ -24,9 +24,9 @@ from api.context import RequestState
 from audit import checkpoints
 from audit.models import AuditEvent, AuditTreeHead
 from audit.verify import verify_database
-from habilitations.inactivity import PARIS
 from habilitations.models import Agent
 from habilitations.roles import Principal
+from relais.core.french_dates import PARIS
 from relais.core.refusals import RefusalKind
 
 VERIFY_OPERATION = "console.integrite.verification"

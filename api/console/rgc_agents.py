@@ -18,10 +18,10 @@ from api.console.web import ConsoleRefused, Page, form, page, require_form
 from api.context import RequestState
 from api.refusals import reason_of, status_of
 from habilitations import agent_states, agents
-from habilitations.inactivity import local_date
 from habilitations.models import ACTIF, BLOQUE, REVOQUE, STATUTS_EMPLOI, Agent, Habilitation, Souscription
 from habilitations.profiles import api_profiles
 from habilitations.roles import Principal
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind, Refused
 
 # The fields of the agent creation form (kept when a refusal shows the form again).

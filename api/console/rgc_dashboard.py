@@ -19,7 +19,7 @@ from api.console.web import Page, page
 from api.context import RequestState
 from habilitations import lookups
 from habilitations.campaign_evidence import findings
-from habilitations.inactivity import inactivity_due_date, last_activity, local_date
+from habilitations.inactivity import inactivity_due_date, last_activity
 from habilitations.models import (
     ACTIF,
     BLOQUE,
@@ -32,6 +32,7 @@ from habilitations.models import (
 )
 from habilitations.profiles import is_useless
 from habilitations.roles import Principal
+from relais.core.french_dates import local_date
 
 # Suspensions due within this many days are listed as upcoming on the dashboard.
 UPCOMING_DAYS = 31

@@ -17,10 +17,10 @@ from api.console.rgc_labels import MOTIFS_FIN, ROLES, ROLES_PROPOSES, motif
 from api.console.web import ConsoleRefused, Page, form, page, require_form
 from api.context import RequestState
 from habilitations import designations, lookups
-from habilitations.inactivity import local_date
 from habilitations.models import ACTIF, HUMAIN, SUPPRIME, TRANSITION_IDENTIFIANT, Agent, Designation
 from habilitations.refusals import HabilitationRefused
 from habilitations.roles import Principal
+from relais.core.french_dates import local_date
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 

@@ -29,11 +29,10 @@ from api.context import RequestState
 from audit import report as report_module
 from audit.models import AuditEvent
 from audit.search import Filters, iter_events, search
-from habilitations.inactivity import PARIS
 from habilitations.models import Agent
 from habilitations.profiles import operation_labels
 from habilitations.roles import Principal
-from relais.core.french_dates import long_date
+from relais.core.french_dates import PARIS, long_date
 from relais.core.personal_data import FieldDecryptionError, decrypt_field, encrypt_field
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation

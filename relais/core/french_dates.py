@@ -3,10 +3,19 @@ time zone the réseau pour l'emploi lives in (metropolitan France: the contracts
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day in France at ``moment``: "today" for every rule that compares dates
+    (from 23:00 or 22:00 UTC it is already tomorrow in Paris). Naive datetimes (SQLite's) were
+    written in UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(PARIS).date()
+
 
 MONTHS = (
     "janvier",

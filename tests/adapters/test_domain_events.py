@@ -73,7 +73,7 @@ def run_journey(hub: Hub) -> None:
         headers=hub.headers(producer),
     )
     assert manquement.status_code in (200, 201), manquement.text
-    today = hub.clock.now.date().isoformat()
+    today = hub.clock.today().isoformat()
     for evenement, extra in (
         ("SAISIE_SANCTION", {}),
         (

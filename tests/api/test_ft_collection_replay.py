@@ -236,7 +236,7 @@ def test_collection_replay(hub: Hub) -> None:
     access = hub.token("cd33", SCOPES)
     now = hub.clock.now
     variables = {
-        "dateDuJour": now.date().isoformat(),
+        "dateDuJour": hub.clock.today().isoformat(),
         # The collection's script: new Date().toISOString().
         "dateDuJourISO": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
     }

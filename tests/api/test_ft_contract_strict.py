@@ -194,7 +194,7 @@ class Walk:
 def test_every_partner_operation_answers_in_ft_shape(hub: Hub) -> None:
     walk = Walk(hub)
     client = hub.client
-    today = hub.clock.now.date().isoformat()
+    today = hub.clock.today().isoformat()
     # Rechercher usager, both ways, then the usager's file and status.
     by_nir = {"dateNaissance": GIRONDE.naissance, "nir": GIRONDE.nir}
     walk.check(
@@ -400,7 +400,7 @@ class TestSanctionsAsTheDiagram:
         def evenement(type_: str) -> httpx.Response:
             body = {
                 "identifiantConsequenceSanction": levee,
-                "evenement": {"typeEvenement": type_, "dateEvenement": hub.clock.now.date().isoformat()},
+                "evenement": {"typeEvenement": type_, "dateEvenement": hub.clock.today().isoformat()},
             }
             return hub.client.post(f"{SANCTIONS}/evenementSanctionRSA", json=body, headers=headers)
 

@@ -216,7 +216,7 @@ def test_a_ghost_agent_cannot_sign_a_sanction_history(hub: Hub, order: tuple[str
     headers += [("pa-identifiant-agent", agent) for agent in order]
     body = {
         "identifiantConsequenceSanction": identifiant,
-        "evenement": {"typeEvenement": "SAISIE_SANCTION", "dateEvenement": hub.clock.now.date().isoformat()},
+        "evenement": {"typeEvenement": "SAISIE_SANCTION", "dateEvenement": hub.clock.today().isoformat()},
         "typeConsequenceSanctionValide": "SUSP_RSA",
     }
     history = _historique(hub, identifiant)

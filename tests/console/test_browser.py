@@ -56,7 +56,7 @@ def test_each_role_does_its_main_task_in_a_real_browser(served: tuple[Hub, str],
     accessible(browser)
     granted = browser.find_element(By.XPATH, "//tr[td[1][contains(., 'rechercher-usager-v2')]]")
     assert "Rechercher un usager par numéro France Travail" in granted.text
-    end = hub.clock.now.date() + timedelta(days=180)
+    end = hub.clock.today() + timedelta(days=180)
     # The date picker's typing order follows the browser's locale: set its value as a pick would.
     date_field = granted.find_element(By.CSS_SELECTOR, "input[type=date]")
     browser.execute_script("arguments[0].value = arguments[1]", date_field, end.isoformat())

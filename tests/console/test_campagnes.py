@@ -15,8 +15,8 @@ from sqlmodel import col, select
 from api.console.campagnes import OPERATION_LABELS
 from audit.models import AuditEvent
 from habilitations.campaign_models import CampagneElement
-from habilitations.inactivity import PARIS
 from habilitations.models import Habilitation
+from relais.core.french_dates import PARIS
 from tests.console.test_console import agent_named, login
 from tests.habilitations.world import grant
 from tests.support.hub import Hub
@@ -26,7 +26,7 @@ LINE = re.compile(r'name="elements" value="([0-9a-f]+)"')
 
 def open_review(console: Hub, csrf: str) -> str:
     """Open CD33's review through the console; the campaign page's address."""
-    deadline = (console.clock.now.date() + timedelta(days=30)).isoformat()
+    deadline = (console.clock.today() + timedelta(days=30)).isoformat()
     opened = console.client.post(
         "/console/campagnes", data={"csrf": csrf, "organisation": "CD33", "date_limite": deadline}
     )

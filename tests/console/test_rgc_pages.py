@@ -95,7 +95,7 @@ def test_the_rgc_creates_an_agent_grants_by_profile_and_extends(console: Hub) ->
     grant = grant_of(console, worker)
     assert sorted(grant.scopes) == sorted(RECHERCHE) and grant.date_fin is None
 
-    today = console.clock.now.date()
+    today = console.clock.today()
     shorter = (today + timedelta(days=30)).isoformat()
     shortened = console.client.post(
         f"/console/habilitations/{grant.id}/date-fin", data={"csrf": csrf, "date_fin": shorter}

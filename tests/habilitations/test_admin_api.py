@@ -215,11 +215,11 @@ def test_an_rgc_never_grants_themselves_but_a_deputy_may(staff: Staff) -> None:
 
     # Extending one's own grant is refused too; shortening it is not.
     grant_id = by_deputy.json()["id"]
-    later = (staff.hub.clock.now.date() + timedelta(days=400)).isoformat()
+    later = (staff.hub.clock.today() + timedelta(days=400)).isoformat()
     assert staff.put(staff.deputy33, f"/habilitations/{grant_id}/date-fin", {"dateFin": later}).status_code == 200
     extended = staff.put(staff.rgc33, f"/habilitations/{grant_id}/date-fin", {"dateFin": None})
     assert extended.status_code == 403 and error(extended) == "SEPARATION_DES_ROLES"
-    sooner = (staff.hub.clock.now.date() + timedelta(days=10)).isoformat()
+    sooner = (staff.hub.clock.today() + timedelta(days=10)).isoformat()
     assert staff.put(staff.rgc33, f"/habilitations/{grant_id}/date-fin", {"dateFin": sooner}).status_code == 200
 
 
@@ -333,7 +333,7 @@ def test_security_override_blocks_the_agent_on_the_next_partner_call(staff: Staf
 
 
 def test_titular_rgc_designates_a_deputy_and_their_departure_is_notified(staff: Staff) -> None:
-    commitment = (staff.hub.clock.now.date() - timedelta(days=1)).isoformat()
+    commitment = (staff.hub.clock.today() - timedelta(days=1)).isoformat()
     body = {"agentId": staff.agent33, "role": "rgc_suppleant", "acteEngagementLe": commitment}
     assert staff.post(staff.deputy33, "/organisations/CD33/designations", body).status_code == 403
     designated = staff.post(staff.rgc33, "/organisations/CD33/designations", body)
@@ -347,7 +347,7 @@ def test_titular_rgc_designates_a_deputy_and_their_departure_is_notified(staff: 
     assert ended.status_code == 200 and ended.json()["fin"] is not None
     with staff.hub.services.database.session() as session:
         notice = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == "cssi")).one()
-    deadline = staff.hub.clock.now.date() + timedelta(days=8)
+    deadline = staff.hub.clock.today() + timedelta(days=8)
     assert notice.payload["a_signaler_avant"] == deadline.isoformat()
 
 
@@ -412,7 +412,7 @@ def test_no_personal_data_in_the_audit_of_admin_calls(staff: Staff) -> None:
 
 
 def test_end_dates_in_the_past_are_refused(staff: Staff) -> None:
-    past = (staff.hub.clock.now.date() - timedelta(days=1)).isoformat()
+    past = (staff.hub.clock.today() - timedelta(days=1)).isoformat()
     response = staff.post(staff.rgc33, f"/agents/{staff.agent33}/habilitations", grant_body(dateFin=past))
     assert response.status_code == 400 and error(response) == "DATE_FIN_PASSEE"
 

@@ -46,7 +46,7 @@ SANCTIONS_READ = ["api_gestion-sanctions-rsav1", "gestiondesmanquements"]
 
 
 def open_campaign(staff: Staff, rgc: int, organisation: str, days: int = 30) -> dict[str, Any]:
-    deadline = (staff.hub.clock.now.date() + timedelta(days=days)).isoformat()
+    deadline = (staff.hub.clock.today() + timedelta(days=days)).isoformat()
     response = staff.post(rgc, f"/organisations/{organisation}/campagnes", {"dateLimite": deadline})
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -136,7 +136,7 @@ def test_full_campaign_open_decide_close_with_fresh_login_and_anchored_report(st
         ).status_code
         == 200
     )
-    end = (hub.clock.now.date() + timedelta(days=60)).isoformat()
+    end = (hub.clock.today() + timedelta(days=60)).isoformat()
     assert (
         decide(
             staff,
@@ -200,14 +200,14 @@ def test_full_campaign_open_decide_close_with_fresh_login_and_anchored_report(st
 
 
 def open_campaign_conflict(staff: Staff) -> str:
-    deadline = (staff.hub.clock.now.date() + timedelta(days=10)).isoformat()
+    deadline = (staff.hub.clock.today() + timedelta(days=10)).isoformat()
     response = staff.post(staff.rgc93, "/organisations/CD93/campagnes", {"dateLimite": deadline})
     assert response.status_code == 409
     return error(response)
 
 
 def test_only_the_organisation_rgc_runs_its_campaign_others_read_or_nothing(staff: Staff) -> None:
-    deadline = (staff.hub.clock.now.date() + timedelta(days=30)).isoformat()
+    deadline = (staff.hub.clock.today() + timedelta(days=30)).isoformat()
     for someone in (staff.rssi33, staff.rgc93, staff.cssi, staff.agent33):
         response = staff.post(someone, "/organisations/CD33/campagnes", {"dateLimite": deadline})
         assert response.status_code == 403, someone

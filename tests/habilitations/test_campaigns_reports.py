@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from habilitations import campaigns
 from habilitations.campaign_models import CampagneElement, CampagneRevue
-from habilitations.inactivity import PARIS
 from habilitations.refusals import CampaignRefused
+from relais.core.french_dates import PARIS
 from tests.habilitations.test_admin_api import Staff, error, grant_body, staff  # noqa: F401
 from tests.habilitations.test_campaigns import close, decide, elements, open_campaign
 from tests.habilitations.world import RECORDER, principal, request_id

@@ -113,7 +113,7 @@ def test_a_state_change_applies_on_the_very_next_request(hub: Hub, transition: o
 
 def test_a_revoked_grant_or_an_expired_one_is_refused(hub: Hub) -> None:
     agent_id = add_agent(hub, "AGT-105")
-    habilitation_id = grant(hub, agent_id, date_fin=hub.clock.now.date() + timedelta(days=2))
+    habilitation_id = grant(hub, agent_id, date_fin=hub.clock.today() + timedelta(days=2))
     assert search(hub, "AGT-105", GIRONDE).status_code == 200
     hub.clock.now += timedelta(days=3)
     assert search(hub, "AGT-105", GIRONDE).status_code == 403

@@ -73,13 +73,13 @@ def test_an_rgc_never_grants_or_extends_their_own_habilitations_a_deputy_does(hu
     assert (error.code, status_of(error)) == ("separation_des_roles", 403)
 
     deputy = principal(hub, add_rgc(hub, "RGC-S", role=RGC_SUPPLEANT))
-    habilitation_id = grant(hub, titular_id, actor=deputy, date_fin=hub.clock.now.date() + timedelta(days=30))
-    later = hub.clock.now.date() + timedelta(days=90)
+    habilitation_id = grant(hub, titular_id, actor=deputy, date_fin=hub.clock.today() + timedelta(days=30))
+    later = hub.clock.today() + timedelta(days=90)
     error = refused(hub, grants.set_habilitation_end, habilitation_id, date_fin=later, actor=titular)
     assert error.code == "separation_des_roles"
     act(hub, grants.set_habilitation_end, habilitation_id, date_fin=later, actor=deputy)
     # Giving up some of one's own access is always allowed.
-    sooner = hub.clock.now.date() + timedelta(days=10)
+    sooner = hub.clock.today() + timedelta(days=10)
     act(hub, grants.set_habilitation_end, habilitation_id, date_fin=sooner, actor=titular)
 
 

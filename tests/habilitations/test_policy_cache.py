@@ -127,7 +127,7 @@ def test_a_change_rolled_back_leaves_the_version_alone(hub: Hub) -> None:
 
 def test_a_remembered_decision_lasts_one_day_at_most(hub: Hub) -> None:
     agent_id = add_agent(hub, "AGT-JOUR")
-    grant(hub, agent_id, date_fin=hub.clock.now.date() + timedelta(days=1))
+    grant(hub, agent_id, date_fin=hub.clock.today() + timedelta(days=1))
     _warm(hub, "AGT-JOUR")
     hub.clock.now += timedelta(days=3)  # the grant ended meanwhile: nothing changed in the rows
     assert search(hub, "AGT-JOUR", GIRONDE).status_code == 403

@@ -75,7 +75,7 @@ class TestShapes:
         assert activite["codeActivite"] == "ACT380"
         assert activite["usager"] == {"identifiant": GIRONDE.numero, "typeIdentifiant": "numeroFranceTravail"}
         assert activite["attributsSpecifiques"] == [{"nom": "motif", "valeur": "ACC"}]
-        today = hub.clock.now.date()
+        today = hub.clock.today()
         # Instants as FT's demo client (Activite: java.time.Instant) parses them.
         assert activite["dateEcheance"] == f"{(today + timedelta(days=15)).isoformat()}T00:00:00Z"
         assert activite["dateEcheanceProche"] == f"{(today + timedelta(days=12)).isoformat()}T00:00:00Z"

@@ -235,7 +235,7 @@ class TestSuspensionEtCloture:
         event(hub, contrat_domain.suspendre_sur_cessation)
         suspended = api.lire()
         assert suspended is not None
-        today = hub.clock.now.date()
+        today = hub.clock.today()
         assert suspended["etat"] == "SUSPENDU"
         assert suspended["etatAvantSuspension"] == "SIGNE"
         assert suspended["dateSuspension"] == today.isoformat()
@@ -268,7 +268,7 @@ class TestSuspensionEtCloture:
     def test_twelve_months_suspended_closes_on_read(self, hub: Hub, api: Contrat) -> None:  # noqa: F811
         api.call("POST", SIGNER, dateSignature=api.iso())
         event(hub, contrat_domain.suspendre_sur_cessation)
-        suspended_on = hub.clock.now.date()
+        suspended_on = hub.clock.today()
         due = suspended_on.replace(year=suspended_on.year + 1)
 
         api = move(hub, timedelta(days=364))

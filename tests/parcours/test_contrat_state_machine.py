@@ -71,7 +71,7 @@ class ContratLifecycle(RuleBasedStateMachine):
 
     @property
     def today(self) -> date:
-        return self.hub.clock.now.date()
+        return self.hub.clock.today()
 
     def _call(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
         return self.hub.client.request(method, f"{BASE}{path}", json=body, headers=self.api.headers(GIRONDE))

@@ -109,7 +109,7 @@ class Api:
     def evenement(self, identifiant: str, type_: str, *, jour: date | None = None, **fields: Any) -> Any:
         body = {
             "identifiantConsequenceSanction": identifiant,
-            "evenement": {"typeEvenement": type_, "dateEvenement": (jour or self.hub.clock.now.date()).isoformat()},
+            "evenement": {"typeEvenement": type_, "dateEvenement": (jour or self.hub.clock.today()).isoformat()},
             **fields,
         }
         return self.hub.client.post(EVENEMENT, json=body, headers=self.headers)
@@ -206,7 +206,7 @@ class TestDetailManquement:
         assert body["codeActivite"] == "ACT366"
         assert body["evenementsAutorises"] == ["SAISIE_SANCTION", "REFUS_SAISIE_SANCTION"]
         assert body["origine"] == "FT"
-        assert body["dateEcheance"] == (hub.clock.now.date() + timedelta(days=15)).isoformat()
+        assert body["dateEcheance"] == (hub.clock.today() + timedelta(days=15)).isoformat()
         assert body["enRetard"] is False
         assert body["montantValide"] is None
         assert [h["typeEvenement"] for h in body["historique"]] == ["PROPOSITION_FT"]
@@ -215,7 +215,7 @@ class TestDetailManquement:
             activite = session.exec(select(Activite).where(Activite.sujet == f"consequence:{identifiant}")).one()
             assert activite.code_activite == "ACT366"
             assert activite.code_famille == "GLI100"
-            assert activite.date_echeance == hub.clock.now.date() + timedelta(days=15)
+            assert activite.date_echeance == hub.clock.today() + timedelta(days=15)
             assert activite.attributs[0] == {"nom": "identifiantConsequenceSanction", "valeur": identifiant}
             assert session.get(Organisation, activite.organisation_id).code == "CD33"  # type: ignore[union-attr]
         # France Travail's identifier is kept as given.
@@ -312,7 +312,7 @@ class TestSequences:
         ]
         assert {h["identifiantAgent"] for h in historique[1:]} == {"AGT-0042"}
         assert [h["etatConsequenceSanction"] for h in historique] == ["A_INSTRUIRE", "A_TRAITER", "VALIDEE", "ANNULEE"]
-        assert all(h["dateEnregistrement"].startswith(hub.clock.now.date().isoformat()) for h in historique)
+        assert all(h["dateEnregistrement"].startswith(hub.clock.today().isoformat()) for h in historique)
         assert len(activites(hub, identifiant)) == 2
 
     def test_refus_saisie_validates_the_proposal_as_is(self, hub: Hub) -> None:
@@ -470,7 +470,7 @@ class TestEventRules:
         api = Api(hub)
         identifiant = proposer(hub, PROPOSITION_SUSPENSION)
         before = snapshot(hub, identifiant)
-        demain = hub.clock.now.date() + timedelta(days=1)
+        demain = hub.clock.today() + timedelta(days=1)
         body = assert_refused(api.evenement(identifiant, "SAISIE_SANCTION", jour=demain), 400, "C005")
         assert "dateEvenement" in body["message"]
         body = {
@@ -578,7 +578,7 @@ class TestDecisionEtRadiation:
         identifiant = assert_ok(api.decision())["identifiantConsequenceSanction"]
         assert assert_ok(api.radiation(identifiant))["identifiantConsequenceSanction"] == identifiant
         detail = api.detail(identifiant).json()
-        assert detail["dateDemandeRadiation"].startswith(hub.clock.now.date().isoformat())
+        assert detail["dateDemandeRadiation"].startswith(hub.clock.today().isoformat())
         assert detail["historique"][-1]["typeEvenement"] == "DEMANDE_RADIATION"
         before = snapshot(hub, identifiant)
         assert_refused(api.radiation(identifiant), 409, "C008")

@@ -252,7 +252,7 @@ class TestCalcul:
         assert body["justification"][0]["regle"] == "pret_a_l_emploi"
 
     def test_young_usager_goes_to_mission_locale_without_structure(self, hub: Hub) -> None:
-        young = (hub.clock.now.date() - timedelta(days=365 * 20)).isoformat()
+        young = (hub.clock.today() - timedelta(days=365 * 20)).isoformat()
         body = call(
             hub, "POST", CALCUL, GIRONDE, body={**CRITERES_COMPLETS, "date_naissance": young}, details=True
         ).json()
@@ -329,7 +329,7 @@ class TestFranceTravailShape:
         # The collection's "refuser la préco FT": the CD decides and proposes France Travail.
         refus = {
             "etat_decision": "REFUSEE",
-            "date_decision": hub.clock.now.date().isoformat(),
+            "date_decision": hub.clock.today().isoformat(),
             "organisme_decision": "CD",
             "agent_decision": "TEST_POSTMAN",
             "motif_refus": "APPRECIATION_DIFFERENTE",
@@ -461,7 +461,7 @@ class TestDecision:
         nouvelle, ancienne = lecture(hub, GIRONDE)
         assert (nouvelle["etat"], nouvelle["organisme_decision"]) == ("OUVERT", "FT")
         assert ancienne["etat"] == "CLOTURE"
-        assert ancienne["date_sortie_parcours"] == hub.clock.now.date().isoformat()
+        assert ancienne["date_sortie_parcours"] == hub.clock.today().isoformat()
         assert ancienne["motif_sortie_parcours"] == "REORIENTATION"
         # The first appointment to take is now France Travail's only.
         assert of(GIRONDE, activites(hub, codeActivite="ACT380")) == []
@@ -498,7 +498,7 @@ class TestOrientationForcee:
         created = response.json()
         assert (created["etat"], created["statut"], created["parcours"]) == ("OUVERT", "DECIDE", "PSP")
         assert created["structure_decision"]["code_aurore"] == "NAQ0405"
-        assert created["date_entree_parcours"] == hub.clock.now.date().isoformat()
+        assert created["date_entree_parcours"] == hub.clock.today().isoformat()
         etats = [item["etat"] for item in lecture(hub, GIRONDE)]
         assert etats.count("OUVERT") == 1
         assert "EN_ATTENTE" not in etats

@@ -68,7 +68,7 @@ def acceptation(hub: Hub) -> dict[str, Any]:
     """A decisionOrientation body accepting France Travail's preconisation today."""
     return {
         "etat_decision": "ACCEPTEE",
-        "date_decision": hub.clock.now.date().isoformat(),
+        "date_decision": hub.clock.today().isoformat(),
         "organisme_decision": "CD",
         "agent_decision": "Claire Martin",
     }
@@ -218,7 +218,7 @@ def test_the_whole_journey_runs_through_the_api(hub: Hub) -> None:
     detail_body = assert_ft_operation("lireDetailSanctionRsa", detail)
     assert (detail_body["typeConsequenceSanction"], detail_body["dureeProposee"]) == ("SUSP_RSA", 2)
 
-    today = hub.clock.now.date().isoformat()
+    today = hub.clock.today().isoformat()
     saisie = hub.client.post(
         f"{SANCTIONS}/evenementSanctionRSA",
         json={

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from api.app import build_services, create_app
 from api.services import Services
 from relais.core.config import Settings
 from relais.core.db import Database
+from relais.core.french_dates import PARIS
 from relais.core.keys import KeySet
 from relais.core.observability import Metrics
 from relais.core.ratelimit import RateLimiter
@@ -43,6 +44,10 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+    def today(self) -> date:
+        """The app's today: the date in Paris (from 23:00 or 22:00 UTC, the next UTC day's)."""
+        return self.now.astimezone(PARIS).date()
 
 
 @dataclass
