@@ -195,7 +195,7 @@ def notify_cssi_of_absence(session: Session, agent: Agent, motif: str, now: date
 def notify_cssi(session: Session, designation: Designation, motif: str, now: datetime) -> None:
     """The notice to France Travail's CSSI about an RGC (once per designation and reason)."""
     organisation = lookups.organisation(session, designation.organisation_id)
-    deadline = (now + timedelta(days=CSSI_NOTICE_DAYS)).date()
+    deadline = local_date(now) + timedelta(days=CSSI_NOTICE_DAYS)
     enqueue(
         session,
         topic=TOPIC_RGC_NOTICE,

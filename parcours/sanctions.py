@@ -489,7 +489,7 @@ def consequence_json(c: ConsequenceSanction, *, now: datetime | None = None) -> 
         "dureeValidee": c.duree_validee,
         "dateNotificationDecisionSanction": _iso(c.date_notification_decision),
         "motifEvenement": c.motif_evenement,
-        "dateProposition": _iso(c.created_at.date()) if c.origine == ORIGINE_FT else None,
+        "dateProposition": _iso(local_date(c.created_at)) if c.origine == ORIGINE_FT else None,
         "dateEcheance": _iso(c.date_echeance),
         "enRetard": en_retard(c, now),
         "dateDemandeRadiation": _iso(c.radiation_demandee_at),

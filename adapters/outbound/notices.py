@@ -25,7 +25,7 @@ from habilitations import notifications
 from habilitations.models import RGC_SUPPLEANT, RGC_TITULAIRE, Agent, Designation, Habilitation
 from habilitations.notifications import Wording
 from habilitations.profiles import api_profiles
-from relais.core.french_dates import PARIS, long_date
+from relais.core.french_dates import PARIS, local_date, long_date
 from relais.core.outbox import OutboxMessage
 
 # Topics of the domains (strings: the connectors' pause is this adapter's own worker's).
@@ -169,7 +169,7 @@ def _inactivity_suspension(context: Context) -> Wording:
     payload = context.payload
     agent = _agent(context, payload.get("agent_id"))
     due = _day(payload.get("suspension_le"))
-    when = french_date(due) if due else french_date(context.created_at.date())
+    when = french_date(due) if due else french_date(local_date(context.created_at))
     return Wording(
         subject=f"{_name(agent)} : compte suspendu pour inactivité depuis le {when}",
         body=(

@@ -215,7 +215,7 @@ def test_an_rgc_leaving_ends_everything_and_raises_the_cssi_notice_with_its_dead
     ]
     [notice] = outbox(hub, designations.TOPIC_RGC_NOTICE)
     assert notice.recipient == "cssi" and notice.payload["motif"] == "depart"
-    assert notice.payload["a_signaler_avant"] == (hub.clock.now + timedelta(days=8)).date().isoformat()
+    assert notice.payload["a_signaler_avant"] == (hub.clock.today() + timedelta(days=8)).isoformat()
     with hub.services.database.session() as session:
         designation = session.exec(select(Designation).where(Designation.agent_id == rgc_id)).one()
         assert designation.fin is not None

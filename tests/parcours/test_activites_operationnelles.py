@@ -79,7 +79,8 @@ class TestShapes:
         # Instants as FT's demo client (Activite: java.time.Instant) parses them.
         assert activite["dateEcheance"] == f"{(today + timedelta(days=15)).isoformat()}T00:00:00Z"
         assert activite["dateEcheanceProche"] == f"{(today + timedelta(days=12)).isoformat()}T00:00:00Z"
-        assert re.fullmatch(rf"{today.isoformat()}T\d{{2}}:\d{{2}}:\d{{2}}Z", activite["dateCreation"])
+        # An instant, in UTC: its date is UTC's.
+        assert re.fullmatch(rf"{hub.clock.now.date().isoformat()}T\d{{2}}:\d{{2}}:\d{{2}}Z", activite["dateCreation"])
 
     def test_sanction_attribute_is_renamed_in_v1(self, hub: Hub) -> None:
         ouvrir(hub, GIRONDE, "ACT366", identifiantConsequenceSanction="c0ffee")

@@ -312,7 +312,7 @@ class TestSequences:
         ]
         assert {h["identifiantAgent"] for h in historique[1:]} == {"AGT-0042"}
         assert [h["etatConsequenceSanction"] for h in historique] == ["A_INSTRUIRE", "A_TRAITER", "VALIDEE", "ANNULEE"]
-        assert all(h["dateEnregistrement"].startswith(hub.clock.today().isoformat()) for h in historique)
+        assert all(h["dateEnregistrement"].startswith(hub.clock.now.date().isoformat()) for h in historique)
         assert len(activites(hub, identifiant)) == 2
 
     def test_refus_saisie_validates_the_proposal_as_is(self, hub: Hub) -> None:
@@ -578,7 +578,7 @@ class TestDecisionEtRadiation:
         identifiant = assert_ok(api.decision())["identifiantConsequenceSanction"]
         assert assert_ok(api.radiation(identifiant))["identifiantConsequenceSanction"] == identifiant
         detail = api.detail(identifiant).json()
-        assert detail["dateDemandeRadiation"].startswith(hub.clock.today().isoformat())
+        assert detail["dateDemandeRadiation"].startswith(hub.clock.now.date().isoformat())
         assert detail["historique"][-1]["typeEvenement"] == "DEMANDE_RADIATION"
         before = snapshot(hub, identifiant)
         assert_refused(api.radiation(identifiant), 409, "C008")
