@@ -218,6 +218,8 @@ def _draw_postgresql(session: Session, count: int) -> list[int]:
 
 
 def _transaction_of(session: Session) -> object:
+    """The transaction (or savepoint) a lock taken now belongs to; outside any, a fresh object
+    that matches nothing noted before (the lock is then taken)."""
     return session.get_nested_transaction() or session.get_transaction() or object()
 
 
