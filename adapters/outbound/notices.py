@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -25,7 +25,7 @@ from habilitations import notifications
 from habilitations.models import RGC_SUPPLEANT, RGC_TITULAIRE, Agent, Designation, Habilitation
 from habilitations.notifications import Wording
 from habilitations.profiles import api_profiles
-from relais.core.french_dates import PARIS, local_date, long_date
+from relais.core.french_dates import local_date, local_time, long_date
 from relais.core.outbox import OutboxMessage
 
 # Topics of the domains (strings: the connectors' pause is this adapter's own worker's).
@@ -60,7 +60,7 @@ def french_date(day: date) -> str:
 
 def french_moment(moment: datetime) -> str:
     """« mercredi 2 décembre 2026 à 15 h 04 », in France's time (naive values are UTC)."""
-    local = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(PARIS)
+    local = local_time(moment)
     return f"{french_date(local.date())} à {local.hour} h {local.minute:02d}"
 
 

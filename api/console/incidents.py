@@ -28,7 +28,7 @@ from audit.export import export_records
 from audit.incident_models import CLOS, GRAVITES, NOTIFIE, QUALIFIE, TRANSITIONS, Incident
 from habilitations.models import SUPPRIME, Agent
 from habilitations.roles import Principal
-from relais.core.french_dates import PARIS
+from relais.core.french_dates import PARIS, local_time
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
 
@@ -66,7 +66,7 @@ async def board(request: Request) -> Response:
                 "incidents": [_summary(row, now, names) for row in [*open_rows, *closed]],
                 "total": total,
                 "limite": LIMIT,
-                "calcule_a": _local(now).strftime("%H:%M"),
+                "calcule_a": local_time(now).strftime("%H:%M"),
             },
         )
 
@@ -204,7 +204,7 @@ ROUTES: list[BaseRoute] = [
 def countdown(incident: Incident, now: datetime) -> dict[str, Any]:
     """What the deadline column says: time left, or how late, in words (never colour alone)."""
     deadline = _aware(incident.echeance_notification)
-    when = _local(deadline).strftime("%d/%m/%Y à %H:%M")
+    when = local_time(deadline).strftime("%d/%m/%Y à %H:%M")
     if incident.notifie_le is not None or incident.etat in (NOTIFIE, CLOS):
         return {"texte": "Notifié" if incident.etat != CLOS else "Clos", "echeance": when, "retard": False}
     left = deadline - now
@@ -224,7 +224,7 @@ def _summary(incident: Incident, now: datetime, names: dict[int, str]) -> dict[s
         "etat": ETATS.get(incident.etat, incident.etat),
         "gravite": incident.gravite,
         "gravite_libelle": GRAVITE_LABELS.get(incident.gravite, incident.gravite),
-        "detecte": _local(incident.detecte_le).strftime("%d/%m/%Y %H:%M"),
+        "detecte": local_time(incident.detecte_le).strftime("%d/%m/%Y %H:%M"),
         "delai": countdown(incident, now),
         "assigne": names.get(incident.assigne_agent_id or 0, ""),
     }
@@ -261,7 +261,7 @@ def _detail_context(session: Session, incident: Incident, now: datetime) -> dict
         "actions": {state: ACTIONS[state] for state in TRANSITIONS.get(incident.etat, ())},
         "historique": [
             {
-                "le": _local(item.le).strftime("%d/%m/%Y %H:%M"),
+                "le": local_time(item.le).strftime("%d/%m/%Y %H:%M"),
                 "avant": ETATS.get(item.etat_avant or "", "—"),
                 "apres": ETATS.get(item.etat_apres, item.etat_apres),
                 "auteur": authors.get(item.agent_id or 0)
@@ -273,15 +273,15 @@ def _detail_context(session: Session, incident: Incident, now: datetime) -> dict
         "notifications": [
             {
                 "destinataire": item.destinataire,
-                "le": _local(item.notifie_le).strftime("%d/%m/%Y à %H:%M"),
+                "le": local_time(item.notifie_le).strftime("%d/%m/%Y à %H:%M"),
                 "auteur": authors.get(item.agent_id or 0, "Agent"),
             }
             for item in notified
         ],
-        "aujourdhui": _local(now).date().isoformat(),
-        "heure": _local(now).strftime("%H:%M"),
+        "aujourdhui": local_time(now).date().isoformat(),
+        "heure": local_time(now).strftime("%H:%M"),
         "clos": incident.etat == CLOS,
-        "calcule_a": _local(now).strftime("%H:%M"),
+        "calcule_a": local_time(now).strftime("%H:%M"),
     }
 
 
@@ -312,7 +312,3 @@ def _agent_names(session: Session, ids: list[int | None]) -> dict[int, str]:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _local(moment: datetime) -> datetime:
-    return _aware(moment).astimezone(PARIS)

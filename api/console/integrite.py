@@ -10,7 +10,7 @@ the journal keeps its own record of being checked.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -26,7 +26,7 @@ from audit.models import AuditEvent, AuditTreeHead
 from audit.verify import verify_database
 from habilitations.models import Agent
 from habilitations.roles import Principal
-from relais.core.french_dates import PARIS
+from relais.core.french_dates import local_time
 from relais.core.refusals import RefusalKind
 
 VERIFY_OPERATION = "console.integrite.verification"
@@ -68,7 +68,7 @@ async def verify(request: Request) -> Response:
         result = {
             "ok": report.ok,
             "resume": report.summary(),
-            "le": _local(now).strftime("%d/%m/%Y à %H:%M"),
+            "le": local_time(now).strftime("%d/%m/%Y à %H:%M"),
         }
         return Page("integrite.html", _context(state, session, result=result))
 
@@ -106,14 +106,14 @@ def _context(state: RequestState, session: Session, *, result: dict[str, Any] | 
         who = session.get(Agent, last.agent_id) if last.agent_id is not None else None
         previous = {
             "ok": last.details.get("resultat") == "ok",
-            "le": _local(last.occurred_at).strftime("%d/%m/%Y à %H:%M"),
+            "le": local_time(last.occurred_at).strftime("%d/%m/%Y à %H:%M"),
             "feuilles": last.details.get("feuilles"),
             "par": f"{who.prenom} {who.nom}".strip() if who is not None else "un responsable de la sécurité",
         }
     return {
         "point": (
             {
-                "le": _local(checkpoint.issued_at).strftime("%d/%m/%Y à %H:%M"),
+                "le": local_time(checkpoint.issued_at).strftime("%d/%m/%Y à %H:%M"),
                 "taille": checkpoint.tree_size,
                 "racine": checkpoint.root_hash,
                 "cle": checkpoint.key_id,
@@ -127,7 +127,3 @@ def _context(state: RequestState, session: Session, *, result: dict[str, Any] | 
         "cle_publique": checkpoints.public_key_pem(state.services.settings),
         "limite": VERIFY_MAX_LEAVES,
     }
-
-
-def _local(moment: datetime) -> datetime:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(PARIS)

@@ -32,7 +32,7 @@ from audit.search import Filters, iter_events, search
 from habilitations.models import Agent
 from habilitations.profiles import operation_labels
 from habilitations.roles import Principal
-from relais.core.french_dates import PARIS, long_date
+from relais.core.french_dates import PARIS, local_time, long_date
 from relais.core.personal_data import FieldDecryptionError, decrypt_field, encrypt_field
 from relais.core.refusals import RefusalKind
 from relais.core.tables import Organisation
@@ -237,7 +237,7 @@ async def letter(request: Request) -> Response:
         names = _organisation_names(session)
         accesses = [
             (
-                _local(datetime.fromisoformat(line["date"])).strftime("%d/%m/%Y %H:%M"),
+                local_time(datetime.fromisoformat(line["date"])).strftime("%d/%m/%Y %H:%M"),
                 names.get(line["organisation"]["code"], line["organisation"]["libelle"] or "Organisme non précisé"),
                 labels.get(line["operation"], "Consultation")
                 + (f" (mission : {line['finalite']})" if line.get("finalite") else ""),
@@ -262,10 +262,10 @@ async def letter(request: Request) -> Response:
                     if principal.is_cssi
                     else f"Responsable de la sécurité des systèmes d'information, {sender}"
                 ),
-                place_and_date=f"Le {french_date(_local(now).date())}",
+                place_and_date=f"Le {french_date(local_time(now).date())}",
                 usager=_masked(criteria),
                 scope="les organismes du réseau pour l'emploi" if principal.is_cssi else f"l'organisme « {sender} »",
-                period=f"du {french_date(_local(debut).date())} au {french_date(_local(fin).date())}",
+                period=f"du {french_date(local_time(debut).date())} au {french_date(local_time(fin).date())}",
                 accesses=accesses,
                 refused=refused,
                 truncated=result.truncated,
@@ -309,7 +309,7 @@ def _context(values: dict[str, str], now: datetime) -> dict[str, Any]:
         "periodes": PERIODS,
         "valeurs": values,
         "resultats": None,
-        "aujourdhui": _local(now).date().isoformat(),
+        "aujourdhui": local_time(now).date().isoformat(),
     }
 
 
@@ -317,15 +317,10 @@ def _labels() -> dict[str, str]:
     return {**operation_labels(), **CONSOLE_LABELS}
 
 
-def _local(moment: datetime) -> datetime:
-    # SQLite gives naive datetimes, written in UTC; shown in France's local time.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(PARIS)
-
-
 def _row(event: AuditEvent, labels: dict[str, str]) -> dict[str, Any]:
     refused = event.decision != "allowed"
     return {
-        "quand": _local(event.occurred_at),
+        "quand": local_time(event.occurred_at),
         "operation": labels.get(event.operation, event.operation),
         "organisation": event.organisation or "",
         "agent": " ".join(part for part in (event.agent_prenom, event.agent_nom) if part)
@@ -387,7 +382,7 @@ def _window(criteria: dict[str, str], now: datetime) -> tuple[datetime, datetime
     if criteria["periode"] != "dates":
         return now - timedelta(days=int(criteria["periode"])), None
     start = datetime.combine(date.fromisoformat(criteria["du"]), time(), PARIS)
-    last = date.fromisoformat(criteria["au"]) if criteria["au"] else _local(now).date()
+    last = date.fromisoformat(criteria["au"]) if criteria["au"] else local_time(now).date()
     end = datetime.combine(last + timedelta(days=1), time(), PARIS)
     return start.astimezone(UTC), end.astimezone(UTC)
 

@@ -9,12 +9,16 @@ from zoneinfo import ZoneInfo
 PARIS = ZoneInfo("Europe/Paris")
 
 
+def local_time(moment: datetime) -> datetime:
+    """``moment`` in France's time, as people read it. Naive datetimes (SQLite's) were written
+    in UTC."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(PARIS)
+
+
 def local_date(moment: datetime) -> date:
     """The calendar day in France at ``moment``: "today" for every rule that compares dates
-    (from 23:00 or 22:00 UTC it is already tomorrow in Paris). Naive datetimes (SQLite's) were
-    written in UTC."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(PARIS).date()
+    (from 23:00 or 22:00 UTC it is already tomorrow in Paris)."""
+    return local_time(moment).date()
 
 
 MONTHS = (
