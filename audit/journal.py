@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Table, func, insert, literal_column, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlmodel import Session
 
 from audit import merkle
@@ -194,29 +194,42 @@ def decision_for(status: int) -> str:
 _LOCKED_IN = "relais_audit_shared_lock"
 
 
-def _hold_shared_lock(session: Session) -> None:
-    """PostgreSQL: take the appenders' shared lock, once per transaction (see the top)."""
-    current = session.get_nested_transaction() or session.get_transaction()
-    if current is not None and session.info.get(_LOCKED_IN) is current:
-        return
-    # Shared: appends never wait for each other, only for a sequencer's brief exclusive hold.
-    session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": SEQUENCER_LOCK_KEY})
-    session.info[_LOCKED_IN] = session.get_nested_transaction() or session.get_transaction()
+def _draw_postgresql(session: Session, count: int) -> list[int]:
+    """``count`` values of the sequence, drawn under the appenders' shared lock.
+
+    The lock must be held before the first value is drawn (see the top). When this transaction
+    does not hold it yet, both go in one round trip: two statements in one simple query, which
+    PostgreSQL runs one after the other, in this transaction. Only integers of ours and the
+    sequence's name are in the text.
+    """
+    draw = f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {int(count)})"  # noqa: S608
+    if session.info.get(_LOCKED_IN) is _transaction_of(session):
+        # Held since an earlier draw of this transaction (or savepoint).
+        return [int(value) for value in session.execute(text(draw)).scalars()]
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(f"SELECT pg_advisory_xact_lock_shared({int(SEQUENCER_LOCK_KEY)}); {draw}")
+        cursor.nextset()
+        drawn = [int(row[0]) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    session.info[_LOCKED_IN] = _transaction_of(session)
+    return drawn
+
+
+def _transaction_of(session: Session) -> object:
+    """The transaction (or savepoint) a lock taken now belongs to; outside any, a fresh object
+    that matches nothing noted before (the lock is then taken)."""
+    return session.get_nested_transaction() or session.get_transaction() or object()
 
 
 def _next_seqs(session: Session, count: int) -> list[int]:
     """``count`` new ``seq`` values, ascending, drawn in one query."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        _hold_shared_lock(session)
-        if count == 1:
-            return [int(session.scalar(select(AUDIT_EVENT_SEQ.next_value())))]  # type: ignore[arg-type]
-        drawn = session.execute(
-            select(AUDIT_EVENT_SEQ.next_value()).select_from(func.generate_series(1, literal_column(str(int(count)))))
-        ).scalars()
         # Ascending, so that the batch's order is its ``seq`` order (concurrent appends may
         # draw values in between: ``seq`` is ordered, gaps are the sequencer's business).
-        return sorted(int(value) for value in drawn)
+        return sorted(_draw_postgresql(session, count))
     # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py). The
     # query flushes the session's pending events first (autoflush), so they count.
     last = int(session.scalar(select(func.coalesce(func.max(AuditEvent.seq), 0))) or 0)
