@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-import connexion.decorators.parameter as connexion_parameter
-import connexion.security as connexion_security
-import connexion.utils as connexion_utils
 from connexion import AsyncApp
-from connexion.apps.asynchronous import AsyncOperation
-from connexion.context import receive as connexion_receive
-from connexion.context import scope as connexion_scope
-from connexion.decorators import StarletteDecorator
 from connexion.exceptions import ProblemException
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
-from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
-from starlette.routing import Mount
-from starlette.types import Receive, Scope, Send
 
 from adapters.france_travail.backends import build_gateway_backends
 from adapters.france_travail.errors import GatewayRefused, UpstreamAnswer, UpstreamUnavailable
 from adapters.outbound import events as connector_events
 from adapters.reference_store import build_reference_backends
+from api import connexion_once
 from api.console.mount import ConsoleMount
 from api.context import current_request
 from api.errors import audit_failure_response, handle_problem, handle_unexpected
@@ -95,98 +83,17 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def _remember_signatures() -> None:
-    """connexion inspects the signature of the security function and of the handler on every
-    call (``inspect.signature``: a tenth of a call's CPU); a function's signature never
-    changes, so each is inspected once."""
-    inspect_arguments = getattr(connexion_utils.inspect_function_arguments, "__wrapped__", None)
-    if inspect_arguments is not None:
-        return  # already done in this process
-    cached = functools.lru_cache(maxsize=4096)(connexion_utils.inspect_function_arguments)
-
-    @functools.wraps(connexion_utils.inspect_function_arguments)
-    def inspect_function_arguments(function: Callable[..., Any]) -> tuple[list[str], bool]:
-        arguments, has_kwargs = cached(function)
-        return list(arguments), has_kwargs  # a copy: callers own the list they get
-
-    for module in (connexion_utils, connexion_security, connexion_parameter):
-        module.inspect_function_arguments = inspect_function_arguments
-
-
-class _DecoratedOnce(StarletteDecorator):
-    """connexion's handler decorators (parameters in, response out), built once per operation:
-    connexion's own builds them, and the operation's URI parser, on every call."""
-
-    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        built: tuple[Callable[..., Any], Any] | None = None
-
-        @functools.wraps(function)
-        async def wrapper(*_args: Any, **_kwargs: Any) -> Any:
-            nonlocal built
-            if built is None:
-                # On the first call: the URI parser reads the operation from connexion's
-                # context, which only a request sets (an operation object serves one operation).
-                built = (self.decorate(function), self.uri_parser)
-            decorated, uri_parser = built
-            request = self.framework.get_request(
-                uri_parser=uri_parser, scope=connexion_scope, receive=connexion_receive
-            )
-            return await decorated(request)
-
-        return wrapper
-
-
-def _decorate_once() -> None:
-    if getattr(AsyncOperation, "_relais_decorated_once", False):
-        return  # already done in this process
-
-    def fn(self: AsyncOperation) -> Callable[..., Any]:
-        decorated = self.__dict__.get("_relais_fn")
-        if decorated is None:
-            decorator = _DecoratedOnce(pythonic_params=self.pythonic_params, jsonifier=self.jsonifier)
-            decorated = self.__dict__["_relais_fn"] = decorator(self._fn)
-        return decorated
-
-    AsyncOperation.fn = property(fn)
-    AsyncOperation._relais_decorated_once = True
-
-
-class SpecPages(SwaggerUIMiddleware):
-    """connexion's middleware serving each API's ``openapi.json``/``.yaml`` and Swagger UI
-    (``ui/``), which routes every request through a mount per API before passing it on. A path
-    that names none of its pages (nor an API's base path, which it redirects to ``base/``) is
-    passed on at once: the same outcome, without matching the mounts."""
-
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self._bases: frozenset[str] | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if self._bases is None:
-                self._bases = frozenset(route.path for route in self.router.routes if isinstance(route, Mount))
-            path: str = scope["path"]
-            if "/ui" not in path and "openapi." not in path and path.rstrip("/") not in self._bases:
-                await self.app(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
-
-
 def create_app(settings: Settings | None = None, services: Services | None = None) -> AsyncApp:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    _remember_signatures()
-    _decorate_once()
+    connexion_once.install()
     services = services or build_services(settings)
     app = AsyncApp(
         __name__,
         specification_dir=SPECS_DIR,
         validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
-        middlewares=[
-            SpecPages if middleware is SwaggerUIMiddleware else middleware
-            for middleware in ConnexionMiddleware.default_middlewares
-        ],
+        middlewares=[connexion_once.ours(middleware) for middleware in ConnexionMiddleware.default_middlewares],
     )
     # Added first on purpose: connexion's reordering of APIs by base path puts a root API
     # ahead of the APIs added before it, where its catch-all mount would answer 404 for

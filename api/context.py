@@ -11,21 +11,14 @@ as arguments. Nothing outside ``api/`` calls ``current_request()``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from parcours.ports import Perimetre
 from relais.core.auditing import AuditDraft
-from relais.core.db import Database
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -45,13 +38,9 @@ class RequestState:
     perimetre: Perimetre | None = None
     _session: Session | None = field(default=None, repr=False)
     _ended: Session | None = field(default=None, repr=False)
-    # A read-only session lent for a read done on the event loop (``reading``).
-    _reader: Session | None = field(default=None, repr=False)
 
     def session(self) -> Session:
         """The request's unit of work, committed together with its audit event."""
-        if self._reader is not None:
-            return self._reader
         if self._session is None:
             self._session = self.services.database.session()
         return self._session
@@ -64,18 +53,6 @@ class RequestState:
             return True
         return self._ended is not None and self._ended.in_transaction()
 
-    @contextmanager
-    def reading(self, reader: Session) -> Iterator[Session]:
-        """Within the block, ``session()`` is ``reader``, a session that can only read
-        (``read_only_session``), closed at the end. The request's own unit of work stays
-        unopened: a call that only read this way has nothing to end and joins the group commit."""
-        self._reader = reader
-        try:
-            yield reader
-        finally:
-            self._reader = None
-            reader.close()
-
     def end_session(self) -> None:
         """Close the unit of work (rolling back what was not committed), so the pipeline needs
         no further thread hop to close it unless it is used again."""
@@ -84,56 +61,6 @@ class RequestState:
         if session is not None:
             self._ended = session
             session.close()
-
-
-# Per database: the engine of ``read_only_session``, or None where there is none (PostgreSQL,
-# an in-memory SQLite). An app serves one database; tests build several in one process.
-_readers: WeakKeyDictionary[Database, Engine | None] = WeakKeyDictionary()
-
-
-def read_only_session(database: Database) -> Session | None:
-    """A session that can only read, on a SQLite file, for a read done on the event loop.
-
-    Its one connection (opened with ``PRAGMA query_only``, in autocommit) sees the last
-    committed state, as the request's own transaction would, and waits for nothing: in WAL
-    mode a reader waits for no writer, nor for the single pooled connection (the writers'),
-    and with no busy timeout a rare busy answer is an error at once (the caller then reads in
-    a worker thread as usual). A statement that would write fails instead of writing. None on
-    PostgreSQL, where a read is a network round trip and is done in a worker thread.
-    """
-    try:
-        engine = _readers[database]
-    except KeyError:
-        engine = _reader_engine(database)
-        if engine is None and database.dialect == "sqlite" and _sqlite_path(database) is not None:
-            return None  # the file is not there yet: look again next time
-        _readers[database] = engine
-    # Nothing is ever added to it: no flush to look for before each query.
-    return None if engine is None else Session(engine, expire_on_commit=False, autoflush=False)
-
-
-def _sqlite_path(database: Database) -> str | None:
-    path = database.engine.url.database
-    return path if path and path != ":memory:" and not path.startswith("file:") else None
-
-
-def _reader_engine(database: Database) -> Engine | None:
-    path = _sqlite_path(database) if database.dialect == "sqlite" else None
-    if path is None or not Path(path).is_file():
-        return None
-    engine = create_engine(
-        database.engine.url,
-        # One connection, used only from the event loop's thread.
-        poolclass=StaticPool,
-        connect_args={"check_same_thread": False, "timeout": 0},
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA query_only=ON")
-
-    return engine
 
 
 _current: ContextVar[RequestState] = ContextVar("relais_request")

@@ -296,14 +296,14 @@ async def _authorize_from_memory(
     state: RequestState, client_id: str, claimed: frozenset[str], agent: _AgentCheck | None
 ) -> _Authorization | None:
     """The same answer as ``_authorize`` when memory holds it under the current version, read
-    without a thread hand-off (``Database.read_now`` on SQLite, ``Database.loop_reader`` on
-    PostgreSQL); None otherwise. Nothing is decided here that the rows were not judged on before."""
+    without a thread hand-off (``Database.loop_reader``); None otherwise. Nothing is decided
+    here that the rows were not judged on before."""
     if agent is None:
         return None
     database = state.services.database
-    value = database.read_now(VERSION_QUERY)
-    if value is None and database.loop_reader is not None:
-        value = await database.loop_reader.scalar(VERSION_QUERY)
+    if database.loop_reader is None:
+        return None
+    value = await database.loop_reader.scalar(VERSION_QUERY)
     if value is None:
         return None
     version = int(value)

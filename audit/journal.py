@@ -138,6 +138,11 @@ def _column_limit(name: str) -> int | None:
 
 _LIMITS = {name: _column_limit(name) for name in _DRAFT_TEXT_FIELDS}
 _event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+# Built once: every call's event goes through them, and building a statement (and its cache
+# key) costs more than running it.
+_INSERT_EVENTS = insert(_event_table)
+# On the mapped class, not the table: ORM-enabled, the query autoflushes pending events first.
+_LAST_SEQ = select(func.coalesce(func.max(AuditEvent.seq), 0))
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -232,7 +237,7 @@ def _next_seqs(session: Session, count: int) -> list[int]:
         return sorted(_draw_postgresql(session, count))
     # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py). The
     # query flushes the session's pending events first (autoflush), so they count.
-    last = int(session.scalar(select(func.coalesce(func.max(AuditEvent.seq), 0))) or 0)
+    last = int(session.scalar(_LAST_SEQ) or 0)
     return list(range(last + 1, last + 1 + count))
 
 
@@ -302,7 +307,7 @@ def append_events(session: Session, events: Sequence[DraftedEvent]) -> list[int]
         )
         values["hash"] = event_leaf_hash(values).hex()
         rows.append(values)
-    session.execute(insert(_event_table), rows)
+    session.execute(_INSERT_EVENTS, rows)
     return seqs
 
 

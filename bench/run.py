@@ -54,6 +54,10 @@ import httpx
 # The bench runs beside an installed Relais (it starts `relais serve`): the demo's facts are its.
 from relais.demo.orientation_criteria import CRITERES_COMPLETS
 
+# `python bench/run.py` puts bench/ itself on sys.path, not the repository root above the package.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from bench.fixed_rate import FixedRateResult, HttpRequest, percentile, run_fixed_rate
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "latest.json"
 LOOPBACK = "127.0.0.1"
@@ -309,16 +313,25 @@ DECISION_PATH = "/partenaire/orientationusager/v1/decisionOrientation"
 WRITE_USAGERS = 64
 # wrk script of the write target: the prepared requests, sent in turn (calculs of every usager,
 # then their décisions, and again: each décision finds the orientation its calcul left pending).
+# wrk calls request() once before the run to check what it returns (script_verify_request) and
+# never sends that one: it gets the first request without moving along the cycle. Otherwise each
+# wrk run skipped the first usager's calcul, and its décision answered 404 AUCUNE_ORIENTATION_EN_ATTENTE
+# (nothing calculated yet) or 409 ORIENTATION_NON_EN_ATTENTE (already decided by the warm-up).
 WRK_CYCLE_SCRIPT = """
 local plan = {plan}
 local requests = {{}}
 local next_index = 0
+local checked = false
 init = function(args)
   for i, item in ipairs(plan) do
-    requests[i] = wrk.format("POST", item[1], item[2], item[3])
+    requests[i] = wrk.format(item[1], item[2], item[3], item[4])
   end
 end
 request = function()
+  if not checked then
+    checked = true
+    return requests[1]
+  end
   next_index = next_index % #requests + 1
   return requests[next_index]
 end
@@ -326,8 +339,9 @@ end
 ADMIN_MARKER = b'"evenements"'
 
 
-def write_plan(env: dict[str, str], token_url: str, client: dict[str, Any], base_url: str) -> str:
-    """The write target's Lua plan: calculOrientation then decisionOrientation per usager.
+def write_requests(env: dict[str, str], token_url: str, client: dict[str, Any], base_url: str) -> list[HttpRequest]:
+    """The write target's requests, in order: calculOrientation of each usager, then their
+    decisionOrientation (wrk cycles through them, and so does the fixed-rate generator).
 
     The usagers are the client's own ones answering S001, up to ``WRITE_USAGERS``; their jetons
     come from real Rechercher usager calls, before the measure.
@@ -372,14 +386,26 @@ def write_plan(env: dict[str, str], token_url: str, client: dict[str, Any], base
         "agent_decision": "Claire Martin",
     }
 
-    def entry(path: str, jeton: str, body: dict[str, Any]) -> str:
-        all_headers = {**headers, "ft-jeton-usager": jeton}
-        lua_headers = ", ".join(f"[{json.dumps(name)}] = {json.dumps(value)}" for name, value in all_headers.items())
-        return f"{{{json.dumps(path)}, {{{lua_headers}}}, {json.dumps(json.dumps(body))}}}"
+    def post(path: str, jeton: str, body: dict[str, Any]) -> HttpRequest:
+        return HttpRequest("POST", path, {**headers, "ft-jeton-usager": jeton}, json.dumps(body).encode())
 
-    items = [entry(CALCUL_PATH, jeton, CRITERES_COMPLETS) for jeton in jetons]
-    items += [entry(DECISION_PATH, jeton, decision) for jeton in jetons]
-    return WRK_CYCLE_SCRIPT.format(plan="{" + ",\n".join(items) + "}")
+    return [post(CALCUL_PATH, jeton, CRITERES_COMPLETS) for jeton in jetons] + [
+        post(DECISION_PATH, jeton, decision) for jeton in jetons
+    ]
+
+
+def wrk_cycle_script(requests: list[HttpRequest]) -> str:
+    """A wrk Lua script sending ``requests`` in turn, over and over."""
+
+    def entry(request: HttpRequest) -> str:
+        # JSON string literals are valid Lua ones for this ASCII text (json.dumps escapes the rest).
+        headers = ", ".join(f"[{json.dumps(name)}] = {json.dumps(value)}" for name, value in request.headers.items())
+        return (
+            f"{{{json.dumps(request.method)}, {json.dumps(request.path)}, {{{headers}}}, "
+            f"{json.dumps(request.body.decode())}}}"
+        )
+
+    return WRK_CYCLE_SCRIPT.format(plan="{" + ",\n".join(entry(request) for request in requests) + "}")
 
 
 def admin_token(env: dict[str, str], public_url: str) -> str:
@@ -442,14 +468,6 @@ class Phase:
     # generator is, as long as the server is not starved of CPU.
     server_cpu_ms_per_request: float | None = None
     loadgen_cpu_pct: float = 0.0
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    # Nearest-rank percentile: always a latency that was actually observed.
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 async def drive(
@@ -722,6 +740,102 @@ def run_loop(coro: Any) -> Any:
         return runner.run(coro)
 
 
+# Latency at half of peak (open loop) ----------------------------------------------------------
+
+# Issue #12's objective for Rechercher usager: Relais adds at most this to p99 at half of peak load.
+HUB_ADDED_P99_TARGET_MS = 10.0
+# Connections the fixed-rate generator may open when all are busy (then requests wait, and the
+# wait counts in their latency). More would only move the queue from the client to the server.
+HALF_PEAK_MAX_CONNECTIONS = 64
+
+
+@dataclass
+class HalfPeak:
+    target: str
+    rate: float
+    relais: dict[str, Any]
+    bare: dict[str, Any]
+    # Relais p99 minus bare p99, both at `rate`: what the hub adds to the tail at that load.
+    hub_added_p99_ms: float
+    errors: int
+
+
+def fixed_rate(
+    base_url: str, requests: list[HttpRequest], marker: bytes, rate: float, args: argparse.Namespace
+) -> FixedRateResult:
+    # In this process, which main() pinned to the load generator's CPU once the servers were up.
+    parts = urlsplit(require_loopback(base_url))
+    return run_loop(
+        run_fixed_rate(
+            str(parts.hostname),
+            int(parts.port or 80),
+            requests,
+            rate=rate,
+            seconds=args.seconds,
+            marker=marker,
+            connections=args.concurrency,
+            max_connections=HALF_PEAK_MAX_CONNECTIONS,
+        )
+    )
+
+
+def measure_half_peak(
+    label: str,
+    peak: Phase,
+    relais: tuple[str, list[HttpRequest], bytes],
+    bare: tuple[str, HttpRequest],
+    args: argparse.Namespace,
+) -> HalfPeak:
+    """Relais, then the bare app, at half of Relais' peak req/s for this target, open loop.
+
+    Both servers are warm (their peak runs just happened). The bare app answers the same rate,
+    so the p99 difference is what the hub adds, the web stack and the machine being the same.
+    """
+    rate = round(peak.rps / 2, 1)
+    if rate <= 0:
+        raise BenchError(f"{label}: no good answer at peak, no half-peak rate to drive")
+    base, requests, marker = relais
+    relais_result = fixed_rate(base, requests, marker, rate, args)
+    bare_result = fixed_rate(bare[0], [bare[1]], BARE_MARKER, rate, args)
+    return HalfPeak(
+        target=label,
+        rate=rate,
+        relais=relais_result.summary(),
+        bare=bare_result.summary(),
+        hub_added_p99_ms=round(relais_result.p99_ms - bare_result.p99_ms, 2),
+        errors=relais_result.errors + bare_result.errors,
+    )
+
+
+def half_peak_notes(half_peaks: list[HalfPeak]) -> list[str]:
+    notes = []
+    for half in half_peaks:
+        if half.errors:
+            kinds = {"Relais": half.relais["error_kinds"], "bare": half.bare["error_kinds"]}
+            notes.append(f"FLAGGED: half of peak, {half.target}: {half.errors} errors {kinds}.")
+        for side, result in (("Relais", half.relais), ("bare", half.bare)):
+            if result["achieved_rps"] < 0.95 * half.rate:
+                # Below the schedule, the queue grew all run long: p99 depends on the run's length.
+                notes.append(
+                    f"Half of peak, {half.target}: {side} answered {result['achieved_rps']:.1f} req/s of "
+                    f"{half.rate:.1f} scheduled, so it did not keep up and its p99 is not a steady state."
+                )
+            if result["dispatch_lag_p99_ms"] > 1.0:
+                notes.append(
+                    f"Half of peak, {half.target} ({side}): the generator started requests up to "
+                    f"{result['dispatch_lag_max_ms']:.1f} ms late (p99 {result['dispatch_lag_p99_ms']:.1f} ms); "
+                    "that client delay is inside the latencies."
+                )
+    search = next((half for half in half_peaks if half.target.startswith("Rechercher usager")), None)
+    if search is not None:
+        verdict = "met" if search.hub_added_p99_ms <= HUB_ADDED_P99_TARGET_MS else "NOT met"
+        notes.append(
+            f"Issue #12 objective, hub-added p99 ≤ {HUB_ADDED_P99_TARGET_MS:g} ms at half of peak (Rechercher "
+            f"usager): {search.hub_added_p99_ms:.2f} ms at {search.rate:.1f} req/s, {verdict}."
+        )
+    return notes
+
+
 # Report ---------------------------------------------------------------------------------------
 
 
@@ -741,7 +855,7 @@ def ratio(relais: Phase, bare: Phase) -> dict[str, float]:
     return result
 
 
-def markdown(phases: list[Phase], ratios: dict[str, float], notes: list[str]) -> str:
+def markdown(phases: list[Phase], ratios: dict[str, float], notes: list[str], half_peaks: list[HalfPeak]) -> str:
     def cpu(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.0f} %"
 
@@ -765,8 +879,28 @@ def markdown(phases: list[Phase], ratios: dict[str, float], notes: list[str]) ->
     ]
     if "server_cpu_per_request_factor" in ratios:
         lines.append(f"Server CPU per request: Relais ×{ratios['server_cpu_per_request_factor']:.1f} of bare Starlette")
+    if half_peaks:
+        lines += ["", *half_peak_table(half_peaks)]
     lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
+
+
+def half_peak_table(half_peaks: list[HalfPeak]) -> list[str]:
+    lines = [
+        "At half of Relais' peak req/s, open loop (fixed rate; latency from each request's scheduled time):",
+        "",
+        "| target | req/s | requests | errors Relais / bare | Relais p50 ms | Relais p99 ms | bare p50 ms "
+        "| bare p99 ms | hub-added p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for half in half_peaks:
+        relais, bare = half.relais, half.bare
+        lines.append(
+            f"| {half.target} | {half.rate:.1f} | {relais['count']} | {relais['errors']} / {bare['errors']} "
+            f"| {relais['p50_ms']:.2f} | {relais['p99_ms']:.2f} | {bare['p50_ms']:.2f} | {bare['p99_ms']:.2f} "
+            f"| {half.hub_added_p99_ms:.2f} |"
+        )
+    return lines
 
 
 def build_notes(
@@ -832,6 +966,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url", default="", help="RELAIS_REDIS_URL for the servers: rate limits counted in Redis"
     )
+    parser.add_argument(
+        "--half-peak",
+        action="store_true",
+        help="after each peak, drive Relais and the bare app at half of Relais' peak req/s, open loop (--wrk)",
+    )
     args = parser.parse_args(argv)
     if not args.targets <= {"search", "admin", "write"}:
         parser.error("--targets: search, admin, write")
@@ -843,6 +982,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--workers and --replicas need --engine postgresql (SQLite serves from one process)")
     if args.replicas > 1 and not args.wrk:
         parser.error("--replicas needs --wrk (one wrk per replica)")
+    if args.half_peak and (not args.wrk or args.replicas > 1):
+        parser.error("--half-peak needs --wrk (its peak), and one replica (the generator drives one server)")
     if not 0 < args.seconds <= MAX_SECONDS:
         parser.error(f"--seconds must be in (0, {MAX_SECONDS:g}] (the access token lives 1499 s)")
     if args.concurrency < 1 or args.requests_max < 1 or args.warmup < 0:
@@ -962,9 +1103,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         load_cpu = cpus[1] if cpus else None
-        # (label, path, body, headers, marker) of each Relais target, in the order measured.
+        # (label, requests, marker) of each Relais target, in the order measured; a target with
+        # several requests sends them in turn (a wrk Lua cycle, or the fixed-rate generator).
         targets = [
-            ("Rechercher usager (token + audit)", urlsplit(search_url).path, body, relais_headers, RELAIS_MARKER)
+            (
+                "Rechercher usager (token + audit)",
+                [HttpRequest("POST", urlsplit(search_url).path, relais_headers, body)],
+                RELAIS_MARKER,
+            )
         ]
         if "admin" in args.targets:
             admin_headers = {
@@ -973,29 +1119,41 @@ def main(argv: list[str] | None = None) -> int:
             }
             admin_body = json.dumps({"usager": {"numeroFranceTravail": numero}, "limite": 50}).encode()
             targets.append(
-                ("Audit — recherche par usager (admin)", AUDIT_SEARCH_PATH, admin_body, admin_headers, ADMIN_MARKER)
+                (
+                    "Audit — recherche par usager (admin)",
+                    [HttpRequest("POST", AUDIT_SEARCH_PATH, admin_headers, admin_body)],
+                    ADMIN_MARKER,
+                )
             )
-        # The write target's requests come from its Lua plan (path, headers and body each).
-        lua_of: dict[str, str] = {}
         if "write" in args.targets:
             label = "Orientation — calcul puis décision, alternés (écritures)"
-            lua_of[label] = write_plan(env, facts["token_url"], client, relais_base)
-            targets.append((label, CALCUL_PATH, b"{}", {}, b""))
+            # No marker: the answers' status says whether the write was done.
+            targets.append((label, write_requests(env, facts["token_url"], client, relais_base), b""))
         phases = []
-        for label, path, target_body, headers, marker in targets:
+        for label, requests, marker in targets:
             name = f"Relais — {label}{mode_label(args)}"
+            first = requests[0]
             if args.wrk:
-                urls = [require_loopback(base + path) for base in relais_bases]
+                urls = [require_loopback(base + first.path) for base in relais_bases]
+                lua = wrk_cycle_script(requests) if len(requests) > 1 else None
                 phases.append(
-                    measure_wrk(name, urls, target_body, headers, relais_servers, args, load_cpu, lua_of.get(label))
+                    measure_wrk(name, urls, first.body, dict(first.headers), relais_servers, args, load_cpu, lua)
                 )
             else:
-                url = require_loopback(relais_base + path)
-                phases.append(run_loop(measure(name, url, target_body, headers, marker, relais, args)))
+                url = require_loopback(relais_base + first.path)
+                phases.append(run_loop(measure(name, url, first.body, dict(first.headers), marker, relais, args)))
         if args.wrk:
             phases.append(measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu))
         else:
             phases.append(run_loop(measure("bare Starlette", bare_url, body, bare_headers, BARE_MARKER, bare, args)))
+        half_peaks = []
+        if args.half_peak:
+            bare_request = HttpRequest("POST", urlsplit(bare_url).path, bare_headers, body)
+            for (label, requests, marker), peak in zip(targets, phases, strict=False):
+                print(f"Half of peak: {label}, {peak.rps / 2:.1f} req/s...", file=sys.stderr)
+                half_peaks.append(
+                    measure_half_peak(label, peak, (relais_base, requests, marker), (bare_base, bare_request), args)
+                )
         for server in servers:
             if server.process.poll() is not None:
                 raise BenchError(f"{server.name} died during the run:\n{server.log_tail()}")
@@ -1013,9 +1171,10 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
         )
-    print(markdown(phases, ratios, notes))
-    flagged = any(phase.errors for phase in phases)
-    write_json(args, phases, ratios, notes, cpus, flagged, load_before)
+    notes += half_peak_notes(half_peaks)
+    print(markdown(phases, ratios, notes, half_peaks))
+    flagged = any(phase.errors for phase in phases) or any(half.errors for half in half_peaks)
+    write_json(args, phases, ratios, notes, cpus, flagged, load_before, half_peaks)
     return 1 if flagged else 0
 
 
@@ -1027,6 +1186,7 @@ def write_json(
     cpus: tuple[int, int] | None,
     flagged: bool,
     load_before: float | None,
+    half_peaks: list[HalfPeak],
 ) -> None:
     result = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1040,6 +1200,7 @@ def write_json(
             "workers": args.workers,
             "replicas": args.replicas,
             "redis": bool(args.redis_url),
+            "half_peak": args.half_peak,
         },
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -1050,6 +1211,7 @@ def write_json(
         },
         "targets": [asdict(phase) for phase in phases],
         "ratio": ratios,
+        "half_peak": [asdict(half) for half in half_peaks],
         "flagged": flagged,
         "notes": notes,
     }

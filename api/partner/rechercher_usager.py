@@ -4,10 +4,9 @@ and hand out the ``jetonUsager`` that the per-usager APIs take.
 The handlers are coroutines: connexion runs them on the event loop, with no hand-off to a
 worker thread. On the reference store, when the call has no unit of work open yet (the
 security check answered from memory), the search (a read) is done right there: a thread
-hand-off costs more CPU than the read itself. On a SQLite file it goes through a session that
-can only read (``api.context.read_only_session``); on PostgreSQL the store's statement goes
-through the database's event-loop reader (``relais.core.loop_reads``), and its rows decide the
-match when the caller's perimeter needs no other row. Otherwise (the France Travail gateway,
+hand-off costs more CPU than the read itself. The store's statement goes through the
+database's event-loop reader (``relais.core.loop_reads``), and its rows decide the match when
+the caller's perimeter needs no other row. Otherwise (the France Travail gateway,
 which calls out and remembers the upstream jeton, a unit of work already open, a perimeter that
 needs more rows, or a reader that could not read) the search runs in one worker thread, which
 also ends the call's unit of work there when nothing was written.
@@ -21,10 +20,9 @@ from typing import Any
 
 import anyio
 from connexion.lifecycle import ConnexionResponse
-from sqlalchemy.exc import OperationalError
 
 from adapters.reference_store.store import CandidateQuery, ReferenceStore
-from api.context import RequestState, current_request, read_only_session
+from api.context import RequestState, current_request
 from api.errors import R002, R997, json_response, note_refusal, resultat
 from api.partner.caller import caller_of
 from api.pipeline import hold_database_slot
@@ -74,17 +72,10 @@ async def _search(state: RequestState, search: Search, statement: Statement) -> 
     backend = state.services.backends.rechercher_usager
     caller = caller_of(state)
     if isinstance(backend, ReferenceStore) and not state.has_session:
-        database = state.services.database
-        reader = read_only_session(database)
+        reader = state.services.database.loop_reader
         if reader is not None:
-            try:
-                with state.reading(reader):
-                    return search(backend, caller)
-            except OperationalError:
-                pass  # busy at this very moment (rare in WAL mode): read in a worker thread
-        elif database.loop_reader is not None:
             query = statement(backend)
-            rows = await database.loop_reader.rows(query.statement, query.params)
+            rows = await reader.rows(query.statement, query.params)
             match = None if rows is None else backend.match_without_session(caller, rows)
             if match is not None:
                 return match

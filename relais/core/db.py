@@ -6,7 +6,6 @@ thread pool, and one engine serves both the request path and the command line.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
-from relais.core.loop_reads import LoopReader
+from relais.core.loop_reads import loop_reader_for
 from relais.core.private_files import private_sqlite_file
 from relais.core.ratelimit import ConcurrencyGate
 
@@ -144,9 +143,9 @@ class Database:
         self.engine = create_db_engine(url)
         # The calls in flight that may hold a connection: one on SQLite (one writer anyway).
         self.gate = ConcurrencyGate(1 if self.dialect == "sqlite" else PG_POOL_SIZE)
-        self._reader: sqlite3.Connection | None = None
-        # PostgreSQL: the hottest reads, done on the event loop (``relais.core.loop_reads``).
-        self.loop_reader = LoopReader(self.engine) if self.dialect == "postgresql" else None
+        # The hottest reads, done on the event loop (``relais.core.loop_reads``); None on an
+        # in-memory SQLite database.
+        self.loop_reader = loop_reader_for(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -154,30 +153,6 @@ class Database:
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
-
-    def read_now(self, statement: str) -> Any | None:
-        """The first column of the first row of a read, from the event loop, without a thread
-        hand-off; None when that cannot be done at once (then read in a session instead).
-
-        Only on a SQLite file: a second connection, read-only and in autocommit, sees the last
-        committed state, and in WAL mode a reader waits for no writer (nor for the single
-        pooled connection, which is the writers'). Nothing it reads belongs to any transaction.
-        """
-        if self._reader is None:
-            path = self.engine.url.database
-            if self.dialect != "sqlite" or not path or path == ":memory:" or not Path(path).is_file():
-                return None
-            try:
-                reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-                reader.execute("PRAGMA query_only=ON")
-            except sqlite3.Error:
-                return None
-            self._reader = reader
-        try:
-            row = self._reader.execute(statement).fetchone()
-        except sqlite3.Error:
-            return None
-        return None if row is None else row[0]
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -193,7 +168,4 @@ class Database:
     def dispose(self) -> None:
         if self.loop_reader is not None:
             self.loop_reader.close()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
         self.engine.dispose()

@@ -1,87 +1,89 @@
-"""PostgreSQL reads done on the event loop, with no thread hand-off.
+"""The hottest reads, done on the event loop, with no thread hand-off.
 
 A call's own unit of work is synchronous SQLAlchemy, run in a worker thread; for the hottest
 reads (the habilitation policy version, Rechercher usager's candidates) that hand-off, the
-pooled connection's checkout and its ping cost more CPU than the read itself. This reader
-answers them on the event loop instead, through one connection of its own: psycopg's
-asynchronous one, in autocommit, outside any call's transaction. It therefore sees the last
-committed state, as a call's own transaction would: a change committed before the call started
-is seen. Concurrent reads queue on it (each is one indexed lookup).
+pooled connection's checkout and the ORM's execution cost more CPU than the read itself. This
+reader answers them on the event loop instead, through one connection of its own, in
+autocommit, outside any call's transaction. It therefore sees the last committed state, as a
+call's own transaction would: a change committed before the call started is seen.
 
-Any error closes the connection and answers None; the caller then reads in its own
-transaction, in a worker thread, as it would without this reader, and the database is not
-asked again for a second (a database that is down is not hammered on every call).
+- **PostgreSQL**: psycopg's asynchronous connection. Concurrent reads queue on it (each is one
+  indexed lookup).
+- **SQLite file**: a second ``sqlite3`` connection, read-only (``PRAGMA query_only``). In WAL
+  mode a reader waits for no writer, nor for the single pooled connection (the writers'), and
+  with no busy timeout a rare busy answer is an error at once, never a wait on the loop.
 
-What it returns are the driver's values (psycopg's), with none of SQLAlchemy's type processing:
-callers pick columns whose driver values are already what they need (text, numbers, dates,
-JSON). Statements with expanding parameters (``IN`` lists) are not supported.
+Any error answers None; the caller then reads in its own transaction, in a worker thread, as it
+would without this reader. A PostgreSQL connection that failed is closed and the database is not
+asked again for a second (a database that is down is not hammered on every call). An in-memory
+SQLite database has no reader (a second connection would see another database).
+
+Values come back as a session would return them (SQLAlchemy's result processing of each selected
+column: JSON decoded, SQLite's dates parsed), and parameters go in as a session would bind them.
+Statements with expanding parameters (``IN`` lists) are not supported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
 
 import psycopg
-from sqlalchemy.engine import Compiled, Engine
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Select
 
 # Seconds during which a failed database is not asked again.
 RETRY_AFTER_SECONDS = 1.0
 # Compiled statements kept (past it, they are compiled again).
 MAX_STATEMENTS = 100
 
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled for the reader's dialect, with what binds its values and reads its rows."""
+
+    sql: str
+    compiled: SQLCompiler
+    # Positional dialects (SQLite's ``?``): the order of the values.
+    positions: tuple[str, ...] | None
+    binders: Mapping[str, Processor]
+    readers: Sequence[Processor | None]
+
 
 class LoopReader:
-    """One asynchronous connection per database, opened at the first read, closed with it."""
+    """One connection per database, opened at the first read, closed with the database."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._dialect = engine.dialect
-        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # Calls arriving together open one connection, not one each.
-        self._opening: asyncio.Lock | None = None
-        self._retry_after = 0.0
-        self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._statements: dict[Any, Compiled] = {}
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._statements: dict[Any, _Prepared] = {}
 
     async def rows(
         self, statement: ClauseElement | str, values: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]] | None:
         """Every row of a read, or None when it could not be done here (then read in a session).
 
-        ``values`` are those of the statement's named ``bindparam`` (or of the text's
-        ``%(name)s``): a statement built once and run with each call's values is compiled once.
+        ``values`` are those of the statement's named ``bindparam``: a statement built once and
+        run with each call's values is compiled once. A plain text takes no values.
         """
-        sql, params = (statement, values) if isinstance(statement, str) else self._compiled(statement, values)
-        connection = await self._connect()
-        if connection is None:
-            return None
-        try:
-            cursor = await connection.execute(sql, params)
-            return await cursor.fetchall()
-        except (psycopg.Error, OSError):
-            self._failed()
-            return None
-
-    def _compiled(
-        self, statement: ClauseElement, values: Mapping[str, Any] | None
-    ) -> tuple[str, Mapping[str, Any] | None]:
-        # Compiled once per shape of statement (SQLAlchemy's cache key, as the engine's own
-        # cache does): compiling costs more than the read. The shapes are the callers' few.
-        key = statement._generate_cache_key()
-        if key is None:  # a statement SQLAlchemy cannot cache: compiled each time
-            compiled = statement.compile(dialect=self._dialect)
-            return compiled.string, compiled.construct_params(params=values)
-        known = self._statements.get(key.key)
-        if known is None:
-            if len(self._statements) >= MAX_STATEMENTS:
-                self._statements.clear()
-            known = self._statements[key.key] = statement.compile(dialect=self._dialect, cache_key=key)
-        return known.string, known.construct_params(params=values, extracted_parameters=key.bindparams)
+        if isinstance(statement, str):
+            return await self._fetch(statement, None)
+        prepared, bound = self._prepared(statement, values)
+        found = await self._fetch(prepared.sql, bound)
+        if found is None or not any(prepared.readers):
+            return found
+        readers = prepared.readers
+        return [
+            tuple(value if read is None else read(value) for read, value in zip(readers, row, strict=True))
+            for row in found
+        ]
 
     async def scalar(self, sql: str) -> Any | None:
         """The first column of the first row of a read; None when none or not readable here."""
@@ -89,8 +91,74 @@ class LoopReader:
         return found[0][0] if found else None
 
     def close(self) -> None:
-        """Close the connection at once, from any thread or loop (as ``Engine.dispose`` does
-        its pool's: a later read opens a new one)."""
+        """Close the connection at once, from any thread (as ``Engine.dispose`` does its pool's:
+        a later read opens a new one)."""
+
+    async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
+        raise NotImplementedError
+
+    def _prepared(self, statement: ClauseElement, values: Mapping[str, Any] | None) -> tuple[_Prepared, Any]:
+        # Compiled once per shape of statement (SQLAlchemy's cache key, as the engine's own
+        # cache does): compiling costs more than the read. The shapes are the callers' few.
+        key = statement._generate_cache_key()
+        if key is None:  # a statement SQLAlchemy cannot cache: compiled each time
+            prepared = self._compile(statement, None)
+            return prepared, self._bind(prepared, prepared.compiled.construct_params(params=values))
+        prepared = self._statements.get(key.key)  # type: ignore[assignment]
+        if prepared is None:
+            if len(self._statements) >= MAX_STATEMENTS:
+                self._statements.clear()
+            prepared = self._statements[key.key] = self._compile(statement, key)
+        params = prepared.compiled.construct_params(params=values, extracted_parameters=key.bindparams)
+        return prepared, self._bind(prepared, params)
+
+    def _compile(self, statement: ClauseElement, key: Any) -> _Prepared:
+        dialect = self._dialect
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, cache_key=key))
+        binders = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                binders[name] = process
+        columns = statement.selected_columns if isinstance(statement, Select) else ()
+        readers = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        return _Prepared(compiled.string, compiled, positions, binders, readers)
+
+    @staticmethod
+    def _bind(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
+        binders = prepared.binders
+        bound = {name: binders[name](value) if name in binders else value for name, value in params.items()}
+        if prepared.positions is None:
+            return bound
+        return tuple(bound[name] for name in prepared.positions)
+
+
+class PostgresLoopReader(LoopReader):
+    """psycopg's asynchronous connection, one per event loop."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.dialect)
+        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Calls arriving together open one connection, not one each.
+        self._opening: asyncio.Lock | None = None
+        self._retry_after = 0.0
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
+        connection = await self._connect()
+        if connection is None:
+            return None
+        try:
+            cursor = await connection.execute(sql, values)
+            return await cursor.fetchall()
+        except (psycopg.Error, OSError):
+            self._failed()
+            return None
+
+    def close(self) -> None:
         self._drop()
 
     async def _connect(self) -> psycopg.AsyncConnection[Any] | None:
@@ -108,7 +176,10 @@ class LoopReader:
             if loop.time() < self._retry_after:
                 return None
             try:
-                connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=5)
+                # Read-only, as SQLite's: nothing is ever written through this connection.
+                connection = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=5, options="-c default_transaction_read_only=on"
+                )
             except (psycopg.Error, OSError):
                 self._failed()
                 return None
@@ -134,3 +205,53 @@ class LoopReader:
             finalizer.detach()
         if connection is not None and not connection.closed:
             connection.pgconn.finish()
+
+
+class SqliteLoopReader(LoopReader):
+    """A read-only ``sqlite3`` connection on the database's file, opened once the file exists.
+
+    A read is a call into SQLite's library from the loop: an indexed lookup in a file the page
+    cache holds, shorter than a thread hand-off. Nothing is ever written through it.
+    """
+
+    def __init__(self, engine: Engine, path: str) -> None:
+        super().__init__(engine.dialect)
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
+        connection = self._connection or self._connect()
+        if connection is None:
+            return None
+        try:
+            return connection.execute(sql, values or ()).fetchall()
+        except sqlite3.Error:
+            # Busy at this very moment (rare in WAL mode), or the file went away: the caller
+            # reads in its session; the connection is kept unless it is broken.
+            return None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if not Path(self._path).is_file():
+            return None  # not created yet: look again at the next read
+        try:
+            connection = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA query_only=ON")
+        except sqlite3.Error:
+            return None
+        self._connection = connection
+        return connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+def loop_reader_for(engine: Engine) -> LoopReader | None:
+    """The engine's reader: PostgreSQL's, a SQLite file's, or None (an in-memory SQLite)."""
+    if engine.dialect.name == "postgresql":
+        return PostgresLoopReader(engine)
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
+        return SqliteLoopReader(engine, path)
+    return None

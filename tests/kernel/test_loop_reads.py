@@ -1,15 +1,14 @@
-"""PostgreSQL's event-loop reader: the same answers as a session, or None (never an error)."""
+"""The event-loop reader: the same answers as a session, or None (never an error)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import Select, bindparam, select
 from sqlmodel import col
 
 from relais.core.db import Database
-from relais.core.loop_reads import LoopReader
+from relais.core.loop_reads import PostgresLoopReader
 from relais.core.tables import Organisation
 
 
@@ -19,15 +18,18 @@ def _organisations(database: Database) -> None:
         session.add(Organisation(code="LR-B", type="CD", libelle="Département B", territoire=["02", "03"]))
 
 
-def test_only_postgresql_has_a_loop_reader(database: Database) -> None:
-    # SQLite reads on the loop through read-only connections of its own (``Database.read_now``).
-    assert (database.loop_reader is not None) == (database.dialect == "postgresql")
+def test_an_in_memory_sqlite_database_has_no_reader() -> None:
+    # A second connection to ":memory:" would open another, empty database.
+    database = Database("sqlite://")
+    try:
+        assert database.loop_reader is None
+    finally:
+        database.dispose()
 
 
 def test_each_read_gets_its_own_parameters_and_sees_what_is_committed(database: Database) -> None:
-    if database.loop_reader is None:
-        pytest.skip("PostgreSQL only: SQLite reads on the loop through read-only connections")
     reader = database.loop_reader
+    assert reader is not None
     _organisations(database)
 
     def territoire_of(code: str) -> Select[tuple[list[str]]]:
@@ -57,10 +59,20 @@ def test_each_read_gets_its_own_parameters_and_sees_what_is_committed(database: 
     assert asyncio.run(reads())[1] == [(["02", "03"],)]
 
 
+def test_nothing_is_written_through_the_reader(database: Database) -> None:
+    reader = database.loop_reader
+    assert reader is not None
+    _organisations(database)
+
+    assert asyncio.run(reader.rows("DELETE FROM organisation")) is None
+    with database.session() as session:
+        assert len(session.scalars(select(Organisation)).all()) == 2
+
+
 def test_a_database_out_of_reach_answers_none_and_is_not_asked_again_at_once() -> None:
     database = Database("postgresql://relais@127.0.0.1:1/absent")
     reader = database.loop_reader
-    assert isinstance(reader, LoopReader)
+    assert isinstance(reader, PostgresLoopReader)
 
     async def twice() -> tuple[object, object, float]:
         first = await reader.scalar("SELECT 1")
