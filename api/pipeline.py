@@ -278,6 +278,12 @@ class AuditBatches:
             if waiter.outcome is not _YOUR_TURN:
                 return self._result(waiter)
         self._busy = True
+        # One turn of the event loop before taking the batch: the calls whose audit is already
+        # due (woken together, say, by the end of the previous commit) join this one instead of
+        # each starting the next. A batch's transaction, thread hand-off and flush cost about a
+        # millisecond of CPU whatever its size: measured in process with 8 concurrent callers,
+        # batches went from 1 and 8 in turn to 8, and the CPU per call from 0.69 to 0.56 ms.
+        await anyio.lowlevel.checkpoint()
         batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
         outcome: bool | None
         try:
@@ -288,6 +294,7 @@ class AuditBatches:
             try:
                 await anyio.to_thread.run_sync(_commit_batch, batch)
                 outcome = True
+                state.services.metrics.audit_batch_size.observe(len(batch))
             except Exception as exc:
                 log.error("audit_write_failed", operation="batch", **safe_exception_fields(exc))
                 outcome = False

@@ -141,8 +141,7 @@ _event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # Built once: every call's event goes through them, and building a statement (and its cache
 # key) costs more than running it.
 _INSERT_EVENTS = insert(_event_table)
-# On the mapped class, not the table: ORM-enabled, the query autoflushes pending events first.
-_LAST_SEQ = select(func.coalesce(func.max(AuditEvent.seq), 0))
+_LAST_SEQ = select(func.coalesce(func.max(_event_table.c.seq), 0))
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -235,9 +234,12 @@ def _next_seqs(session: Session, count: int) -> list[int]:
         # Ascending, so that the batch's order is its ``seq`` order (concurrent appends may
         # draw values in between: ``seq`` is ordered, gaps are the sequencer's business).
         return sorted(_draw_postgresql(session, count))
-    # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py). The
-    # query flushes the session's pending events first (autoflush), so they count.
-    last = int(session.scalar(_LAST_SEQ) or 0)
+    # SQLite: every transaction holds the write lock (BEGIN IMMEDIATE, relais/db.py). Events
+    # added to the session and not flushed yet (``append_event``) must count: flushed first.
+    # Then a Core query on the session's connection: the ORM's execution costs more than it.
+    if session.new:
+        session.flush()
+    last = int(session.connection().scalar(_LAST_SEQ) or 0)
     return list(range(last + 1, last + 1 + count))
 
 

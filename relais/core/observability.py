@@ -103,6 +103,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
+        self.audit_batch_size = Histogram(
+            "relais_audit_batch_events",
+            "Audit events committed together (group commit of the calls that only read or were refused).",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
         self.audit_failures = Counter(
             "relais_audit_failures_total",
             "Calls refused because their audit event could not be written.",
