@@ -220,9 +220,7 @@ class RequestPipeline:
         # Only the specs' operation ids label a metric or name a call in the log: the path of
         # an unrouted call (it may hold a NIR, and there are as many as callers invent) never.
         operation = PROBE_OPERATION if state.audit.operation.startswith("/") else state.audit.operation
-        metrics = self.services.metrics
-        metrics.requests.labels(operation=operation, status=str(status)).inc()
-        metrics.latency.labels(operation=operation).observe(elapsed)
+        self.services.metrics.answered(operation, status, elapsed)
         log.info(
             "request",
             operation=operation,

@@ -92,6 +92,14 @@ class CompiledParameterValidator(ParameterValidator):
         return None
 
 
+    def validate_query_parameter_list(self, request: Any, security_params: Any = None) -> Any:
+        # No query string, no parameter beyond the spec's: connexion would parse the empty
+        # string and compare anyway (strict validation, on every call).
+        if not request.scope.get("query_string"):
+            return set()
+        return super().validate_query_parameter_list(request, security_params=security_params)
+
+
 class StorableJSONBodyValidator(JSONRequestBodyValidator):
     @property
     def _validator(self) -> Any:

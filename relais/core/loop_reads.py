@@ -52,6 +52,9 @@ class _Prepared:
 
     sql: str
     compiled: SQLCompiler
+    statement: ClauseElement
+    # Every parameter's value as compiled (literal values, and None for named ones).
+    defaults: Mapping[str, Any]
     # Positional dialects (SQLite's ``?``): the order of the values.
     positions: tuple[str, ...] | None
     binders: Mapping[str, Processor]
@@ -109,7 +112,12 @@ class LoopReader:
             if len(self._statements) >= MAX_STATEMENTS:
                 self._statements.clear()
             prepared = self._statements[key.key] = self._compile(statement, key)
-        params = prepared.compiled.construct_params(params=values, extracted_parameters=key.bindparams)
+        if statement is prepared.statement:
+            # The very statement compiled (a constant of the caller's): its own literal values
+            # are the compiled ones, and only the named values change.
+            params = {**prepared.defaults, **values} if values else prepared.defaults
+        else:
+            params = prepared.compiled.construct_params(params=values, extracted_parameters=key.bindparams)
         return prepared, self._bind(prepared, params)
 
     def _compile(self, statement: ClauseElement, key: Any) -> _Prepared:
@@ -123,7 +131,8 @@ class LoopReader:
         columns = statement.selected_columns if isinstance(statement, Select) else ()
         readers = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        return _Prepared(compiled.string, compiled, positions, binders, readers)
+        defaults = compiled.construct_params(_check=False)
+        return _Prepared(compiled.string, compiled, statement, defaults, positions, binders, readers)
 
     @staticmethod
     def _bind(prepared: _Prepared, params: Mapping[str, Any]) -> Any:

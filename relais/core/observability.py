@@ -103,6 +103,9 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
+        # The labelled children by label values: prometheus_client looks them up under a lock
+        # at each ``labels()``. Operation ids are the specs' (never a path): a bounded set.
+        self._answered: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self.audit_batch_size = Histogram(
             "relais_audit_batch_events",
             "Audit events committed together (group commit of the calls that only read or were refused).",
@@ -114,3 +117,14 @@ class Metrics:
             "Calls refused because their audit event could not be written.",
             registry=self.registry,
         )
+
+    def answered(self, operation: str, status: int, seconds: float) -> None:
+        """Count a call answered and its duration."""
+        children = self._answered.get((operation, status))
+        if children is None:
+            children = self._answered[(operation, status)] = (
+                self.requests.labels(operation=operation, status=str(status)),
+                self.latency.labels(operation=operation),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
