@@ -34,6 +34,7 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, Parame
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.schema_precheck import precheck
 from relais.core import agent_headers
 from relais.core.jeton import JETON_HEADER
 from relais.core.text import champ_invalide
@@ -82,15 +83,18 @@ class CompiledParameterValidator(ParameterValidator):
         if is_nullable(param) and is_null(value):
             return None
         if value is not None:
+            schema = param.get("schema", param)
+            quick = precheck(schema)
+            if quick is not None and quick(value):
+                return None  # valid for jsonschema too (api.schema_precheck)
             try:
-                compiled(Draft4Validator, param.get("schema", param)).validate(value)
+                compiled(Draft4Validator, schema).validate(value)
             except ValidationError as exception:
                 return str(exception)
             return None
         if param.get("required"):
             return f"Missing {parameter_type} parameter '{param['name']}'"
         return None
-
 
     def validate_query_parameter_list(self, request: Any, security_params: Any = None) -> Any:
         # No query string, no parameter beyond the spec's: connexion would parse the empty
@@ -106,7 +110,9 @@ class StorableJSONBodyValidator(JSONRequestBodyValidator):
         return compiled(Draft4RequestValidator, self._schema)
 
     def _validate(self, body: Any) -> dict[Any, Any] | None:
-        validated = super()._validate(body)
+        quick = precheck(self._schema) if body is not None else None
+        # Valid for jsonschema too (api.schema_precheck): connexion's check would return None.
+        validated = None if quick is not None and quick(body) else super()._validate(body)
         champ = champ_invalide(body)
         if champ is not None:
             raise BadRequestProblem(detail=f"{UNSTORABLE_DETAIL} - '{champ[:64]}'")
