@@ -8,6 +8,7 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.options import SwaggerUIOptions
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(ConsoleMount, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_error_handler(RateLimited, handle_rate_limited)
     app.add_error_handler(Overloaded, handle_overloaded)
+    app.add_error_handler(PoolTimeout, handle_overloaded)
     # The France Travail gateway's answers (passed on as France Travail sent them) and refusals.
     app.add_error_handler(UpstreamAnswer, handle_upstream_answer)
     app.add_error_handler(UpstreamUnavailable, handle_upstream_unavailable)

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import structlog
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import RequestState, bind_request, unbind_request
@@ -190,7 +191,9 @@ class RequestPipeline:
                 # A call that wrote: its work and its event commit together, or neither does.
                 await hold_database_slot()
                 await anyio.to_thread.run_sync(_commit_with_audit, state, status)
-        except Overloaded:
+        except (Overloaded, PoolTimeout):
+            # No connection freed in time (a periodic job holding SQLite's, say): nothing was
+            # committed, the hub is busy rather than broken, the caller retries.
             log.warning("audit_overloaded", operation=state.audit.operation)
             return None
         except Exception as exc:
@@ -293,6 +296,9 @@ class AuditBatches:
                 await anyio.to_thread.run_sync(_commit_batch, batch)
                 outcome = True
                 state.services.metrics.audit_batch_size.observe(len(batch))
+            except PoolTimeout:
+                log.warning("audit_overloaded", operation="batch")
+                outcome = None
             except Exception as exc:
                 log.error("audit_write_failed", operation="batch", **safe_exception_fields(exc))
                 outcome = False

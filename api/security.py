@@ -447,8 +447,10 @@ async def handle_rate_limited(request: ConnexionRequest, exc: Exception) -> Conn
 
 
 async def handle_overloaded(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    """No database slot or argon2 check freed within a second: 503 at once, with Retry-After."""
-    assert isinstance(exc, Overloaded)
+    """No database slot or argon2 check freed within a second, or no pooled connection within
+    the pool's timeout (SQLAlchemy's ``TimeoutError``): 503 at once, with Retry-After."""
+    if not isinstance(exc, Overloaded):
+        exc = Overloaded()
     note_refusal("overloaded")
     return ConnexionResponse(
         status_code=503,

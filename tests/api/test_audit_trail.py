@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, select
 
 from audit.checkpoints import create_checkpoint, signing_key
@@ -112,6 +113,32 @@ def test_journal_verifies_and_detects_tampering(hub: Hub) -> None:
         report = verify_database(session, keys)
     assert not report.ok and report.first is not None
     assert (report.first.kind, report.first.seq) == ("contenu_modifie", 2)
+
+
+def test_no_connection_in_time_is_a_503_to_retry_not_a_500(hub: Hub) -> None:
+    # SQLAlchemy's pool gives up after its timeout when the connection stays taken (a periodic
+    # job holding SQLite's one connection): the call is refused as busy, with Retry-After,
+    # nothing of it committed; neither a 500 nor an answer without its audit event.
+    token = hub.token()
+    engine = hub.services.database.engine
+    before = len(_events(hub))
+
+    def no_connection(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT"):
+            raise PoolTimeout("QueuePool limit of size 1 overflow 0 reached, connection timed out")
+
+    event.listen(engine, "before_cursor_execute", no_connection)
+    try:
+        response = _search(hub, token, GIRONDE.numero)
+    finally:
+        event.remove(engine, "before_cursor_execute", no_connection)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "jetonUsager" not in response.text
+    assert len(_events(hub)) == before
+    # Once the connection is free again, the same call is served and audited.
+    assert _search(hub, token, GIRONDE.numero).status_code == 200
+    assert len(_events(hub)) == before + 1
 
 
 def test_fails_closed_when_the_audit_cannot_be_written(hub: Hub) -> None:

@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from audit.detection import run_detection
+from audit.detection import SQLITE_EVENTS_PER_TRANSACTION, SQLITE_PAUSE_SECONDS, run_detection
 from audit.incident_models import Incident, IncidentPreuve
+from audit.journal import DraftedEvent, append_events
 from audit.models import AuditEvent
+from relais.core.auditing import AuditDraft
 from relais.core.config import Settings
 from relais.core.outbox import OutboxMessage
 from tests.audit.audit_api_support import AUDIT, agent_with_role, cssi, events, read_file, rgc
@@ -169,3 +171,23 @@ def test_detection_results_are_visible_through_the_api(hub: Hub) -> None:
     _detect(hub, settings)
     listing = hub.client.get(f"{AUDIT}/incidents", headers=cssi(hub))
     assert listing.status_code == 200 and listing.json()["total"] == 1
+
+
+def test_on_sqlite_a_long_run_leaves_the_connection_to_calls_between_short_transactions(hub: Hub) -> None:
+    # SQLite's one connection holds the write lock for each transaction: the calls being served
+    # wait for it. A run over many events evaluates them a few hundred at a time, pausing
+    # between transactions; PostgreSQL's connections do not wait on one another.
+    draft = AuditDraft(channel="partenaire", operation="rechercherUsagerParNumeroFranceTravail", client_id="c")
+    count = 2 * SQLITE_EVENTS_PER_TRANSACTION + 100
+    with hub.services.database.transaction() as session:
+        append_events(session, [DraftedEvent(draft, f"r{i}", 200, hub.clock()) for i in range(count)])
+    pauses: list[float] = []
+    report = run_detection(hub.services.database, _settings(hub), now=hub.clock, sleep=pauses.append)
+    assert report.evaluated >= count
+    with hub.services.database.session() as session:
+        last = session.exec(select(AuditEvent.id).order_by(col(AuditEvent.id).desc())).first()
+    assert report.watermark == last
+    if hub.services.database.dialect == "sqlite":
+        assert pauses == [SQLITE_PAUSE_SECONDS] * (report.evaluated // SQLITE_EVENTS_PER_TRANSACTION)
+    else:
+        assert pauses == []
