@@ -102,6 +102,11 @@ class _Connection:
         body = await self.reader.readexactly(int(headers["content-length"]))
         return status, body, headers.get("connection", "").lower() != "close"
 
+    @property
+    def alive(self) -> bool:
+        # A peer's FIN ends the reader, a reset sets its exception; either closes the transport.
+        return not (self.writer.is_closing() or self.reader.at_eof() or self.reader.exception() is not None)
+
     def close(self) -> None:
         self.writer.close()
 
@@ -130,7 +135,14 @@ class _Pool:
     async def acquire(self) -> _Connection:
         await self._slots.acquire()
         try:
-            return self._idle.pop() if self._idle else await self.open()
+            while self._idle:
+                connection = self._idle.pop()
+                # uvicorn closes a keep-alive connection idle for 5 s: one of those, reused,
+                # would fail a request the server never saw.
+                if connection.alive:
+                    return connection
+                self._drop(connection)
+            return await self.open()
         except BaseException:
             self._slots.release()
             raise
@@ -139,9 +151,12 @@ class _Pool:
         if reusable:
             self._idle.append(connection)
         else:
-            self._all.discard(connection)
-            connection.close()
+            self._drop(connection)
         self._slots.release()
+
+    def _drop(self, connection: _Connection) -> None:
+        self._all.discard(connection)
+        connection.close()
 
     async def close(self) -> None:
         for connection in self._all:
@@ -198,9 +213,11 @@ async def run_fixed_rate(
         else:
             latencies.append(time.perf_counter() - scheduled)
 
-    try:
-        await pool.prefill(min(connections, max_connections))
-        with _old_objects_frozen():
+    # Frozen first: the collection it starts with blocks the loop, and the connections opened
+    # next must not sit idle behind it (a server may close them meanwhile).
+    with _old_objects_frozen():
+        try:
+            await pool.prefill(min(connections, max_connections))
             tasks = []
             t0 = time.perf_counter()
             for index in range(total):
@@ -210,8 +227,8 @@ async def run_fixed_rate(
                 tasks.append(asyncio.create_task(one(payloads[index % len(payloads)], scheduled)))
             await asyncio.gather(*tasks)
             elapsed = time.perf_counter() - t0
-    finally:
-        await pool.close()
+        finally:
+            await pool.close()
     return _result(rate, seconds, total, elapsed, latencies, lags, errors, pool.opened)
 
 

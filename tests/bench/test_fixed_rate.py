@@ -17,15 +17,21 @@ ANSWER = b'{"codeRetour": "S001"}'
 
 
 @contextlib.asynccontextmanager
-async def serving(handle: Callable[[int], Awaitable[tuple[int, bytes]]]) -> AsyncIterator[int]:
-    """A keep-alive HTTP/1.1 server on 127.0.0.1; ``handle(n)`` gives the status and body of request n."""
+async def serving(
+    handle: Callable[[int], Awaitable[tuple[int, bytes]]], *, keep_alive: float | None = None
+) -> AsyncIterator[int]:
+    """A keep-alive HTTP/1.1 server on 127.0.0.1; ``handle(n)`` gives the status and body of request n.
+
+    ``keep_alive``: seconds a connection may stay idle before the server closes it (as uvicorn does).
+    """
     counter = 0
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal counter
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
+                async with asyncio.timeout(keep_alive):
+                    head = await reader.readuntil(b"\r\n\r\n")
                 length = next(
                     int(line.split(b":")[1])
                     for line in head.split(b"\r\n")
@@ -45,9 +51,15 @@ async def serving(handle: Callable[[int], Awaitable[tuple[int, bytes]]]) -> Asyn
         await server.wait_closed()
 
 
-def run(handle: Callable[[int], Awaitable[tuple[int, bytes]]], *, rate: float, seconds: float) -> FixedRateResult:
+def run(
+    handle: Callable[[int], Awaitable[tuple[int, bytes]]],
+    *,
+    rate: float,
+    seconds: float,
+    keep_alive: float | None = None,
+) -> FixedRateResult:
     async def scenario() -> FixedRateResult:
-        async with serving(handle) as port:
+        async with serving(handle, keep_alive=keep_alive) as port:
             return await run_fixed_rate(
                 "127.0.0.1", port, [REQUEST], rate=rate, seconds=seconds, marker=b'"S001"', connections=2
             )
@@ -100,3 +112,13 @@ def test_non_2xx_and_missing_marker_are_errors_not_latencies() -> None:
     assert result.count == 30
     assert (result.errors, result.error_kinds) == (20, {"unexpected body": 10, "HTTP 409": 10})
     assert len(result.latencies_s) == 10
+
+
+def test_connections_the_server_closed_while_idle_are_not_reused() -> None:
+    async def quick(index: int) -> tuple[int, bytes]:
+        return 200, ANSWER
+
+    # One request every 200 ms, and a server that closes connections idle for 50 ms.
+    result = run(quick, rate=5, seconds=0.6, keep_alive=0.05)
+
+    assert (result.count, result.errors) == (3, 0), result.error_kinds
