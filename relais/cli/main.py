@@ -142,11 +142,11 @@ def serve(host: str, port: int, workers: int | None) -> None:
         click.echo(f"Processus serveurs : {workers} ; les tâches périodiques tournent dans un seul (verrou PostgreSQL)")
         # Each worker builds its own app from the same RELAIS_* environment, in its own process.
         # log_config=None: our structlog configuration (set by create_app) owns logging.
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+        uvicorn.run("api.app:create_served_app", factory=True, host=host, port=port, workers=workers, log_config=None)
         return
-    from api.app import create_app
+    from api.app import create_served_app
 
-    app = create_app(settings)
+    app = create_served_app(settings)
     click.echo(_banner(host, port))
     click.echo(describe_rate_limits(settings.redis_url))
     uvicorn.run(app, host=host, port=port, log_config=None)

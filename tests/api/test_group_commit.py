@@ -1,0 +1,115 @@
+"""Group commit of audit events (``api.pipeline.AuditBatches``): a batch waits a moment for the
+connections answered just before to send their next call, so busy clients share one commit;
+a connection alone waits for nobody; every event is committed before its caller goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sqlmodel import func, select
+
+from api import pipeline
+from api.context import RequestState
+from api.pipeline import REJOIN_WINDOW_SECONDS, AuditBatches
+from audit.models import AuditEvent
+from relais.core.auditing import AuditDraft
+from tests.support.hub import Hub
+
+
+def _state(hub: Hub, name: str) -> RequestState:
+    return RequestState(
+        request_id=name,
+        services=hub.services,
+        audit=AuditDraft(channel="partenaire", operation="rechercherUsagerParNumeroFranceTravail", client_id=name),
+    )
+
+
+def _batches(hub: Hub) -> tuple[float, float]:
+    """(batches committed, events in them) as the metrics count them."""
+    histogram = hub.services.metrics.audit_batch_size
+    samples = {sample.name: sample.value for metric in histogram.collect() for sample in metric.samples}
+    return samples["relais_audit_batch_events_count"], samples["relais_audit_batch_events_sum"]
+
+
+def _events(hub: Hub) -> int:
+    with hub.services.database.session() as session:
+        return int(session.exec(select(func.count()).select_from(AuditEvent)).one())
+
+
+# Long enough to tell "waited" from "did not wait" whatever the commit's own duration.
+DELAY = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _long_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "COMMIT_DELAY_SECONDS", DELAY)
+
+
+def test_a_batch_waits_for_the_connection_just_answered_and_commits_both_events_once(hub: Hub) -> None:
+    batches = AuditBatches()
+    gate = hub.services.database.gate
+    before_events, before = _events(hub), _batches(hub)
+
+    async def scenario() -> tuple[Any, Any]:
+        batches.answered(("127.0.0.1", 1001))  # its answer just left: its next call is coming
+        first = asyncio.create_task(batches.write(gate, _state(hub, "b"), 200, connection=("127.0.0.1", 1002)))
+        await asyncio.sleep(DELAY / 5)
+        assert not first.done()  # waiting for 1001, not committed alone
+        second = await batches.write(gate, _state(hub, "a"), 200, connection=("127.0.0.1", 1001))
+        return await first, second
+
+    assert asyncio.run(scenario()) == (True, True)
+    after = _batches(hub)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 2)  # one commit, two events
+    assert _events(hub) == before_events + 2
+
+
+def test_a_connection_alone_is_committed_without_waiting(hub: Hub) -> None:
+    batches = AuditBatches()
+    gate = hub.services.database.gate
+    before = _batches(hub)
+
+    async def scenario() -> tuple[bool | None, float]:
+        # Its own previous answer does not make it wait for itself.
+        batches.answered(("127.0.0.1", 1001))
+        started = time.monotonic()
+        committed = await batches.write(gate, _state(hub, "a"), 200, connection=("127.0.0.1", 1001))
+        return committed, time.monotonic() - started
+
+    committed, waited = asyncio.run(scenario())
+    assert committed is True
+    assert waited < DELAY / 2
+    after = _batches(hub)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_a_connection_that_does_not_come_back_delays_a_batch_by_the_bounded_wait_only(hub: Hub) -> None:
+    batches = AuditBatches()
+    gate = hub.services.database.gate
+
+    async def scenario() -> tuple[bool | None, float]:
+        batches.answered(("127.0.0.1", 1001))  # answered, then silent
+        started = time.monotonic()
+        committed = await batches.write(gate, _state(hub, "b"), 200, connection=("127.0.0.1", 1002))
+        return committed, time.monotonic() - started
+
+    committed, waited = asyncio.run(scenario())
+    assert committed is True
+    assert waited >= DELAY  # it did wait for 1001...
+    # ...and connections answered longer ago than the window are not waited for at all.
+    time.sleep(REJOIN_WINDOW_SECONDS * 2)
+    before = _batches(hub)
+
+    async def later() -> tuple[bool | None, float]:
+        started = time.monotonic()
+        committed = await batches.write(gate, _state(hub, "c"), 200, connection=("127.0.0.1", 1003))
+        return committed, time.monotonic() - started
+
+    committed, waited = asyncio.run(later())
+    assert committed is True
+    assert waited < DELAY / 2
+    after = _batches(hub)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
