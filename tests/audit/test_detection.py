@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from audit.detection import SQLITE_EVENTS_PER_TRANSACTION, SQLITE_PAUSE_SECONDS, run_detection
+from audit.detection import SQLITE_PAUSE_SECONDS, run_detection
 from audit.incident_models import Incident, IncidentPreuve
 from audit.journal import DraftedEvent, append_events
 from audit.models import AuditEvent
@@ -173,21 +173,23 @@ def test_detection_results_are_visible_through_the_api(hub: Hub) -> None:
     assert listing.status_code == 200 and listing.json()["total"] == 1
 
 
-def test_on_sqlite_a_long_run_leaves_the_connection_to_calls_between_short_transactions(hub: Hub) -> None:
+def test_on_sqlite_a_long_run_leaves_the_connection_to_calls_between_its_batches(hub: Hub) -> None:
     # SQLite's one connection holds the write lock for each transaction: the calls being served
-    # wait for it. A run over many events evaluates them a few hundred at a time, pausing
-    # between transactions; PostgreSQL's connections do not wait on one another.
+    # wait for it. A run over many events pauses between its batches' transactions;
+    # PostgreSQL's connections do not wait on one another.
+    batch = 100
     draft = AuditDraft(channel="partenaire", operation="rechercherUsagerParNumeroFranceTravail", client_id="c")
-    count = 2 * SQLITE_EVENTS_PER_TRANSACTION + 100
+    count = 2 * batch + 50
     with hub.services.database.transaction() as session:
         append_events(session, [DraftedEvent(draft, f"r{i}", 200, hub.clock()) for i in range(count)])
     pauses: list[float] = []
-    report = run_detection(hub.services.database, _settings(hub), now=hub.clock, sleep=pauses.append)
+    settings = _settings(hub, audit_detection_batch=batch)
+    report = run_detection(hub.services.database, settings, now=hub.clock, sleep=pauses.append)
     assert report.evaluated >= count
     with hub.services.database.session() as session:
         last = session.exec(select(AuditEvent.id).order_by(col(AuditEvent.id).desc())).first()
     assert report.watermark == last
     if hub.services.database.dialect == "sqlite":
-        assert pauses == [SQLITE_PAUSE_SECONDS] * (report.evaluated // SQLITE_EVENTS_PER_TRANSACTION)
+        assert pauses == [SQLITE_PAUSE_SECONDS] * (report.evaluated // batch)
     else:
         assert pauses == []
