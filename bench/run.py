@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -126,6 +127,10 @@ def clean_env(data_dir: Path, public_url: str) -> dict[str, str]:
         # The per-client limiter (20 calls/s by default) would answer 429 to a load test. It still
         # runs on every call; it just never refuses.
         RELAIS_RATE_LIMIT_PER_SECOND=str(10**9),
+        # The detection rules run apart, after the measurements (``measure_detection``): run
+        # by the server every 30 s, they would evaluate a target's events during the next
+        # target (or the bare app's run, on the same CPU), whichever that happens to be.
+        RELAIS_AUDIT_DETECTION_INTERVAL_SECONDS="0",
     )
     return env
 
@@ -585,6 +590,58 @@ def _wrk_ms(text: str) -> float:
     return float(match.group(1)) * scale
 
 
+def measure_detection(env: dict[str, str]) -> str:
+    """The detection rules' CPU per event, on the journal the run wrote: ``relais audit detect``
+    twice, the second run (nothing new) giving the command's own start-up cost."""
+
+    def once() -> tuple[int, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            [str(relais_command()), "audit", "detect"],
+            cwd=REPO_ROOT,
+            env={**env, "RELAIS_AUDIT_DETECTION_LAG_SECONDS": "0"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise BenchError(f"relais audit detect failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        found = re.search(r"valués : (\d+)", done.stdout)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        return (int(found.group(1)) if found else 0), cpu
+
+    events, cpu = once()
+    _, start_up = once()
+    if not events:
+        return "Detection rules: no event to evaluate."
+    per_event = max(cpu - start_up, 0.0) / events * 1000
+    return (
+        f"Detection rules, run apart (relais audit detect): {events} events evaluated in "
+        f"{max(cpu - start_up, 0.0):.2f} s of CPU, {per_event:.3f} ms per event (start-up of the command excluded)."
+    )
+
+
+def settle(servers: list[Server], *, quiet_share: float = 0.05, timeout: float = 180.0) -> float:
+    """Wait until Relais' own background work is done (seconds waited).
+
+    Relais runs periodic jobs (detection rules every 30 s, checkpoints): after a target's
+    thousands of calls, the next run of the detection evaluates their events, on the server's
+    CPU, which is also the next target's (and the bare app's). Each measurement starts once
+    every server used under ``quiet_share`` of a CPU over half a second, so that it measures
+    its own calls only. The jobs' own cost is measured apart (README, "Benchmark").
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = sum(server.cpu_seconds() or 0.0 for server in servers)
+        time.sleep(0.5)
+        used = sum(server.cpu_seconds() or 0.0 for server in servers) - before
+        if used < 0.5 * quiet_share * len(servers):
+            break
+    return time.monotonic() - started
+
+
 def measure_wrk(
     target: str,
     url: str | list[str],
@@ -789,6 +846,7 @@ def measure_half_peak(
     relais: tuple[str, list[HttpRequest], bytes],
     bare: tuple[str, HttpRequest],
     args: argparse.Namespace,
+    relais_servers: list[Server],
 ) -> HalfPeak:
     """Relais, then the bare app, at half of Relais' peak req/s for this target, open loop.
 
@@ -799,7 +857,9 @@ def measure_half_peak(
     if rate <= 0:
         raise BenchError(f"{label}: no good answer at peak, no half-peak rate to drive")
     base, requests, marker = relais
+    settle(relais_servers)
     relais_result = fixed_rate(base, requests, marker, rate, args)
+    settle(relais_servers)
     bare_result = fixed_rate(bare[0], [bare[1]], BARE_MARKER, rate, args)
     return HalfPeak(
         target=label,
@@ -1138,6 +1198,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, requests, marker in targets:
             name = f"Relais — {label}{mode_label(args)}"
             first = requests[0]
+            settle(relais_servers)
             if args.wrk:
                 urls = [require_loopback(base + first.path) for base in relais_bases]
                 lua = wrk_cycle_script(requests) if len(requests) > 1 else None
@@ -1147,6 +1208,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 url = require_loopback(relais_base + first.path)
                 phases.append(run_loop(measure(name, url, first.body, dict(first.headers), marker, relais, args)))
+        settle(relais_servers)
         if args.wrk:
             phases.append(measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu))
         else:
@@ -1157,11 +1219,14 @@ def main(argv: list[str] | None = None) -> int:
             for (label, requests, marker), peak in zip(targets, phases, strict=False):
                 print(f"Half of peak: {label}, {peak.rps / 2:.1f} req/s...", file=sys.stderr)
                 half_peaks.append(
-                    measure_half_peak(label, peak, (relais_base, requests, marker), (bare_base, bare_request), args)
+                    measure_half_peak(
+                        label, peak, (relais_base, requests, marker), (bare_base, bare_request), args, relais_servers
+                    )
                 )
         for server in servers:
             if server.process.poll() is not None:
                 raise BenchError(f"{server.name} died during the run:\n{server.log_tail()}")
+        detection_note = measure_detection(env) if args.replicas == 1 and args.workers == 1 else ""
 
     ratios = ratio(phases[0], phases[-1])
     notes = build_notes(phases, cpus, args, load_before)
@@ -1177,6 +1242,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     notes += half_peak_notes(half_peaks)
+    if detection_note:
+        notes.append(detection_note)
     print(markdown(phases, ratios, notes, half_peaks))
     flagged = any(phase.errors for phase in phases) or any(half.errors for half in half_peaks)
     write_json(args, phases, ratios, notes, cpus, flagged, load_before, half_peaks)
