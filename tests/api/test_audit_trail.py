@@ -115,23 +115,28 @@ def test_journal_verifies_and_detects_tampering(hub: Hub) -> None:
     assert (report.first.kind, report.first.seq) == ("contenu_modifie", 2)
 
 
+def _search_while_the_audit_insert_raises(hub: Hub, token: str, error: Exception) -> Any:
+    engine = hub.services.database.engine
+
+    def refuse(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT"):
+            raise error
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        return _search(hub, token, GIRONDE.numero)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+
+
 def test_no_connection_in_time_is_a_503_to_retry_not_a_500(hub: Hub) -> None:
     # SQLAlchemy's pool gives up after its timeout when the connection stays taken (a periodic
     # job holding SQLite's one connection): the call is refused as busy, with Retry-After,
     # nothing of it committed; neither a 500 nor an answer without its audit event.
     token = hub.token()
-    engine = hub.services.database.engine
     before = len(_events(hub))
-
-    def no_connection(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT"):
-            raise PoolTimeout("QueuePool limit of size 1 overflow 0 reached, connection timed out")
-
-    event.listen(engine, "before_cursor_execute", no_connection)
-    try:
-        response = _search(hub, token, GIRONDE.numero)
-    finally:
-        event.remove(engine, "before_cursor_execute", no_connection)
+    timeout = PoolTimeout("QueuePool limit of size 1 overflow 0 reached, connection timed out")
+    response = _search_while_the_audit_insert_raises(hub, token, timeout)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "jetonUsager" not in response.text
@@ -143,17 +148,7 @@ def test_no_connection_in_time_is_a_503_to_retry_not_a_500(hub: Hub) -> None:
 
 def test_fails_closed_when_the_audit_cannot_be_written(hub: Hub) -> None:
     token = hub.token()
-    engine = hub.services.database.engine
-
-    def refuse(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT"):
-            raise RuntimeError("disk full")
-
-    event.listen(engine, "before_cursor_execute", refuse)
-    try:
-        response = _search(hub, token, GIRONDE.numero)
-    finally:
-        event.remove(engine, "before_cursor_execute", refuse)
+    response = _search_while_the_audit_insert_raises(hub, token, RuntimeError("disk full"))
     assert response.status_code == 500
     body = response.json()
     assert body["codeRetour"] == "R998"

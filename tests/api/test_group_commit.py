@@ -67,19 +67,25 @@ def test_a_batch_waits_for_the_connection_just_answered_and_commits_both_events_
     assert _events(hub) == before_events + 2
 
 
-def test_a_connection_alone_is_committed_without_waiting(hub: Hub) -> None:
-    batches = AuditBatches()
-    gate = hub.services.database.gate
-    before = _batches(hub)
+def _timed_write(hub: Hub, batches: AuditBatches, name: str, port: int) -> tuple[bool | None, float]:
+    """One call's event written alone through ``batches``: (committed, seconds it took)."""
 
-    async def scenario() -> tuple[bool | None, float]:
-        # Its own previous answer does not make it wait for itself.
-        batches.answered(("127.0.0.1", 1001))
+    async def write() -> tuple[bool | None, float]:
         started = time.monotonic()
-        committed = await batches.write(gate, _state(hub, "a"), 200, connection=("127.0.0.1", 1001))
+        committed = await batches.write(
+            hub.services.database.gate, _state(hub, name), 200, connection=("127.0.0.1", port)
+        )
         return committed, time.monotonic() - started
 
-    committed, waited = asyncio.run(scenario())
+    return asyncio.run(write())
+
+
+def test_a_connection_alone_is_committed_without_waiting(hub: Hub) -> None:
+    batches = AuditBatches()
+    before = _batches(hub)
+    # Its own previous answer does not make it wait for itself.
+    batches.answered(("127.0.0.1", 1001))
+    committed, waited = _timed_write(hub, batches, "a", 1001)
     assert committed is True
     assert waited < DELAY / 2
     after = _batches(hub)
@@ -88,27 +94,14 @@ def test_a_connection_alone_is_committed_without_waiting(hub: Hub) -> None:
 
 def test_a_connection_that_does_not_come_back_delays_a_batch_by_the_bounded_wait_only(hub: Hub) -> None:
     batches = AuditBatches()
-    gate = hub.services.database.gate
-
-    async def scenario() -> tuple[bool | None, float]:
-        batches.answered(("127.0.0.1", 1001))  # answered, then silent
-        started = time.monotonic()
-        committed = await batches.write(gate, _state(hub, "b"), 200, connection=("127.0.0.1", 1002))
-        return committed, time.monotonic() - started
-
-    committed, waited = asyncio.run(scenario())
+    batches.answered(("127.0.0.1", 1001))  # answered, then silent
+    committed, waited = _timed_write(hub, batches, "b", 1002)
     assert committed is True
     assert waited >= DELAY  # it did wait for 1001...
     # ...and connections answered longer ago than the window are not waited for at all.
     time.sleep(REJOIN_WINDOW_SECONDS * 2)
     before = _batches(hub)
-
-    async def later() -> tuple[bool | None, float]:
-        started = time.monotonic()
-        committed = await batches.write(gate, _state(hub, "c"), 200, connection=("127.0.0.1", 1003))
-        return committed, time.monotonic() - started
-
-    committed, waited = asyncio.run(later())
+    committed, waited = _timed_write(hub, batches, "c", 1003)
     assert committed is True
     assert waited < DELAY / 2
     after = _batches(hub)
