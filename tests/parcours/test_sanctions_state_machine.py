@@ -24,6 +24,7 @@ from parcours import sanctions as domain
 from parcours.ports import Refused
 from parcours.tables import Activite, ConsequenceSanction, Usager
 from relais.core.db import Database
+from relais.core.french_dates import local_date
 from relais.core.tables import Organisation
 
 AGENT = "AGT-TEST"
@@ -162,7 +163,7 @@ class SanctionsMachine(RuleBasedStateMachine):
     def decision_partenaire(self, type_: str) -> str:
         self._tick()
         body = {
-            "dateNotificationDecisionSanction": self.now.date().isoformat(),
+            "dateNotificationDecisionSanction": local_date(self.now).isoformat(),
             "natureManquement": "N65",
             "rangManquement": "R1",
             "typeSanctionValide": type_,
@@ -203,7 +204,10 @@ class SanctionsMachine(RuleBasedStateMachine):
         self._tick()
         m = self.modele[identifiant]
         fields, defect_code = DEFECTS[defect]
-        jour = self.now.date() + timedelta(days=1) if fields.get("__futur__") else self.now.date()
+        # The partner's "today" is Paris' (relais.core.french_dates): the clock ticks 7 hours at a
+        # time and goes past 23:00 UTC, when Paris is already on the next day.
+        today = local_date(self.now)
+        jour = today + timedelta(days=1) if fields.get("__futur__") else today
         body: dict[str, Any] = {
             "identifiantConsequenceSanction": identifiant,
             "evenement": {"typeEvenement": evenement, "dateEvenement": jour.isoformat()},
@@ -275,7 +279,7 @@ class SanctionsMachine(RuleBasedStateMachine):
     def evenement_inconnu(self, identifiant: str) -> None:
         body = {
             "identifiantConsequenceSanction": identifiant,
-            "evenement": {"typeEvenement": "SAISIE_SANCTION", "dateEvenement": self.now.date().isoformat()},
+            "evenement": {"typeEvenement": "SAISIE_SANCTION", "dateEvenement": local_date(self.now).isoformat()},
         }
         obtenu = self._apply(
             lambda s, u: domain.appliquer_evenement(s, u, self._organisation(s), body, agent=AGENT, now=self.now)
@@ -357,7 +361,7 @@ def _a_traiter(database: Database, cd_id: int) -> tuple[str, str]:
 def _event(identifiant: str, evenement: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "identifiantConsequenceSanction": identifiant,
-        "evenement": {"typeEvenement": evenement, "dateEvenement": datetime.now(UTC).date().isoformat()},
+        "evenement": {"typeEvenement": evenement, "dateEvenement": local_date(datetime.now(UTC)).isoformat()},
     }
     if evenement == "VALID_SANCTION":
         body.update(VALIDATION, typeConsequenceSanctionValide="SUPP_RSA")

@@ -49,10 +49,10 @@ def test_several_workers(uvicorn_calls: list[dict[str, Any]], monkeypatch: pytes
         assert uvicorn_calls == []
         return
     assert result.exit_code == 0, result.output
-    # Each worker process builds its own app from the environment.
+    # Each worker process builds its own app from the environment, as `relais serve` runs it.
     assert uvicorn_calls == [
         {
-            "app": "api.app:create_app",
+            "app": "api.app:create_served_app",
             "factory": True,
             "host": "127.0.0.1",
             "port": 8123,
