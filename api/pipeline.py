@@ -90,11 +90,10 @@ class RequestPipeline:
             except Overloaded:
                 await self._overloaded(state, send, started)
                 return
-        # The client's connection: a batch of audit events may wait for its next call.
-        connection = _connection_of(scope) if path.startswith(AUDITED_PREFIXES) else None
         token = bind_request(state)
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        answer = _Answer()
+        # The client's connection: a batch of audit events may wait for its next call.
+        answer = _Answer(connection=_connection_of(scope) if path.startswith(AUDITED_PREFIXES) else None)
         slot_token = _SLOT.set(slot)
 
         async def forward(message: Message) -> None:
@@ -125,7 +124,7 @@ class RequestPipeline:
                 if not answer.replaced:
                     await send({"type": "http.response.body", "body": b""})
         finally:
-            self.batches.answered(connection)
+            self.batches.answered(answer.connection)
             if state.has_session:
                 await anyio.to_thread.run_sync(state.end_session)
             slot.give_back()
@@ -154,7 +153,7 @@ class RequestPipeline:
         known = operation is not None or state.audit.operation == PROBE_OPERATION
         audited = known and path.startswith(AUDITED_PREFIXES)
         if audited:
-            written = await self._audit(state, answer.start["status"], scope, streams=streams)
+            written = await self._audit(state, answer.start["status"], answer.connection, streams=streams)
             if written is None:
                 # No database slot for the event: nothing leaves but a 503 (not a 500: the
                 # hub is busy, not broken; the caller retries after Retry-After).
@@ -170,7 +169,7 @@ class RequestPipeline:
         for message in failure:
             await send(message)
 
-    async def _audit(self, state: RequestState, status: int, scope: Scope, *, streams: bool = False) -> bool | None:
+    async def _audit(self, state: RequestState, status: int, connection: Any, *, streams: bool = False) -> bool | None:
         """Whether the event was committed; None when no database slot freed in time."""
         started = time.perf_counter()
         slot = _SLOT.get()
@@ -192,7 +191,7 @@ class RequestPipeline:
                     else:
                         await anyio.to_thread.run_sync(state.end_session)
                 slot.give_back()
-                if not await self.batches.write(slot.gate, state, status, connection=_connection_of(scope)):
+                if not await self.batches.write(slot.gate, state, status, connection=connection):
                     raise RuntimeError("audit batch not committed")
             else:
                 # A call that wrote: its work and its event commit together, or neither does.
@@ -435,6 +434,8 @@ class _Answer:
     released: bool = False
     # The handler's answer was replaced by the failure answer: its body is dropped.
     replaced: bool = False
+    # The client's connection (``_connection_of``), for the group commit; None if not audited.
+    connection: tuple[Any, ...] | None = None
 
 
 def _overloaded_answer() -> tuple[Message, list[Message]]:
