@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -38,26 +38,23 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Select
 
+from relais.core.driver_sql import DriverStatement, Processor, driver_statement
+
 # Seconds during which a failed database is not asked again.
 RETRY_AFTER_SECONDS = 1.0
 # Compiled statements kept (past it, they are compiled again).
 MAX_STATEMENTS = 100
-
-Processor = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
 class _Prepared:
     """A statement compiled for the reader's dialect, with what binds its values and reads its rows."""
 
-    sql: str
+    driver: DriverStatement
     compiled: SQLCompiler
     statement: ClauseElement
     # Every parameter's value as compiled (literal values, and None for named ones).
     defaults: Mapping[str, Any]
-    # Positional dialects (SQLite's ``?``): the order of the values.
-    positions: tuple[str, ...] | None
-    binders: Mapping[str, Processor]
     readers: Sequence[Processor | None]
 
 
@@ -79,7 +76,7 @@ class LoopReader:
         if isinstance(statement, str):
             return await self._fetch(statement, None)
         prepared, bound = self._prepared(statement, values)
-        found = await self._fetch(prepared.sql, bound)
+        found = await self._fetch(prepared.driver.sql, bound)
         if found is None or not any(prepared.readers):
             return found
         readers = prepared.readers
@@ -106,7 +103,7 @@ class LoopReader:
         key = statement._generate_cache_key()
         if key is None:  # a statement SQLAlchemy cannot cache: compiled each time
             prepared = self._compile(statement, None)
-            return prepared, self._bind(prepared, prepared.compiled.construct_params(params=values))
+            return prepared, prepared.driver.bind(prepared.compiled.construct_params(params=values))
         prepared = self._statements.get(key.key)  # type: ignore[assignment]
         if prepared is None:
             if len(self._statements) >= MAX_STATEMENTS:
@@ -118,29 +115,15 @@ class LoopReader:
             params = {**prepared.defaults, **values} if values else prepared.defaults
         else:
             params = prepared.compiled.construct_params(params=values, extracted_parameters=key.bindparams)
-        return prepared, self._bind(prepared, params)
+        return prepared, prepared.driver.bind(params)
 
     def _compile(self, statement: ClauseElement, key: Any) -> _Prepared:
         dialect = self._dialect
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, cache_key=key))
-        binders = {}
-        for name, bind in compiled.binds.items():
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                binders[name] = process
         columns = statement.selected_columns if isinstance(statement, Select) else ()
         readers = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
-        positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
         defaults = compiled.construct_params(_check=False)
-        return _Prepared(compiled.string, compiled, statement, defaults, positions, binders, readers)
-
-    @staticmethod
-    def _bind(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
-        binders = prepared.binders
-        bound = {name: binders[name](value) if name in binders else value for name, value in params.items()}
-        if prepared.positions is None:
-            return bound
-        return tuple(bound[name] for name in prepared.positions)
+        return _Prepared(driver_statement(compiled, dialect), compiled, statement, defaults, readers)
 
 
 class PostgresLoopReader(LoopReader):
