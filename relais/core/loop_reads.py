@@ -3,20 +3,19 @@
 A call's own unit of work is synchronous SQLAlchemy, run in a worker thread; for the hottest
 reads (the habilitation policy version, Rechercher usager's candidates) that hand-off, the
 pooled connection's checkout and the ORM's execution cost more CPU than the read itself. This
-reader answers them on the event loop instead, through one connection of its own, in
-autocommit, outside any call's transaction. It therefore sees the last committed state, as a
-call's own transaction would: a change committed before the call started is seen.
+reader answers them on the event loop instead, through connections of its own, in autocommit,
+outside any call's transaction. It therefore sees the last committed state, as a call's own
+transaction would: a change committed before the call started is seen.
 
-- **PostgreSQL**: psycopg's asynchronous connection. Concurrent reads queue on it (each is one
-  indexed lookup).
+- **PostgreSQL**: psycopg's asynchronous connections, a few (``relais.core.loop_connections``).
 - **SQLite file**: a second ``sqlite3`` connection, read-only (``PRAGMA query_only``). In WAL
   mode a reader waits for no writer, nor for the single pooled connection (the writers'), and
   with no busy timeout a rare busy answer is an error at once, never a wait on the loop.
 
 Any error answers None; the caller then reads in its own transaction, in a worker thread, as it
-would without this reader. A PostgreSQL connection that failed is closed and the database is not
-asked again for a second (a database that is down is not hammered on every call). An in-memory
-SQLite database has no reader (a second connection would see another database).
+would without this reader. After a PostgreSQL error the database is not asked again for a second
+(a database that is down is not hammered on every call). An in-memory SQLite database has no
+reader (a second connection would see another database).
 
 Values come back as a session would return them (SQLAlchemy's result processing of each selected
 column: JSON decoded, SQLite's dates parsed), and parameters go in as a session would bind them.
@@ -25,9 +24,7 @@ Statements with expanding parameters (``IN`` lists) are not supported.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +36,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Select
 
 from relais.core.driver_sql import DriverStatement, Processor, driver_statement
+from relais.core.loop_connections import LoopConnections
 
-# Seconds during which a failed database is not asked again.
-RETRY_AFTER_SECONDS = 1.0
 # Compiled statements kept (past it, they are compiled again).
 MAX_STATEMENTS = 100
 
@@ -59,7 +55,8 @@ class _Prepared:
 
 
 class LoopReader:
-    """One connection per database, opened at the first read, closed with the database."""
+    """A database's reads on the event loop: connections opened at the first read, closed with
+    the database."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
@@ -127,76 +124,32 @@ class LoopReader:
 
 
 class PostgresLoopReader(LoopReader):
-    """psycopg's asynchronous connection, one per event loop."""
+    """psycopg's asynchronous connections (``LoopConnections``), read-only, in autocommit."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine.dialect)
-        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # Calls arriving together open one connection, not one each.
-        self._opening: asyncio.Lock | None = None
-        self._retry_after = 0.0
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        # Read-only, as SQLite's: nothing is ever written through these connections.
+        self._connections = LoopConnections(engine, autocommit=True, read_only=True)
 
     async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
-        connection = await self._connect()
+        connection = await self._connections.checkout()
         if connection is None:
             return None
         try:
             cursor = await connection.execute(sql, values)
-            return await cursor.fetchall()
+            found = await cursor.fetchall()
         except (psycopg.Error, OSError):
-            self._failed()
+            self._connections.failed(connection)
             return None
+        except BaseException:
+            # Cancelled mid-read: the connection's state is unknown, it is not reused.
+            self._connections.discard(connection)
+            raise
+        self._connections.checkin(connection)
+        return found
 
     def close(self) -> None:
-        self._drop()
-
-    async def _connect(self) -> psycopg.AsyncConnection[Any] | None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._opening is None:
-            # A connection belongs to the loop that opened it (tests run several loops).
-            self._drop()
-            self._loop = loop
-            self._opening = asyncio.Lock()
-        if self._connection is not None:
-            return self._connection
-        async with self._opening:
-            if self._connection is not None:
-                return self._connection
-            if loop.time() < self._retry_after:
-                return None
-            try:
-                # Read-only, as SQLite's: nothing is ever written through this connection.
-                connection = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=5, options="-c default_transaction_read_only=on"
-                )
-            except (psycopg.Error, OSError):
-                self._failed()
-                return None
-            if self._loop is not loop:  # moved on to another loop while connecting
-                connection.pgconn.finish()
-                return None
-            self._connection = connection
-            # A reader dropped without ``close`` (its database never disposed) still closes its
-            # connection, before the garbage collector finds it open (psycopg warns then).
-            self._finalizer = weakref.finalize(self, connection.pgconn.finish)
-            return connection
-
-    def _failed(self) -> None:
-        self._drop()
-        if self._loop is not None:
-            self._retry_after = self._loop.time() + RETRY_AFTER_SECONDS
-
-    def _drop(self) -> None:
-        # libpq's own close: works from any loop or none, which ``AsyncConnection.close`` does not.
-        connection, self._connection = self._connection, None
-        finalizer, self._finalizer = self._finalizer, None
-        if finalizer is not None:
-            finalizer.detach()
-        if connection is not None and not connection.closed:
-            connection.pgconn.finish()
+        self._connections.close()
 
 
 class SqliteLoopReader(LoopReader):

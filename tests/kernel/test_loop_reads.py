@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
-from sqlalchemy import Select, bindparam, select
+import pytest
+from sqlalchemy import Select, bindparam, select, text
 from sqlmodel import col
 
 from relais.core.db import Database
@@ -88,3 +90,36 @@ def test_a_database_out_of_reach_answers_none_and_is_not_asked_again_at_once() -
     assert first is None and second is None
     # The second call did not try to connect again: it answered at once.
     assert waited < 0.05
+
+
+def test_concurrent_reads_on_postgresql_run_side_by_side_and_survive_a_cancelled_one(database: Database) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's reader is one synchronous connection")
+    reader = database.loop_reader
+    assert isinstance(reader, PostgresLoopReader)
+    _organisations(database)
+    by_code = select(col(Organisation.territoire)).where(col(Organisation.code) == bindparam("code"))
+
+    async def scenario() -> tuple[list[object], int, object, object]:
+        # Each read holds its connection for 50 ms: eight reads on one connection would take
+        # 0.4 s; on the pool's connections they overlap, each still with its own answer.
+        slow = text("SELECT pg_sleep(0.05), CAST(:code AS text)")
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*(reader.rows(slow.bindparams(code=f"c{index}")) for index in range(8)))
+        elapsed = asyncio.get_running_loop().time() - started
+        # A read cancelled mid-way (its caller went away) leaves no connection in a bad state.
+        cancelled = asyncio.create_task(reader.rows(text("SELECT pg_sleep(5)")))
+        await asyncio.sleep(0.1)
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        after = await asyncio.gather(*(reader.rows(by_code, {"code": code}) for code in ("LR-A", "LR-B") * 4))
+        return [row[0][1] for row in answers], round(elapsed * 1000), after[0], after[1]
+
+    try:
+        codes, elapsed_ms, first, second = asyncio.run(scenario())
+    finally:
+        database.dispose()
+    assert codes == [f"c{index}" for index in range(8)]
+    assert elapsed_ms < 300, f"the 8 reads did not overlap: {elapsed_ms} ms"
+    assert first == [(["01"],)] and second == [(["02", "03"],)]
