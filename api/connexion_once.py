@@ -92,7 +92,7 @@ class _BodyOnlyParameterDecorator(AsyncParameterDecorator):
         if has_kwargs or len(arguments) != 1:
             return general
         (only,) = arguments
-        sanitize = self.sanitize_fn
+        sanitize = functools.lru_cache(maxsize=MAX_REMEMBERED)(self.sanitize_fn)
 
         @functools.wraps(function)
         async def wrapper(request: ConnexionRequest) -> Any:
@@ -191,6 +191,19 @@ class PreparedValidationOperation(RequestValidationOperation):
         self._parameter_validator: Any = None
         self._accepted: set[str] = set()
         self._body_validators: _BodyValidators = {}
+        # (mime type, encoding) by Content-Type header as sent (None: none sent).
+        self._content_types: dict[bytes | None, tuple[str, str]] = {}
+
+    def _content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        """``extract_content_type``, parsed once per header value: connexion's looks the header
+        up and splits it on every call, at a cost noticeable on the hot path."""
+        sent = next((value for name, value in headers if name.lower() == b"content-type"), None)
+        known = self._content_types.get(sent)
+        if known is None:
+            known = self.extract_content_type([(b"content-type", sent)] if sent is not None else [])
+            if len(self._content_types) < MAX_REMEMBERED:
+                self._content_types[sent] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parameters = self._parameter_validator
@@ -198,7 +211,7 @@ class PreparedValidationOperation(RequestValidationOperation):
             parameters = self._parameter_validator = self._build_parameter_validator()
         parameters.validate(scope)
 
-        mime_type, encoding = self.extract_content_type(scope["headers"])
+        mime_type, encoding = self._content_type(scope["headers"])
         if mime_type not in self._accepted:
             self.validate_mime_type(mime_type)  # raises for a media type the spec does not take
             if len(self._accepted) < MAX_REMEMBERED:

@@ -73,6 +73,10 @@ def compiled(validator_class: Callable[..., Any], schema: dict[str, Any]) -> Any
     return validator
 
 
+# Where ``CompiledParameterValidator`` keeps a request's headers, on connexion's request object.
+_HEADERS_SEEN = "_relais_headers"
+
+
 class CompiledParameterValidator(ParameterValidator):
     """Connexion's parameter checks, with each parameter's schema compiled once."""
 
@@ -95,6 +99,17 @@ class CompiledParameterValidator(ParameterValidator):
         if param.get("required"):
             return f"Missing {parameter_type} parameter '{param['name']}'"
         return None
+
+    def validate_header_parameter(self, param: dict[str, Any], request: Any) -> Any:
+        # connexion's looks each header parameter up in the whole list of headers; here the
+        # list is read once per request (the first value of a name, as Starlette's lookup).
+        headers = getattr(request, _HEADERS_SEEN, None)
+        if headers is None:
+            headers = {}
+            for name, value in request.scope["headers"]:
+                headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+            setattr(request, _HEADERS_SEEN, headers)
+        return self.validate_parameter("header", headers.get(param["name"].lower()), param)
 
     def validate_query_parameter_list(self, request: Any, security_params: Any = None) -> Any:
         # No query string, no parameter beyond the spec's: connexion would parse the empty
