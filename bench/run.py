@@ -40,6 +40,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -920,6 +921,24 @@ def ratio(relais: Phase, bare: Phase) -> dict[str, float]:
     return result
 
 
+def rounds_ratio(rounds: list[tuple[Phase, Phase]]) -> dict[str, float]:
+    """The headline ratios as the median over rounds (each a search and a bare run side by side)."""
+    each = [ratio(relais, bare) for relais, bare in rounds]
+    return {key: statistics.median(one[key] for one in each) for key in each[0] if all(key in one for one in each)}
+
+
+def rounds_note(rounds: list[tuple[Phase, Phase]], ratios: dict[str, float]) -> str:
+    pairs = "; ".join(
+        f"{relais.rps:.1f} / {bare.rps:.1f} req/s = {ratio(relais, bare)['throughput_pct']:.1f} %"
+        + (f", {relais.server_cpu_ms_per_request:.2f} ms CPU" if relais.server_cpu_ms_per_request else "")
+        for relais, bare in rounds
+    )
+    return (
+        f"Rechercher usager / bare over {len(rounds)} alternating rounds: {pairs}. Headline ratios: medians "
+        f"({ratios['throughput_pct']:.1f} % of throughput)."
+    )
+
+
 def markdown(phases: list[Phase], ratios: dict[str, float], notes: list[str], half_peaks: list[HalfPeak]) -> str:
     def cpu(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.0f} %"
@@ -1036,7 +1055,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="after each peak, drive Relais and the bare app at half of Relais' peak req/s, open loop (--wrk)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure Rechercher usager and the bare app this many times, alternating; ratios are medians (--wrk)",
+    )
     args = parser.parse_args(argv)
+    if args.rounds < 1 or (args.rounds > 1 and (not args.wrk or args.replicas > 1)):
+        parser.error("--rounds must be >= 1; more than 1 needs --wrk and one replica")
     if not args.targets <= {"search", "admin", "write"}:
         parser.error("--targets: search, admin, write")
     if "write" in args.targets and not args.wrk:
@@ -1213,6 +1240,19 @@ def main(argv: list[str] | None = None) -> int:
             phases.append(measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu))
         else:
             phases.append(run_loop(measure("bare Starlette", bare_url, body, bare_headers, BARE_MARKER, bare, args)))
+        # More rounds of the headline pair, search then bare, alternating: on a machine whose
+        # speed drifts (a shared VM), a ratio taken from one pair measured minutes apart moves
+        # with the drift; the median over rounds measured side by side moves much less.
+        rounds = [(phases[0], phases[-1])]
+        search = targets[0][1][0]
+        search_urls = [require_loopback(base + search.path) for base in relais_bases]
+        for _ in range(args.rounds - 1):
+            settle(relais_servers)
+            again = measure_wrk(
+                phases[0].target, search_urls, search.body, dict(search.headers), relais_servers, args, load_cpu
+            )
+            settle(relais_servers)
+            rounds.append((again, measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu)))
         half_peaks = []
         if args.half_peak:
             bare_request = HttpRequest("POST", urlsplit(bare_url).path, bare_headers, body)
@@ -1230,6 +1270,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = ratio(phases[0], phases[-1])
     notes = build_notes(phases, cpus, args, load_before)
+    if len(rounds) > 1:
+        ratios = rounds_ratio(rounds)
+        notes.append(rounds_note(rounds, ratios))
     for other in phases[1:-1]:
         # Every other target against the same bare endpoint, the search being the headline.
         extra = ratio(other, phases[-1])
