@@ -89,6 +89,16 @@ def test_reads_spread_beyond_the_window_do_not_fire(hub: Hub) -> None:
     assert _detect(hub, settings) == []
 
 
+def test_one_usager_read_again_and_again_is_not_bulk_reading(hub: Hub) -> None:
+    # Distinct usagers count, not reads: the detector settles it from a count, without the rows.
+    settings = _settings(hub, audit_bulk_read_usagers=2, audit_bulk_read_window_seconds=600)
+    for _ in range(3):
+        read_file(hub, GIRONDE)
+    assert _detect(hub, settings) == []
+    read_file(hub, GIRONDE_SANS_CONTRAT)
+    assert len(_detect(hub, settings)) == 1
+
+
 def test_attempts_outside_the_perimeter_and_repeated_denials(hub: Hub) -> None:
     settings = _settings(hub, audit_perimeter_threshold=3, audit_denials_threshold=4)
     token = hub.token()
