@@ -42,6 +42,8 @@ from connexion.operations import AbstractOperation, OpenAPIOperation
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
+from api.validation import PARSED_BODY
+
 
 def install() -> None:
     """Patch connexion's per-request look-ups (once per process)."""
@@ -77,6 +79,9 @@ def _remember_signatures() -> None:
         module.inspect_function_arguments = inspect_function_arguments
 
 
+_UNPARSED = object()
+
+
 class _BodyOnlyParameterDecorator(AsyncParameterDecorator):
     """connexion's parameter decorator, which hands a handler taking nothing but the request's
     JSON body that body alone, without gathering the path, query, form and file arguments
@@ -105,7 +110,10 @@ class _BodyOnlyParameterDecorator(AsyncParameterDecorator):
                 or sanitize(spec.body_name(request.content_type)) != only
             ):
                 return await general(request)
-            body = await request.get_body()
+            # The body as request validation parsed it, when it did (``api.validation``).
+            body = request.scope.pop(PARSED_BODY, _UNPARSED)
+            if body is _UNPARSED:
+                body = await request.get_body()
             return await function(
                 **{only: connexion_parameter._get_body_argument_json(body, operation=spec, content_type=mimetype)}
             )

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import threading
 from collections import OrderedDict
@@ -119,7 +120,20 @@ class CompiledParameterValidator(ParameterValidator):
         return super().validate_query_parameter_list(request, security_params=security_params)
 
 
+# Where ``StorableJSONBodyValidator`` leaves the JSON body it parsed, in the request's scope, for
+# the handler to take instead of parsing it again (``api.connexion_once``).
+PARSED_BODY = "relais.parsed_body"
+
+
 class StorableJSONBodyValidator(JSONRequestBodyValidator):
+    async def _parse(self, stream: Any, scope: Scope) -> Any:
+        body = await super()._parse(stream, scope=scope)
+        # UTF-8 only: the handler's own parse (Starlette's, of the bytes) would read another
+        # charset as UTF-8, and must keep doing so.
+        if codecs.lookup(self._encoding).name == "utf-8":
+            scope[PARSED_BODY] = body
+        return body
+
     @property
     def _validator(self) -> Any:
         return compiled(Draft4RequestValidator, self._schema)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -232,8 +233,10 @@ def latest_keyset(keys: KeySet, *, min_interval: float | None = None) -> KeySet:
     """
     if keys.source is None:
         return keys
-    with _watches_lock:
-        watch = _watches.setdefault(keys.source, _KeyFileWatch(time.monotonic))
+    watch = _watches.get(keys.source)
+    if watch is None:
+        with _watches_lock:
+            watch = _watches.setdefault(keys.source, _KeyFileWatch(time.monotonic))
     return watch.latest(keys, KEY_FILE_CHECK_SECONDS if min_interval is None else min_interval)
 
 
@@ -476,11 +479,18 @@ class EnvelopeError(Exception):
     """The envelope cannot be opened. Deliberately carries no detail."""
 
 
+@functools.lru_cache(maxsize=64)
+def _aead(key: bytes) -> AESGCM:
+    """The cipher of a key, set up once: every jeton is sealed or opened with one of a few keys.
+    (An ``AESGCM`` holds no state between calls; each call takes its own nonce.)"""
+    return AESGCM(key)
+
+
 def seal(keys: Mapping[str, bytes], kid: str, plaintext: bytes, *, aad_prefix: bytes) -> str:
     """Encrypt with ``keys[kid]``; the authenticated data is ``aad_prefix + kid``."""
     kid_bytes = kid.encode("ascii")
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    ciphertext = AESGCM(keys[kid]).encrypt(nonce, plaintext, aad_prefix + kid_bytes)
+    ciphertext = _aead(keys[kid]).encrypt(nonce, plaintext, aad_prefix + kid_bytes)
     frame = bytes([_ENVELOPE_VERSION, len(kid_bytes)]) + kid_bytes + nonce + ciphertext
     return base64.urlsafe_b64encode(frame).rstrip(b"=").decode("ascii")
 
@@ -497,7 +507,7 @@ def unseal(keys: Mapping[str, bytes], token: str, *, aad_prefix: bytes, max_leng
     if key is None or len(ciphertext) < _TAG_BYTES:
         raise EnvelopeError
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, aad_prefix + kid_bytes)
+        return _aead(key).decrypt(nonce, ciphertext, aad_prefix + kid_bytes)
     except InvalidTag:
         raise EnvelopeError from None
 

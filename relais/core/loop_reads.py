@@ -61,6 +61,8 @@ class LoopReader:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._statements: dict[Any, _Prepared] = {}
+        # The same, by ``id`` of the very statement compiled (``_prepared``).
+        self._constants: dict[int, _Prepared] = {}
 
     async def rows(
         self, statement: ClauseElement | str, values: Mapping[str, Any] | None = None
@@ -95,6 +97,12 @@ class LoopReader:
         raise NotImplementedError
 
     def _prepared(self, statement: ClauseElement, values: Mapping[str, Any] | None) -> tuple[_Prepared, Any]:
+        # A constant statement of the caller's, seen before: known by identity (its prepared
+        # form holds it, so the id is not reused meanwhile), without working out its cache key,
+        # which costs more than the rest of this method.
+        known = self._constants.get(id(statement))
+        if known is not None and known.statement is statement:
+            return known, known.driver.bind({**known.defaults, **values} if values else known.defaults)
         # Compiled once per shape of statement (SQLAlchemy's cache key, as the engine's own
         # cache does): compiling costs more than the read. The shapes are the callers' few.
         key = statement._generate_cache_key()
@@ -105,8 +113,10 @@ class LoopReader:
         if prepared is None:
             if len(self._statements) >= MAX_STATEMENTS:
                 self._statements.clear()
+                self._constants.clear()
             prepared = self._statements[key.key] = self._compile(statement, key)
         if statement is prepared.statement:
+            self._constants[id(statement)] = prepared
             # The very statement compiled (a constant of the caller's): its own literal values
             # are the compiled ones, and only the named values change.
             params = {**prepared.defaults, **values} if values else prepared.defaults
