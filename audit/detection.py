@@ -149,10 +149,14 @@ def _window_hits(
         size = len(counts) if key is not None else len(queue)
         if (event.id or 0) > new_from:
             peak = max(peak, size)
-            if size >= threshold:
+            # Once the evidence is full, nothing more is added: the window is not walked again
+            # (walking it for every new event made a busy subject's run quadratic).
+            if size >= threshold and len(evidence) < MAX_EVIDENCE:
                 for item in queue:
-                    if len(evidence) < MAX_EVIDENCE and item.id is not None:
+                    if item.id is not None:
                         evidence[item.id] = None
+                        if len(evidence) >= MAX_EVIDENCE:
+                            break
     return peak, list(evidence)
 
 

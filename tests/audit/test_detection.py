@@ -5,11 +5,12 @@ evaluated once per event however often the detector runs."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlmodel import col, select
 
-from audit.detection import SQLITE_PAUSE_SECONDS, run_detection
+from audit.detection import MAX_EVIDENCE, SQLITE_PAUSE_SECONDS, _window_hits, run_detection
 from audit.incident_models import Incident, IncidentPreuve
 from audit.journal import DraftedEvent, append_events
 from audit.models import AuditEvent
@@ -203,3 +204,22 @@ def test_on_sqlite_a_long_run_leaves_the_connection_to_calls_between_its_batches
         assert pauses == [SQLITE_PAUSE_SECONDS] * (report.evaluated // batch)
     else:
         assert pauses == []
+
+
+def test_a_long_burst_keeps_its_peak_and_the_first_pieces_of_evidence() -> None:
+    # 2,000 reads of distinct usagers within one window, all new: the peak counts them all; the
+    # evidence stops at MAX_EVIDENCE, in the order the reads came.
+    start = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    burst = [
+        SimpleNamespace(id=index, occurred_at=start + timedelta(milliseconds=index), usager_id=f"u{index}")
+        for index in range(1, 2001)
+    ]
+    peak, evidence = _window_hits(
+        burst,  # type: ignore[arg-type]
+        window=timedelta(seconds=600),
+        threshold=50,
+        new_from=0,
+        key=lambda event: event.usager_id,
+    )
+    assert peak == 2000
+    assert evidence == list(range(1, MAX_EVIDENCE + 1))
