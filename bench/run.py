@@ -1240,7 +1240,18 @@ def main(argv: list[str] | None = None) -> int:
             phases.append(measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu))
         else:
             phases.append(run_loop(measure("bare Starlette", bare_url, body, bare_headers, BARE_MARKER, bare, args)))
-        # More rounds of the headline pair, search then bare, alternating: on a machine whose
+        half_peaks = []
+        if args.half_peak:
+            bare_request = HttpRequest("POST", urlsplit(bare_url).path, bare_headers, body)
+            for (label, requests, marker), peak in zip(targets, phases, strict=False):
+                print(f"Half of peak: {label}, {peak.rps / 2:.1f} req/s...", file=sys.stderr)
+                half_peaks.append(
+                    measure_half_peak(
+                        label, peak, (relais_base, requests, marker), (bare_base, bare_request), args, relais_servers
+                    )
+                )
+        # More rounds of the headline pair, search then bare, alternating (after the half-peak
+        # runs: each round adds to the journal, which the admin target searches): on a machine whose
         # speed drifts (a shared VM), a ratio taken from one pair measured minutes apart moves
         # with the drift; the median over rounds measured side by side moves much less.
         rounds = [(phases[0], phases[-1])]
@@ -1253,16 +1264,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             settle(relais_servers)
             rounds.append((again, measure_wrk("bare Starlette", bare_url, body, bare_headers, bare, args, load_cpu)))
-        half_peaks = []
-        if args.half_peak:
-            bare_request = HttpRequest("POST", urlsplit(bare_url).path, bare_headers, body)
-            for (label, requests, marker), peak in zip(targets, phases, strict=False):
-                print(f"Half of peak: {label}, {peak.rps / 2:.1f} req/s...", file=sys.stderr)
-                half_peaks.append(
-                    measure_half_peak(
-                        label, peak, (relais_base, requests, marker), (bare_base, bare_request), args, relais_servers
-                    )
-                )
         for server in servers:
             if server.process.poll() is not None:
                 raise BenchError(f"{server.name} died during the run:\n{server.log_tail()}")
