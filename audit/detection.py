@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -180,29 +180,12 @@ class Detector:
 
     # Window rules -------------------------------------------------------------------------
 
-    def _history(
-        self,
-        session: Session,
-        condition: ColumnElement[bool],
-        extra: Iterable[ColumnElement[bool]],
-        start: datetime,
-        end: datetime,
-    ) -> Sequence[AuditEvent]:
+    def _history(self, session: Session, where: list[ColumnElement[bool]]) -> Sequence[AuditEvent]:
         return session.execute(
-            select(*_EVENT_COLUMNS)
-            .where(condition, *extra, col(AuditEvent.occurred_at) >= start, col(AuditEvent.occurred_at) <= end)
-            .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
+            select(*_EVENT_COLUMNS).where(*where).order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
         ).all()  # type: ignore[return-value]
 
-    def _most_in_range(
-        self,
-        session: Session,
-        condition: ColumnElement[bool],
-        extra: Iterable[ColumnElement[bool]],
-        start: datetime,
-        end: datetime,
-        distinct_usagers: bool,
-    ) -> int:
+    def _most_in_range(self, session: Session, where: list[ColumnElement[bool]], distinct_usagers: bool) -> int:
         """What a window rule counts (events, or distinct usagers), over the subject's whole
         range: a bound for any window in it, counted by the database. Most subjects stay far
         below their threshold; reading their history row by row, at every run, for as long as
@@ -213,12 +196,7 @@ class Detector:
             if distinct_usagers
             else func.count()
         )
-        found = session.execute(
-            select(counted).where(
-                condition, *extra, col(AuditEvent.occurred_at) >= start, col(AuditEvent.occurred_at) <= end
-            )
-        ).scalar_one()
-        return int(found)
+        return int(session.execute(select(counted).where(*where)).scalar_one())
 
     def _windowed(
         self,
@@ -256,10 +234,11 @@ class Detector:
         for subject, (condition, events) in subjects.items():
             start = min(event.occurred_at for event in events) - window
             end = max(event.occurred_at for event in events)
-            if self._most_in_range(session, condition, extra, start, end, distinct_usagers) < threshold:
+            where = [condition, *extra, col(AuditEvent.occurred_at) >= start, col(AuditEvent.occurred_at) <= end]
+            if self._most_in_range(session, where, distinct_usagers) < threshold:
                 # No window can hold more than the whole range: no alert, and no row to read.
                 continue
-            history = [event for event in self._history(session, condition, extra, start, end) if also(event)]
+            history = [event for event in self._history(session, where) if also(event)]
             peak, evidence = _window_hits(
                 history,
                 window=window,
