@@ -114,7 +114,7 @@ def test_concurrent_reads_on_postgresql_run_side_by_side_and_survive_a_cancelled
         with contextlib.suppress(asyncio.CancelledError):
             await cancelled
         after = await asyncio.gather(*(reader.rows(by_code, {"code": code}) for code in ("LR-A", "LR-B") * 4))
-        return [row[0][1] for row in answers], round(elapsed * 1000), after[0], after[1]
+        return [rows[0][1] if rows else None for rows in answers], round(elapsed * 1000), after[0], after[1]
 
     try:
         codes, elapsed_ms, first, second = asyncio.run(scenario())
