@@ -922,7 +922,8 @@ def ratio(relais: Phase, bare: Phase) -> dict[str, float]:
 
 
 def rounds_ratio(rounds: list[tuple[Phase, Phase]]) -> dict[str, float]:
-    """The headline ratios as the median over rounds (each a search and a bare run side by side)."""
+    """The headline ratios as the median over rounds (each a search and a bare run side by side);
+    with one round, that round's."""
     each = [ratio(relais, bare) for relais, bare in rounds]
     return {key: statistics.median(one[key] for one in each) for key in each[0] if all(key in one for one in each)}
 
@@ -1269,10 +1270,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchError(f"{server.name} died during the run:\n{server.log_tail()}")
         detection_note = measure_detection(env) if args.replicas == 1 and args.workers == 1 else ""
 
-    ratios = ratio(phases[0], phases[-1])
+    ratios = rounds_ratio(rounds)
     notes = build_notes(phases, cpus, args, load_before)
     if len(rounds) > 1:
-        ratios = rounds_ratio(rounds)
         notes.append(rounds_note(rounds, ratios))
     for other in phases[1:-1]:
         # Every other target against the same bare endpoint, the search being the headline.

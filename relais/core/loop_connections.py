@@ -1,4 +1,5 @@
-"""A few of psycopg's asynchronous connections to a PostgreSQL database, for one event loop.
+"""A few of psycopg's asynchronous read-only connections to a PostgreSQL database, for one
+event loop.
 
 Reads done on the event loop (``relais.core.loop_reads``) need no thread hand-off, no pooled
 SQLAlchemy connection and no ORM: for the hottest reads those cost more CPU than the read itself.
@@ -6,7 +7,7 @@ Several connections rather than one: on a single connection each statement waits
 before it to come back, and every round trip then costs its own wake-up of the loop (8
 concurrent searches on PostgreSQL took 35 to 45 % less CPU each with 4 connections than with 1).
 
-A connection is taken idle, or opened while fewer than ``size`` are, or handed over by the next
+A connection is taken idle, or opened while fewer than SIZE are, or handed over by the next
 statement that ends. Any connection error closes them all and the database is not asked again
 for RETRY_AFTER_SECONDS (a database that is down is not hammered on every call): ``checkout``
 answers None meanwhile, and the caller does its work the usual way, in a worker thread.
@@ -24,7 +25,8 @@ from sqlalchemy.engine import Engine
 
 # Seconds during which a failed database is not asked again.
 RETRY_AFTER_SECONDS = 1.0
-DEFAULT_SIZE = 4
+# Connections open at most.
+SIZE = 4
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -32,11 +34,8 @@ Connection = psycopg.AsyncConnection[Any]
 class LoopConnections:
     """Connections belonging to the event loop that opened them; closed from any thread."""
 
-    def __init__(self, engine: Engine, *, autocommit: bool, read_only: bool, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._autocommit = autocommit
-        self._options = "-c default_transaction_read_only=on" if read_only else ""
-        self._size = size
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[Connection] = []
         # Every connection open (idle or in use), with what closes it if this object is dropped.
@@ -58,7 +57,7 @@ class LoopConnections:
             return self._idle.pop()
         if loop.time() < self._retry_after:
             return None
-        if len(self._open) + self._opening < self._size:
+        if len(self._open) + self._opening < SIZE:
             return await self._connect(loop)
         waiter: asyncio.Future[Connection | None] = loop.create_future()
         self._waiting.append(waiter)
@@ -114,8 +113,10 @@ class LoopConnections:
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> Connection | None:
         self._opening += 1
         try:
+            # Read-only, in autocommit: nothing is ever written through these connections, and
+            # each read sees what was committed before it.
             connection = await psycopg.AsyncConnection.connect(
-                self._url, autocommit=self._autocommit, connect_timeout=5, options=self._options
+                self._url, autocommit=True, connect_timeout=5, options="-c default_transaction_read_only=on"
             )
         except (psycopg.Error, OSError):
             self.failed(None)

@@ -53,6 +53,11 @@ class _Prepared:
     defaults: Mapping[str, Any]
     readers: Sequence[Processor | None]
 
+    def bind_constant(self, values: Mapping[str, Any] | None) -> Any:
+        """The driver's values for the very statement compiled (a constant of the caller's): its
+        own literal values are the compiled ones, and only the named values change."""
+        return self.driver.bind({**self.defaults, **values} if values else self.defaults)
+
 
 class LoopReader:
     """A database's reads on the event loop: connections opened at the first read, closed with
@@ -102,7 +107,7 @@ class LoopReader:
         # which costs more than the rest of this method.
         known = self._constants.get(id(statement))
         if known is not None and known.statement is statement:
-            return known, known.driver.bind({**known.defaults, **values} if values else known.defaults)
+            return known, known.bind_constant(values)
         # Compiled once per shape of statement (SQLAlchemy's cache key, as the engine's own
         # cache does): compiling costs more than the read. The shapes are the callers' few.
         key = statement._generate_cache_key()
@@ -117,11 +122,8 @@ class LoopReader:
             prepared = self._statements[key.key] = self._compile(statement, key)
         if statement is prepared.statement:
             self._constants[id(statement)] = prepared
-            # The very statement compiled (a constant of the caller's): its own literal values
-            # are the compiled ones, and only the named values change.
-            params = {**prepared.defaults, **values} if values else prepared.defaults
-        else:
-            params = prepared.compiled.construct_params(params=values, extracted_parameters=key.bindparams)
+            return prepared, prepared.bind_constant(values)
+        params = prepared.compiled.construct_params(params=values, extracted_parameters=key.bindparams)
         return prepared, prepared.driver.bind(params)
 
     def _compile(self, statement: ClauseElement, key: Any) -> _Prepared:
@@ -138,8 +140,7 @@ class PostgresLoopReader(LoopReader):
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine.dialect)
-        # Read-only, as SQLite's: nothing is ever written through these connections.
-        self._connections = LoopConnections(engine, autocommit=True, read_only=True)
+        self._connections = LoopConnections(engine)
 
     async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
         connection = await self._connections.checkout()
