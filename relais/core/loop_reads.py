@@ -7,7 +7,7 @@ reader answers them on the event loop instead, through connections of its own, i
 outside any call's transaction. It therefore sees the last committed state, as a call's own
 transaction would: a change committed before the call started is seen.
 
-- **PostgreSQL**: psycopg's asynchronous connections, a few (``relais.core.loop_connections``).
+- **PostgreSQL**: a few of asyncpg's connections (``relais.core.loop_connections``).
 - **SQLite file**: a second ``sqlite3`` connection, read-only (``PRAGMA query_only``). In WAL
   mode a reader waits for no writer, nor for the single pooled connection (the writers'), and
   with no busy timeout a rare busy answer is an error at once, never a wait on the loop.
@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Select
 
 from relais.core.driver_sql import DriverStatement, Processor, driver_statement
-from relais.core.loop_connections import LoopConnections
+from relais.core.loop_connections import ERRORS, LoopConnections
 
 # Compiled statements kept (past it, they are compiled again).
 MAX_STATEMENTS = 100
@@ -136,10 +136,15 @@ class LoopReader:
 
 
 class PostgresLoopReader(LoopReader):
-    """psycopg's asynchronous connections (``LoopConnections``), read-only, in autocommit."""
+    """asyncpg's connections (``LoopConnections``), read-only, outside any transaction.
+
+    Statements are compiled by SQLAlchemy's asyncpg dialect (``$n`` parameters, each cast to its
+    type, which asyncpg's prepared statements need), values bound and rows read as that dialect
+    does: the engine's own dialect (psycopg) would bind and read them for another driver.
+    """
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__(engine.dialect)
+        super().__init__(asyncpg_dialect())
         self._connections = LoopConnections(engine)
 
     async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
@@ -147,9 +152,8 @@ class PostgresLoopReader(LoopReader):
         if connection is None:
             return None
         try:
-            cursor = await connection.execute(sql, values)
-            found = await cursor.fetchall()
-        except (psycopg.Error, OSError):
+            found = await connection.fetch(sql, *(values or ()))
+        except ERRORS:
             self._connections.failed(connection)
             return None
         except BaseException:
@@ -157,7 +161,7 @@ class PostgresLoopReader(LoopReader):
             self._connections.discard(connection)
             raise
         self._connections.checkin(connection)
-        return found
+        return [tuple(row) for row in found]
 
     def close(self) -> None:
         self._connections.close()

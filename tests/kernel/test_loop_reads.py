@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
+from anyio.from_thread import start_blocking_portal
 from sqlalchemy import Select, bindparam, select, text
 from sqlmodel import col
 
 from relais.core.db import Database
+from relais.core.loop_connections import APPLICATION_NAME
 from relais.core.loop_reads import PostgresLoopReader
 from relais.core.tables import Organisation
 
@@ -123,3 +126,45 @@ def test_concurrent_reads_on_postgresql_run_side_by_side_and_survive_a_cancelled
     assert codes == [f"c{index}" for index in range(8)]
     assert elapsed_ms < 300, f"the 8 reads did not overlap: {elapsed_ms} ms"
     assert first == [(["01"],)] and second == [(["02", "03"],)]
+
+
+def _reader_connections(database: Database) -> int:
+    """The reader's connections open on the database, as PostgreSQL counts them, once the ones
+    just closed have gone (a backend ends a moment after its client leaves)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = :name"
+    )
+    deadline = time.monotonic() + 5
+    while True:
+        with database.session() as session:
+            count = int(session.execute(query, {"name": APPLICATION_NAME}).scalar_one())
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+def test_the_reader_s_connections_close_with_their_loop_or_from_another_thread(database: Database) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's reader has no connection of its own on a server")
+    reader = database.loop_reader
+    assert isinstance(reader, PostgresLoopReader)
+    slow = text("SELECT pg_sleep(0.05), CAST(:code AS text)")
+
+    async def four_at_once() -> list[object]:
+        return await asyncio.gather(*(reader.rows(slow.bindparams(code=str(index))) for index in range(4)))
+
+    # A loop that shuts down (asyncio.run, uvicorn, the tests' client) closes them on its way out.
+    assert len(asyncio.run(four_at_once())) == 4
+    assert _reader_connections(database) == 0
+    # The tests' client runs the app's loop in a thread of its own, and the database is
+    # disposed of from the test's thread while that loop still runs.
+    try:
+        with start_blocking_portal() as portal:
+            assert all(portal.call(four_at_once))
+            database.dispose()
+            assert _reader_connections(database) == 0
+            # A later read opens a connection again.
+            assert portal.call(reader.scalar, "SELECT 41 + 1") == 42
+    finally:
+        database.dispose()
+    assert _reader_connections(database) == 0
