@@ -27,6 +27,7 @@ from api.errors import ADMIN_PREFIXES, PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
 from audit.journal import DraftedEvent, JournalRecorder, decision_for
+from audit.journal_on_loop import append_events_on_loop
 from relais.core import agent_headers
 from relais.core.auditing import AuditDraft
 from relais.core.db import wrote
@@ -314,7 +315,8 @@ class AuditBatches:
             outcome = None
         else:
             try:
-                await anyio.to_thread.run_sync(_commit_batch, batch)
+                if not await _commit_batch_on_loop(batch):
+                    await anyio.to_thread.run_sync(_commit_batch, batch)
                 outcome = True
                 state.services.metrics.audit_batch_size.observe(len(batch))
             except PoolTimeout:
@@ -365,6 +367,28 @@ class AuditBatches:
         if waiter.outcome is None:
             raise Overloaded()
         return bool(waiter.outcome)
+
+
+async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
+    """Commit the batch on one of the loop's PostgreSQL connections (``audit.journal_on_loop``):
+    True once committed; False when there is none to be had (SQLite, a recorder other than the
+    journal, or PostgreSQL failed a moment ago), the batch then goes to ``_commit_batch``. Raises
+    when the commit failed: nothing of it was committed, nor is it tried again."""
+    services = batch[0].state.services
+    connections = services.database.loop_writes
+    if connections is None or not isinstance(services.audit_recorder, JournalRecorder):
+        return False
+    connection = await connections.checkout()
+    if connection is None:
+        return False
+    events = [DraftedEvent(each.state.audit, each.state.request_id, each.status, services.clock()) for each in batch]
+    try:
+        await append_events_on_loop(connection, events)
+    except BaseException:
+        connections.failed(connection)
+        raise
+    connections.checkin(connection)
+    return True
 
 
 def _commit_batch(batch: list[_Waiter]) -> None:

@@ -11,7 +11,8 @@ Two steps, so that requests never queue on one lock:
    append through ``JournalRecorder``, the kernel's ``AuditRecorder`` port, handed to them.
    ``append_events`` appends several events committed together (the request pipeline's group
    commit) with the same rows and hashes, in three statements whatever their number: the
-   lock below, every ``seq`` of the batch in one query, one multi-row INSERT.
+   lock below, every ``seq`` of the batch in one query, one multi-row INSERT. On PostgreSQL
+   the pipeline sends the same statements from the event loop (``audit.journal_on_loop``).
 2. ``sequence_pending`` (run before each checkpoint, by ``relais audit checkpoint`` and on
    demand — Certificate Transparency's "merge delay") gives committed events gap-free leaf
    indices in ``seq`` order and advances the tree head. Only sequencers lock the head row.
@@ -199,6 +200,15 @@ def decision_for(status: int) -> str:
 _LOCKED_IN = "relais_audit_shared_lock"
 
 
+# The appenders' shared lock (see the top), and ``count`` values of the sequence: only integers
+# of ours and the sequence's name are in the text.
+SHARED_LOCK_SQL = f"SELECT pg_advisory_xact_lock_shared({int(SEQUENCER_LOCK_KEY)})"
+
+
+def draw_sql(count: int) -> str:
+    return f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {int(count)})"  # noqa: S608
+
+
 def _draw_postgresql(session: Session, count: int) -> list[int]:
     """``count`` values of the sequence, drawn under the appenders' shared lock.
 
@@ -207,13 +217,13 @@ def _draw_postgresql(session: Session, count: int) -> list[int]:
     PostgreSQL runs one after the other, in this transaction. Only integers of ours and the
     sequence's name are in the text.
     """
-    draw = f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {int(count)})"  # noqa: S608
+    draw = draw_sql(count)
     if session.info.get(_LOCKED_IN) is _transaction_of(session):
         # Held since an earlier draw of this transaction (or savepoint).
         return [int(value) for value in session.execute(text(draw)).scalars()]
     cursor = session.connection().connection.cursor()
     try:
-        cursor.execute(f"SELECT pg_advisory_xact_lock_shared({int(SEQUENCER_LOCK_KEY)}); {draw}")
+        cursor.execute(f"{SHARED_LOCK_SQL}; {draw}")
         cursor.nextset()
         drawn = [int(row[0]) for row in cursor.fetchall()]
     finally:
@@ -299,6 +309,12 @@ def append_events(session: Session, events: Sequence[DraftedEvent]) -> list[int]
     if not events:
         return []
     seqs = _next_seqs(session, len(events))
+    _insert_rows(session, event_rows(seqs, events))
+    return seqs
+
+
+def event_rows(seqs: Sequence[int], events: Sequence[DraftedEvent]) -> list[dict[str, Any]]:
+    """The rows of ``events``, hashes included, with these ``seq``: as ``append_event`` writes."""
     rows = []
     for seq, each in zip(seqs, events, strict=True):
         values = _event_values(
@@ -310,19 +326,19 @@ def append_events(session: Session, events: Sequence[DraftedEvent]) -> list[int]
         )
         values["hash"] = event_leaf_hash(values).hex()
         rows.append(values)
-    _insert_rows(session, rows)
-    return seqs
+    return rows
 
 
-# The journal's INSERT as the driver takes it, by dialect and columns inserted.
-_DRIVER_INSERTS: dict[tuple[str, tuple[str, ...]], DriverStatement] = {}
+# The journal's INSERT as the driver takes it, by dialect, driver and columns inserted.
+_DRIVER_INSERTS: dict[tuple[str, str, tuple[str, ...]], DriverStatement] = {}
 
 
-def _driver_insert(dialect: Any, keys: tuple[str, ...]) -> DriverStatement:
-    known = _DRIVER_INSERTS.get((dialect.name, keys))
+def driver_insert(dialect: Any, keys: tuple[str, ...]) -> DriverStatement:
+    """The journal's INSERT of rows with these columns, as ``dialect``'s driver takes it."""
+    known = _DRIVER_INSERTS.get((dialect.name, dialect.driver, keys))
     if known is None:
         compiled = _INSERT_EVENTS.compile(dialect=dialect, column_keys=list(keys))
-        known = _DRIVER_INSERTS[(dialect.name, keys)] = driver_statement(compiled, dialect)
+        known = _DRIVER_INSERTS[(dialect.name, dialect.driver, keys)] = driver_statement(compiled, dialect)
     return known
 
 
@@ -333,7 +349,7 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     of 8 events: 0.92 -> 0.83 ms of CPU on SQLite, 0.87 -> 0.78 on PostgreSQL). The statement
     still goes through the connection's events (``exec_driver_sql``)."""
     connection = session.connection()
-    insert = _driver_insert(connection.dialect, tuple(rows[0]))
+    insert = driver_insert(connection.dialect, tuple(rows[0]))
     connection.exec_driver_sql(insert.sql, [insert.bind(row) for row in rows])
 
 

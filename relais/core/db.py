@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
+from relais.core.loop_connections import LoopConnections
 from relais.core.loop_reads import loop_reader_for
 from relais.core.private_files import private_sqlite_file
 from relais.core.ratelimit import ConcurrencyGate
@@ -146,6 +147,9 @@ class Database:
         # The hottest reads, done on the event loop (``relais.core.loop_reads``); None on an
         # in-memory SQLite database.
         self.loop_reader = loop_reader_for(self.engine)
+        # PostgreSQL: connections of the event loop's own for the group commit of audit events
+        # (``api.pipeline.AuditBatches``): no thread hand-off, no ORM session.
+        self.loop_writes = LoopConnections(self.engine, writes=True) if self.dialect == "postgresql" else None
 
     @property
     def dialect(self) -> str:
@@ -168,4 +172,6 @@ class Database:
     def dispose(self) -> None:
         if self.loop_reader is not None:
             self.loop_reader.close()
+        if self.loop_writes is not None:
+            self.loop_writes.close()
         self.engine.dispose()

@@ -1,7 +1,10 @@
-"""A few of asyncpg's read-only connections to a PostgreSQL database, for one event loop.
+"""A few of asyncpg's connections to a PostgreSQL database, for one event loop.
 
-Reads done on the event loop (``relais.core.loop_reads``) need no thread hand-off, no pooled
-SQLAlchemy connection and no ORM: for the hottest reads those cost more CPU than the read itself.
+Reads done on the event loop (``relais.core.loop_reads``) and the group commit of audit events
+(``api.pipeline.AuditBatches``, ``audit.journal.append_events_on_loop``) need no thread
+hand-off, no pooled SQLAlchemy connection and no ORM: for the hottest statements those cost more
+CPU than the statement itself. Reading connections are read-only; writing ones are a set of
+their own.
 
 - **asyncpg**, not psycopg's asynchronous connections: asyncpg's protocol reads the socket in
   the loop's own callbacks and keeps each statement prepared, where psycopg registers and
@@ -39,7 +42,8 @@ SIZE = 4
 # Prepared statements kept by each connection (asyncpg's own cache).
 STATEMENTS = 100
 # How these connections show in ``pg_stat_activity``.
-APPLICATION_NAME = "relais-loop-reads"
+READS_APPLICATION_NAME = "relais-loop-reads"
+WRITES_APPLICATION_NAME = "relais-loop-writes"
 
 if TYPE_CHECKING:
     # Generic in asyncpg-stubs only (the record class rows come in).
@@ -100,8 +104,14 @@ class _OnLoop:
 class LoopConnections:
     """Connections belonging to the event loop that opened them; closed from any thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, writes: bool = False) -> None:
         self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # Read-only unless meant for writing: nothing is ever written through a reader's.
+        self._settings = (
+            {"application_name": WRITES_APPLICATION_NAME}
+            if writes
+            else {"default_transaction_read_only": "on", "application_name": READS_APPLICATION_NAME}
+        )
         self._on: _OnLoop | None = None
         self._retry_after = 0.0
 
@@ -113,8 +123,11 @@ class LoopConnections:
             # A connection belongs to the loop that opened it (tests run several loops).
             self.close()
             on = self._on = _OnLoop(asyncio.get_running_loop())
-        if on.idle:
-            return on.idle.pop()
+        while on.idle:
+            connection = on.idle.pop()
+            if not connection.is_closed():
+                return connection
+            on.open.discard(connection)  # ended while idle (the server restarted, say)
         if on.loop.time() < self._retry_after:
             return None
         if len(on.open) + on.opening < SIZE:
@@ -166,13 +179,9 @@ class LoopConnections:
         on.opening += 1
         connection = None
         try:
-            # Read-only: nothing is ever written through these connections. Outside any
-            # transaction, each read sees what was committed before it.
+            # Outside any transaction, each read sees what was committed before it.
             connection = await asyncpg.connect(
-                self._url,
-                timeout=5,
-                statement_cache_size=STATEMENTS,
-                server_settings={"default_transaction_read_only": "on", "application_name": APPLICATION_NAME},
+                self._url, timeout=5, statement_cache_size=STATEMENTS, server_settings=self._settings
             )
             await _decode_json(connection)
         except ERRORS:

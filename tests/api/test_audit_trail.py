@@ -3,6 +3,9 @@ free of personal data; if it cannot be written, the call fails."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +16,8 @@ from sqlmodel import col, select
 from audit.checkpoints import create_checkpoint, signing_key
 from audit.models import AuditEvent
 from audit.verify import verify_database
+from habilitations.models import Agent
+from relais.core.db import Database
 from tests.audit.journal_fixtures import tampering
 from tests.support.hub import Hub
 from tests.support.people import GIRONDE, SEINE_SAINT_DENIS
@@ -129,10 +134,53 @@ def _search_while_the_audit_insert_raises(hub: Hub, token: str, error: Exception
         event.remove(engine, "before_cursor_execute", refuse)
 
 
-def test_no_connection_in_time_is_a_503_to_retry_not_a_500(hub: Hub) -> None:
+@contextmanager
+def _audit_inserts_refused(database: Database) -> Iterator[None]:
+    """The database itself refuses the journal's inserts (a trigger, as a full disk would),
+    whichever way they reach it: a session in a worker thread, or the event loop's own
+    PostgreSQL connections (``audit.journal_on_loop``)."""
+    if database.dialect == "sqlite":
+        create = [
+            "CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_event BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        ]
+        drop = ["DROP TRIGGER test_refuse_audit"]
+    else:
+        create = [
+            "CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$",
+            "CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_event "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_audit()",
+        ]
+        drop = ["DROP TRIGGER test_refuse_audit ON audit_event", "DROP FUNCTION test_refuse_audit()"]
+    with database.transaction() as session:
+        for statement in create:
+            session.execute(text(statement))
+    try:
+        yield
+    finally:
+        with database.transaction() as session:
+            for statement in drop:
+                session.execute(text(statement))
+
+
+def _agents_last_active_yesterday(hub: Hub) -> None:
+    """An agent's first call of the day notes the agent's activity: that call's event then
+    commits with this write, in the call's own session, on either engine."""
+    with hub.services.database.transaction() as session:
+        for agent in session.exec(select(Agent)).all():
+            agent.derniere_activite = hub.clock.now - timedelta(days=1)
+            session.add(agent)
+
+
+@pytest.mark.parametrize("wrote", [False, True], ids=["call-that-read", "call-that-wrote"])
+def test_no_connection_in_time_is_a_503_to_retry_not_a_500(hub: Hub, wrote: bool) -> None:
     # SQLAlchemy's pool gives up after its timeout when the connection stays taken (a periodic
     # job holding SQLite's one connection): the call is refused as busy, with Retry-After,
     # nothing of it committed; neither a 500 nor an answer without its audit event.
+    if not wrote and hub.services.database.dialect == "postgresql":
+        pytest.skip("on PostgreSQL a call that only read commits its event on the loop's connections, no pool's")
+    if wrote:
+        _agents_last_active_yesterday(hub)
     token = hub.token()
     before = len(_events(hub))
     timeout = PoolTimeout("QueuePool limit of size 1 overflow 0 reached, connection timed out")
@@ -148,11 +196,24 @@ def test_no_connection_in_time_is_a_503_to_retry_not_a_500(hub: Hub) -> None:
 
 def test_fails_closed_when_the_audit_cannot_be_written(hub: Hub) -> None:
     token = hub.token()
-    response = _search_while_the_audit_insert_raises(hub, token, RuntimeError("disk full"))
-    assert response.status_code == 500
-    body = response.json()
-    assert body["codeRetour"] == "R998"
-    assert body["jetonUsager"] == "null"
+    with _audit_inserts_refused(hub.services.database):
+        read = _search(hub, token, GIRONDE.numero)
+    _agents_last_active_yesterday(hub)
+    before = len(_events(hub))
+    with _audit_inserts_refused(hub.services.database):
+        wrote = _search(hub, token, GIRONDE.numero)
+    for failed in (read, wrote):
+        assert failed.status_code == 500
+        body = failed.json()
+        assert body["codeRetour"] == "R998"
+        assert body["jetonUsager"] == "null"
+    assert len(_events(hub)) == before
+    # Once the database takes events again, the same call is served and audited (on
+    # PostgreSQL, through a worker thread for a second, then the loop's connections again).
+    assert _search(hub, token, GIRONDE.numero).status_code == 200
+    assert len(_events(hub)) == before + 1
+    assert _search(hub, token, GIRONDE.numero).status_code == 200
+    assert len(_events(hub)) == before + 2
 
 
 def test_logs_carry_no_personal_data(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ skipping or repeating an event."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -27,9 +28,11 @@ from audit.journal import (
     event_leaf_hash,
     sequence_pending,
 )
+from audit.journal_on_loop import append_events_on_loop
 from audit.verify import VerifyReport, verify_database
 from relais.core.auditing import AuditDraft
 from relais.core.db import Database
+from relais.core.loop_connections import LoopConnections
 from tests.audit.journal_fixtures import T0, checkpoint, events_by_seq, public_keys, settings_for
 
 LEAF_SEQS = "SELECT l.leaf_index, e.seq FROM audit_leaf l JOIN audit_event e ON e.id = l.event_id ORDER BY 1"
@@ -137,6 +140,44 @@ def test_a_batch_writes_what_single_appends_write(database: Database) -> None:
             assert event_leaf_hash({**one["content"], "seq": other["seq"]}).hex() == other["hash"]
             assert other["prev_hash"] == one["prev_hash"] == ""
             assert (other["details"] is None) == (one["details"] is None)
+
+
+def test_a_batch_on_the_event_loop_writes_what_a_session_batch_writes(database: Database, tmp_path: Path) -> None:
+    """The group commit's way on PostgreSQL (asyncpg, ``append_events_on_loop``): the same rows
+    and leaf hashes as ``append_events`` in a session, and the journal verifies."""
+    _postgresql(database)
+    with database.transaction() as session:
+        append_events(session, _drafts(6))
+    # The same events but for their names (the verifier rejects a copy of an earlier event).
+    drafts = _drafts(6, tag="boucle")
+    connections = LoopConnections(database.engine, writes=True)
+
+    async def on_loop() -> list[int]:
+        connection = await connections.checkout()
+        assert connection is not None
+        try:
+            return await append_events_on_loop(connection, drafts)
+        finally:
+            connections.checkin(connection)
+
+    try:
+        assert asyncio.run(on_loop()) == list(range(7, 13))
+    finally:
+        connections.close()
+    rows = _rows(database)
+    named = ("id", "seq", "operation", "request_id", "content", "leaf", "hash")
+    for session_row, loop_row, draft in zip(rows[:6], rows[6:], drafts, strict=True):
+        assert {k: v for k, v in session_row.items() if k not in named} == {
+            k: v for k, v in loop_row.items() if k not in named
+        }
+        assert (loop_row["operation"], loop_row["request_id"]) == (draft.draft.operation, draft.request_id)
+        assert loop_row["hash"] == loop_row["leaf"]
+        names = {"operation": draft.draft.operation, "request_id": draft.request_id, "seq": loop_row["seq"]}
+        assert event_leaf_hash({**session_row["content"], **names}).hex() == loop_row["hash"]
+    assert rows[6]["details"] == {"n": 0, "note\\u000a": ["a\\u0009b"]}
+    report = _verify(database, tmp_path)
+    assert report.ok, report.problems
+    assert (report.leaves, report.events) == (12, 12)
 
 
 def test_single_and_batch_appends_in_one_transaction_keep_call_order(database: Database, tmp_path: Path) -> None:
@@ -261,11 +302,13 @@ def test_an_append_after_a_rolled_back_savepoint_still_holds_the_lock(database: 
 
 
 def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Database, tmp_path: Path) -> None:
-    """Eight threads append batches (and single events) while a sequencer runs: every event
-    gets one seq, the seqs are 1..N with no gap, each batch keeps its order, and the tree
-    takes every event once, in seq order."""
+    """Eight threads append batches (and single events), and two event loops batches on their
+    own connections (``append_events_on_loop``, the group commit's way), while a sequencer
+    runs: every event gets one seq, the seqs are 1..N with no gap, each batch keeps its order,
+    and the tree takes every event once, in seq order."""
     _postgresql(database)
     threads, rounds, size = 8, 12, 15
+    loops, loop_rounds = 2, 10
     failures: list[BaseException] = []
     written: list[list[int]] = []
     lock = threading.Lock()
@@ -297,6 +340,25 @@ def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Databa
         except BaseException as exc:
             failures.append(exc)
 
+    def loop_appender(number: int) -> None:
+        connections = LoopConnections(database.engine, writes=True)
+
+        async def batches() -> None:
+            for round_ in range(loop_rounds):
+                connection = await connections.checkout()
+                assert connection is not None
+                seqs = await append_events_on_loop(connection, _drafts(size, tag=f"l{number}-r{round_}"))
+                connections.checkin(connection)
+                with lock:
+                    written.append(seqs)
+
+        try:
+            asyncio.run(batches())
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connections.close()
+
     def sequencer() -> None:
         try:
             while not stop.is_set():
@@ -306,6 +368,7 @@ def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Databa
             failures.append(exc)
 
     workers = [threading.Thread(target=appender, args=(number,)) for number in range(threads)]
+    workers += [threading.Thread(target=loop_appender, args=(number,)) for number in range(loops)]
     running = threading.Thread(target=sequencer)
     running.start()
     for worker in workers:
@@ -315,7 +378,7 @@ def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Databa
     stop.set()
     running.join()
     assert failures == []
-    total = threads * (rounds - rounds // 4) * size + threads * (rounds // 4)
+    total = threads * (rounds - rounds // 4) * size + threads * (rounds // 4) + loops * loop_rounds * size
     every = sorted(seq for seqs in written for seq in seqs)
     assert every == list(range(1, total + 1))
     assert all(seqs == sorted(seqs) for seqs in written)

@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, select, text
 from sqlmodel import col
 
 from relais.core.db import Database
-from relais.core.loop_connections import APPLICATION_NAME
+from relais.core.loop_connections import READS_APPLICATION_NAME
 from relais.core.loop_reads import PostgresLoopReader
 from relais.core.tables import Organisation
 
@@ -137,7 +137,7 @@ def _reader_connections(database: Database) -> int:
     deadline = time.monotonic() + 5
     while True:
         with database.session() as session:
-            count = int(session.execute(query, {"name": APPLICATION_NAME}).scalar_one())
+            count = int(session.execute(query, {"name": READS_APPLICATION_NAME}).scalar_one())
         if count == 0 or time.monotonic() > deadline:
             return count
         time.sleep(0.05)
