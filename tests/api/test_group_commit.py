@@ -1,6 +1,7 @@
 """Group commit of audit events (``api.pipeline.AuditBatches``): a batch waits a moment for the
-connections answered just before to send their next call, so busy clients share one commit;
-a connection alone waits for nobody; every event is committed before its caller goes on."""
+connections answered just before to send their next call, when they came back promptly last
+time, so busy clients share one commit; a connection alone waits for nobody, nor does a batch
+wait for a client that calls now and then; every event is committed before its caller goes on."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ def _events(hub: Hub) -> int:
 DELAY = 0.5
 
 
+def _answered_busy(batches: AuditBatches, connection: tuple[str, int]) -> None:
+    """A client that sent its call as soon as the previous one was answered (as a busy
+    editor's worker does), answered again just now: its next call is coming."""
+    batches.answered(connection)
+    batches.arrived(connection)
+    batches.answered(connection)
+
+
 @pytest.fixture(autouse=True)
 def _long_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "COMMIT_DELAY_SECONDS", DELAY)
@@ -54,7 +63,7 @@ def test_a_batch_waits_for_the_connection_just_answered_and_commits_both_events_
     before_events, before = _events(hub), _batches(hub)
 
     async def scenario() -> tuple[Any, Any]:
-        batches.answered(("127.0.0.1", 1001))  # its answer just left: its next call is coming
+        _answered_busy(batches, ("127.0.0.1", 1001))
         first = asyncio.create_task(batches.write(gate, _state(hub, "b"), 200, connection=("127.0.0.1", 1002)))
         await asyncio.sleep(DELAY / 5)
         assert not first.done()  # waiting for 1001, not committed alone
@@ -94,7 +103,7 @@ def test_a_connection_alone_is_committed_without_waiting(hub: Hub) -> None:
 
 def test_a_connection_that_does_not_come_back_delays_a_batch_by_the_bounded_wait_only(hub: Hub) -> None:
     batches = AuditBatches()
-    batches.answered(("127.0.0.1", 1001))  # answered, then silent
+    _answered_busy(batches, ("127.0.0.1", 1001))  # answered, then silent
     committed, waited = _timed_write(hub, batches, "b", 1002)
     assert committed is True
     assert waited >= DELAY  # it did wait for 1001...
@@ -106,3 +115,21 @@ def test_a_connection_that_does_not_come_back_delays_a_batch_by_the_bounded_wait
     assert waited < DELAY / 2
     after = _batches(hub)
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_a_client_that_calls_now_and_then_is_not_waited_for(hub: Hub) -> None:
+    batches = AuditBatches()
+    # Its last call came a while after the answer before it (longer than the delay): waiting
+    # for its next one would only hold every event of the batch back.
+    batches.answered(("127.0.0.1", 1001))
+    time.sleep(DELAY * 1.2)
+    batches.arrived(("127.0.0.1", 1001))
+    batches.answered(("127.0.0.1", 1001))
+    committed, waited = _timed_write(hub, batches, "b", 1002)
+    assert committed is True
+    assert waited < DELAY / 2
+    # Once it comes back promptly, it is waited for again.
+    _answered_busy(batches, ("127.0.0.1", 1001))
+    committed, waited = _timed_write(hub, batches, "c", 1003)
+    assert committed is True
+    assert waited >= DELAY
