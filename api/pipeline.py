@@ -26,7 +26,7 @@ from api.context import RequestState, bind_request, unbind_request
 from api.errors import ADMIN_PREFIXES, PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
-from audit.journal import DraftedEvent, JournalRecorder, decision_for
+from audit.journal import DraftedEvent, JournalRecorder, append_events_sqlite, decision_for
 from audit.journal_on_loop import append_events_on_loop
 from relais.core import agent_headers
 from relais.core.auditing import AuditDraft
@@ -403,9 +403,8 @@ async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
     connection = await connections.checkout()
     if connection is None:
         return False
-    events = [DraftedEvent(each.state.audit, each.state.request_id, each.status, services.clock()) for each in batch]
     try:
-        await append_events_on_loop(connection, events)
+        await append_events_on_loop(connection, _drafted(batch))
     except BaseException:
         connections.failed(connection)
         raise
@@ -413,21 +412,25 @@ async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
     return True
 
 
+def _drafted(batch: list[_Waiter]) -> list[DraftedEvent]:
+    return [
+        DraftedEvent(each.state.audit, each.state.request_id, each.status, each.state.services.clock())
+        for each in batch
+    ]
+
+
 def _commit_batch(batch: list[_Waiter]) -> None:
     first = batch[0].state
     recorder = first.services.audit_recorder
-    with first.services.database.transaction() as session:
+    database = first.services.database
+    if database.dialect == "sqlite" and isinstance(recorder, JournalRecorder):
+        with database.sqlite_connection() as connection:
+            append_events_sqlite(connection, database.engine.dialect, _drafted(batch))
+        return
+    with database.transaction() as session:
         if isinstance(recorder, JournalRecorder):
             # The whole batch in one statement, its sequence numbers drawn in one query.
-            recorder.record_many(
-                session,
-                [
-                    DraftedEvent(
-                        waiter.state.audit, waiter.state.request_id, waiter.status, waiter.state.services.clock()
-                    )
-                    for waiter in batch
-                ],
-            )
+            recorder.record_many(session, _drafted(batch))
             return
         for waiter in batch:
             waiter.state.services.audit_recorder.record(

@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from sqlalchemy import Table, func, insert, select, text
@@ -144,6 +145,7 @@ _event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # key) costs more than running it.
 _INSERT_EVENTS = insert(_event_table)
 _LAST_SEQ = select(func.coalesce(func.max(_event_table.c.seq), 0))
+_LAST_SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM audit_event"
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -327,6 +329,26 @@ def event_rows(seqs: Sequence[int], events: Sequence[DraftedEvent]) -> list[dict
         values["hash"] = event_leaf_hash(values).hex()
         rows.append(values)
     return rows
+
+
+def append_events_sqlite(connection: sqlite3.Connection, dialect: Any, events: Sequence[DraftedEvent]) -> list[int]:
+    """``append_events`` in a transaction of its own on SQLite's connection, run by ``sqlite3``
+    alone (``Database.sqlite_connection``), committed on return, rolled back on any error: the
+    same ``seq`` (SQLite's write lock taken first), rows and hashes. The request pipeline's
+    group commit: a session and SQLAlchemy's transaction cost a third of a batch's CPU."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        last = int(connection.execute(_LAST_SEQ_SQLITE).fetchone()[0])
+        seqs = list(range(last + 1, last + 1 + len(events)))
+        rows = event_rows(seqs, events)
+        insert = driver_insert(dialect, tuple(rows[0]))
+        connection.executemany(insert.sql, [cast(tuple[Any, ...], insert.bind(row)) for row in rows])
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return seqs
 
 
 # The journal's INSERT as the driver takes it, by dialect, driver and columns inserted.

@@ -6,10 +6,11 @@ thread pool, and one engine serves both the request path and the command line.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -157,6 +158,18 @@ class Database:
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def sqlite_connection(self) -> Iterator[sqlite3.Connection]:
+        """SQLite's pooled connection (the one writer) as ``sqlite3``'s own, for a unit of work
+        the driver runs alone, without a session or SQLAlchemy's transaction: the caller begins
+        and ends its transaction. Taken from the pool as a session takes it (same wait, same
+        ``PoolTimeout``), given back on exit."""
+        pooled = self.engine.raw_connection()
+        try:
+            yield cast(sqlite3.Connection, pooled.driver_connection)
+        finally:
+            pooled.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
