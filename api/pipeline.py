@@ -405,8 +405,8 @@ async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
         return False
     try:
         await append_events_on_loop(connection, _drafted(batch))
-    except BaseException:
-        connections.failed(connection)
+    except BaseException as error:
+        connections.failed(connection, error)
         raise
     connections.checkin(connection)
     return True

@@ -33,7 +33,10 @@ from collections import deque
 from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
+import structlog
 from sqlalchemy.engine import Engine
+
+from relais.core.observability import safe_exception_fields
 
 # Seconds during which a failed database is not asked again.
 RETRY_AFTER_SECONDS = 1.0
@@ -50,6 +53,8 @@ if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
 else:
     Connection = asyncpg.Connection
+log = structlog.get_logger("relais.db")
+
 # What a failed connection or statement raises (a timeout while connecting included).
 ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
@@ -114,6 +119,8 @@ class LoopConnections:
         )
         self._on: _OnLoop | None = None
         self._retry_after = 0.0
+        # Failing since the last connection opened: said once in the log, not at every retry.
+        self._failing = False
 
     async def checkout(self) -> Connection | None:
         """A connection for this caller alone until ``checkin``, ``discard`` or ``failed``;
@@ -159,8 +166,14 @@ class LoopConnections:
             # The next waiting caller does its work without (it would open one in its place).
             self._wake_one(on, None)
 
-    def failed(self, connection: Connection | None) -> None:
+    def failed(self, connection: Connection | None, error: BaseException | None = None) -> None:
         """The database failed: every connection is closed, and for a while none is opened."""
+        if not self._failing:
+            # Calls go on, in worker threads: slower, not refused. An operator should know
+            # (a URL parameter asyncpg does not take, say), once, not at every retry.
+            self._failing = True
+            fields = safe_exception_fields(error) if error is not None else {}
+            log.warning("loop_connections_failed", purpose=self._settings["application_name"], **fields)
         on = self._on
         if connection is not None:
             connection.terminate()
@@ -184,10 +197,10 @@ class LoopConnections:
                 self._url, timeout=5, statement_cache_size=STATEMENTS, server_settings=self._settings
             )
             await _decode_json(connection)
-        except ERRORS:
+        except ERRORS as error:
             if connection is not None:
                 connection.terminate()
-            self.failed(None)
+            self.failed(None, error)
             return None
         finally:
             on.opening -= 1
@@ -195,6 +208,9 @@ class LoopConnections:
             connection.terminate()
             return None
         on.open.add(connection)
+        if self._failing:
+            self._failing = False
+            log.info("loop_connections_restored", purpose=self._settings["application_name"])
         return connection
 
     @staticmethod

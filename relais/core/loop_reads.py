@@ -153,8 +153,8 @@ class PostgresLoopReader(LoopReader):
             return None
         try:
             found = await connection.fetch(sql, *(values or ()))
-        except ERRORS:
-            self._connections.failed(connection)
+        except ERRORS as error:
+            self._connections.failed(connection, error)
             return None
         except BaseException:
             # Cancelled mid-read: the connection's state is unknown, it is not reused.

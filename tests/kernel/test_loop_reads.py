@@ -74,7 +74,9 @@ def test_nothing_is_written_through_the_reader(database: Database) -> None:
         assert len(session.scalars(select(Organisation)).all()) == 2
 
 
-def test_a_database_out_of_reach_answers_none_and_is_not_asked_again_at_once() -> None:
+def test_a_database_out_of_reach_answers_none_and_is_not_asked_again_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     database = Database("postgresql://relais@127.0.0.1:1/absent")
     reader = database.loop_reader
     assert isinstance(reader, PostgresLoopReader)
@@ -93,6 +95,11 @@ def test_a_database_out_of_reach_answers_none_and_is_not_asked_again_at_once() -
     assert first is None and second is None
     # The second call did not try to connect again: it answered at once.
     assert waited < 0.05
+    # Said once in the log, with what failed but not the address of the database.
+    logged = capsys.readouterr()
+    lines = [line for line in (logged.out + logged.err).splitlines() if "loop_connections_failed" in line]
+    assert len(lines) == 1
+    assert "relais-loop-reads" in lines[0] and "127.0.0.1" not in lines[0]
 
 
 def test_concurrent_reads_on_postgresql_run_side_by_side_and_survive_a_cancelled_one(database: Database) -> None:
