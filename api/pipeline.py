@@ -26,8 +26,8 @@ from api.context import RequestState, bind_request, unbind_request
 from api.errors import ADMIN_PREFIXES, PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
-from audit.journal import DraftedEvent, JournalRecorder, append_events_sqlite, decision_for
-from audit.journal_on_loop import append_events_on_loop
+from audit.batch_appends import append_events_on_loop, append_events_sqlite
+from audit.journal import DraftedEvent, JournalRecorder, decision_for
 from relais.core import agent_headers
 from relais.core.auditing import AuditDraft
 from relais.core.db import wrote
@@ -392,7 +392,7 @@ class AuditBatches:
 
 
 async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
-    """Commit the batch on one of the loop's PostgreSQL connections (``audit.journal_on_loop``):
+    """Commit the batch on one of the loop's PostgreSQL connections (``audit.batch_appends``):
     True once committed; False when there is none to be had (SQLite, a recorder other than the
     journal, or PostgreSQL failed a moment ago), the batch then goes to ``_commit_batch``. Raises
     when the commit failed: nothing of it was committed, nor is it tried again."""

@@ -11,8 +11,8 @@ Two steps, so that requests never queue on one lock:
    append through ``JournalRecorder``, the kernel's ``AuditRecorder`` port, handed to them.
    ``append_events`` appends several events committed together (the request pipeline's group
    commit) with the same rows and hashes, in three statements whatever their number: the
-   lock below, every ``seq`` of the batch in one query, one multi-row INSERT. On PostgreSQL
-   the pipeline sends the same statements from the event loop (``audit.journal_on_loop``).
+   lock below, every ``seq`` of the batch in one query, one multi-row INSERT. The pipeline's
+   group commit sends the same statements through the driver alone (``audit.batch_appends``).
 2. ``sequence_pending`` (run before each checkpoint, by ``relais audit checkpoint`` and on
    demand — Certificate Transparency's "merge delay") gives committed events gap-free leaf
    indices in ``seq`` order and advances the tree head. Only sequencers lock the head row.
@@ -39,11 +39,10 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Table, func, insert, select, text
@@ -145,7 +144,6 @@ _event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # key) costs more than running it.
 _INSERT_EVENTS = insert(_event_table)
 _LAST_SEQ = select(func.coalesce(func.max(_event_table.c.seq), 0))
-_LAST_SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM audit_event"
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -202,13 +200,8 @@ def decision_for(status: int) -> str:
 _LOCKED_IN = "relais_audit_shared_lock"
 
 
-# The appenders' shared lock (see the top), and ``count`` values of the sequence: only integers
-# of ours and the sequence's name are in the text.
+# The appenders' shared lock (see the top): only an integer of ours is in the text.
 SHARED_LOCK_SQL = f"SELECT pg_advisory_xact_lock_shared({int(SEQUENCER_LOCK_KEY)})"
-
-
-def draw_sql(count: int) -> str:
-    return f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {int(count)})"  # noqa: S608
 
 
 def _draw_postgresql(session: Session, count: int) -> list[int]:
@@ -219,7 +212,7 @@ def _draw_postgresql(session: Session, count: int) -> list[int]:
     PostgreSQL runs one after the other, in this transaction. Only integers of ours and the
     sequence's name are in the text.
     """
-    draw = draw_sql(count)
+    draw = f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {int(count)})"  # noqa: S608
     if session.info.get(_LOCKED_IN) is _transaction_of(session):
         # Held since an earlier draw of this transaction (or savepoint).
         return [int(value) for value in session.execute(text(draw)).scalars()]
@@ -329,26 +322,6 @@ def event_rows(seqs: Sequence[int], events: Sequence[DraftedEvent]) -> list[dict
         values["hash"] = event_leaf_hash(values).hex()
         rows.append(values)
     return rows
-
-
-def append_events_sqlite(connection: sqlite3.Connection, dialect: Any, events: Sequence[DraftedEvent]) -> list[int]:
-    """``append_events`` in a transaction of its own on SQLite's connection, run by ``sqlite3``
-    alone (``Database.sqlite_connection``), committed on return, rolled back on any error: the
-    same ``seq`` (SQLite's write lock taken first), rows and hashes. The request pipeline's
-    group commit: a session and SQLAlchemy's transaction cost a third of a batch's CPU."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        last = int(connection.execute(_LAST_SEQ_SQLITE).fetchone()[0])
-        seqs = list(range(last + 1, last + 1 + len(events)))
-        rows = event_rows(seqs, events)
-        insert = driver_insert(dialect, tuple(rows[0]))
-        connection.executemany(insert.sql, [cast(tuple[Any, ...], insert.bind(row)) for row in rows])
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    return seqs
 
 
 # The journal's INSERT as the driver takes it, by dialect, driver and columns inserted.

@@ -138,7 +138,7 @@ def _search_while_the_audit_insert_raises(hub: Hub, token: str, error: Exception
 def _audit_inserts_refused(database: Database) -> Iterator[None]:
     """The database itself refuses the journal's inserts (a trigger, as a full disk would),
     whichever way they reach it: a session in a worker thread, or the event loop's own
-    PostgreSQL connections (``audit.journal_on_loop``)."""
+    PostgreSQL connections (``audit.batch_appends``)."""
     if database.dialect == "sqlite":
         create = [
             "CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_event BEGIN SELECT RAISE(ABORT, 'disk full'); END"

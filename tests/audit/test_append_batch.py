@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from audit.batch_appends import append_events_on_loop, append_events_sqlite
 from audit.journal import (
     SEQUENCER_LOCK_KEY,
     DraftedEvent,
@@ -28,7 +29,6 @@ from audit.journal import (
     event_leaf_hash,
     sequence_pending,
 )
-from audit.journal_on_loop import append_events_on_loop
 from audit.verify import VerifyReport, verify_database
 from relais.core.auditing import AuditDraft
 from relais.core.db import Database
@@ -142,38 +142,43 @@ def test_a_batch_writes_what_single_appends_write(database: Database) -> None:
             assert (other["details"] is None) == (one["details"] is None)
 
 
-def test_a_batch_on_the_event_loop_writes_what_a_session_batch_writes(database: Database, tmp_path: Path) -> None:
-    """The group commit's way on PostgreSQL (asyncpg, ``append_events_on_loop``): the same rows
-    and leaf hashes as ``append_events`` in a session, and the journal verifies."""
-    _postgresql(database)
+def test_a_batch_run_by_the_driver_writes_what_a_session_batch_writes(database: Database, tmp_path: Path) -> None:
+    """The group commit's way (``audit.batch_appends``): on PostgreSQL on the event loop
+    through asyncpg, on SQLite by ``sqlite3`` alone on the pooled connection. The same rows and
+    leaf hashes as ``append_events`` in a session, and the journal verifies."""
     with database.transaction() as session:
         append_events(session, _drafts(6))
     # The same events but for their names (the verifier rejects a copy of an earlier event).
-    drafts = _drafts(6, tag="boucle")
-    connections = LoopConnections(database.engine, writes=True)
+    drafts = _drafts(6, tag="pilote")
+    if database.dialect == "sqlite":
+        with database.sqlite_connection() as connection:
+            seqs = append_events_sqlite(connection, database.engine.dialect, drafts)
+    else:
+        connections = LoopConnections(database.engine, writes=True)
 
-    async def on_loop() -> list[int]:
-        connection = await connections.checkout()
-        assert connection is not None
+        async def on_loop() -> list[int]:
+            connection = await connections.checkout()
+            assert connection is not None
+            try:
+                return await append_events_on_loop(connection, drafts)
+            finally:
+                connections.checkin(connection)
+
         try:
-            return await append_events_on_loop(connection, drafts)
+            seqs = asyncio.run(on_loop())
         finally:
-            connections.checkin(connection)
-
-    try:
-        assert asyncio.run(on_loop()) == list(range(7, 13))
-    finally:
-        connections.close()
+            connections.close()
+    assert seqs == list(range(7, 13))
     rows = _rows(database)
     named = ("id", "seq", "operation", "request_id", "content", "leaf", "hash")
-    for session_row, loop_row, draft in zip(rows[:6], rows[6:], drafts, strict=True):
+    for session_row, driver_row, draft in zip(rows[:6], rows[6:], drafts, strict=True):
         assert {k: v for k, v in session_row.items() if k not in named} == {
-            k: v for k, v in loop_row.items() if k not in named
+            k: v for k, v in driver_row.items() if k not in named
         }
-        assert (loop_row["operation"], loop_row["request_id"]) == (draft.draft.operation, draft.request_id)
-        assert loop_row["hash"] == loop_row["leaf"]
-        names = {"operation": draft.draft.operation, "request_id": draft.request_id, "seq": loop_row["seq"]}
-        assert event_leaf_hash({**session_row["content"], **names}).hex() == loop_row["hash"]
+        assert (driver_row["operation"], driver_row["request_id"]) == (draft.draft.operation, draft.request_id)
+        assert driver_row["hash"] == driver_row["leaf"]
+        names = {"operation": draft.draft.operation, "request_id": draft.request_id, "seq": driver_row["seq"]}
+        assert event_leaf_hash({**session_row["content"], **names}).hex() == driver_row["hash"]
     assert rows[6]["details"] == {"n": 0, "note\\u000a": ["a\\u0009b"]}
     report = _verify(database, tmp_path)
     assert report.ok, report.problems
