@@ -44,6 +44,10 @@ RETRY_AFTER_SECONDS = 1.0
 SIZE = 4
 # Prepared statements kept by each connection (asyncpg's own cache).
 STATEMENTS = 100
+# Seconds a statement may take before it counts as failed: a database that hangs fails the
+# calls waiting on it (their audit event is not written: a 500) rather than holding them forever.
+# SQLite's writers wait as long for its lock (``busy_timeout``).
+STATEMENT_TIMEOUT_SECONDS = 30.0
 # How these connections show in ``pg_stat_activity``.
 READS_APPLICATION_NAME = "relais-loop-reads"
 WRITES_APPLICATION_NAME = "relais-loop-writes"
@@ -194,7 +198,11 @@ class LoopConnections:
         try:
             # Outside any transaction, each read sees what was committed before it.
             connection = await asyncpg.connect(
-                self._url, timeout=5, statement_cache_size=STATEMENTS, server_settings=self._settings
+                self._url,
+                timeout=5,
+                command_timeout=STATEMENT_TIMEOUT_SECONDS,
+                statement_cache_size=STATEMENTS,
+                server_settings=self._settings,
             )
             await _decode_json(connection)
         except ERRORS as error:

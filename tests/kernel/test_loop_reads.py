@@ -11,6 +11,7 @@ from anyio.from_thread import start_blocking_portal
 from sqlalchemy import Select, bindparam, select, text
 from sqlmodel import col
 
+from relais.core import loop_connections
 from relais.core.db import Database
 from relais.core.loop_connections import READS_APPLICATION_NAME
 from relais.core.loop_reads import PostgresLoopReader
@@ -175,3 +176,24 @@ def test_the_reader_s_connections_close_with_their_loop_or_from_another_thread(d
     finally:
         database.dispose()
     assert _reader_connections(database) == 0
+
+
+def test_a_statement_that_hangs_fails_after_the_timeout(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's reader never waits (no busy timeout)")
+    monkeypatch.setattr(loop_connections, "STATEMENT_TIMEOUT_SECONDS", 0.2)
+    reader = database.loop_reader
+    assert isinstance(reader, PostgresLoopReader)
+
+    async def hung() -> tuple[object, float]:
+        started = asyncio.get_running_loop().time()
+        answer = await reader.rows(text("SELECT pg_sleep(3)"))
+        return answer, asyncio.get_running_loop().time() - started
+
+    try:
+        answer, waited = asyncio.run(hung())
+    finally:
+        database.dispose()
+    # None: the caller reads in its session instead; and it did not wait for the 3 s.
+    assert answer is None
+    assert waited < 1.5
