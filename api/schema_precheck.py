@@ -19,6 +19,10 @@ made of the keywords listed in ``_AS_STRICT``, checked on the whole schema befor
   control characters 0x1C-0x1F, Rust's does not, as the differential test found), nor are inline
   flags' case rules: a pattern with any of them has no pre-check;
 - never ``not`` or ``oneOf``, where a stricter part makes the whole more lenient.
+
+A plain text schema (``type: string`` with lengths and a pattern, nothing else: the agent
+headers') gets a check of Python's own instead, whatever its pattern: the very tests jsonschema
+makes (``isinstance``, ``len``, ``re.search``) without its walk through the schema's keywords.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ _AS_STRICT = frozenset(
     }
 )
 _FORMATS = frozenset({"date", "date-time", "email", "password"})
+# A plain text schema: checked by ``_plain_text_check``.
+_PLAIN_TEXT = frozenset({"type", "minLength", "maxLength", "pattern", "description", "title", "example", "deprecated"})
 # Classes and inline flags whose meaning differs between Python's and Rust's regular expressions.
 _DIALECT_DEPENDENT = re.compile(r"\\[sSdDwWbB]|\(\?[a-zA-Z]")
 # Keywords whose value is a map of names to schemas, or a schema, or a list of schemas.
@@ -95,6 +101,8 @@ def _build(schema: dict[str, Any]) -> Check | None:
     # connexion adds the spec's components beside a body's schema (for references it has
     # already resolved): not a keyword, and not needed here.
     own = {key: value for key, value in schema.items() if key != "components"}
+    if own.get("type") == "string" and set(own) <= _PLAIN_TEXT:
+        return _plain_text_check(own)
     if not _as_strict(own):
         return None
     try:
@@ -107,6 +115,23 @@ def _build(schema: dict[str, Any]) -> Check | None:
             return bool(validator.is_valid(value))
         except Exception:  # what Rust cannot take (a lone surrogate, a non-text key): jsonschema decides
             return False
+
+    return is_valid
+
+
+def _plain_text_check(schema: dict[str, Any]) -> Check:
+    """jsonschema's own tests for ``type: string``, ``minLength``, ``maxLength`` and ``pattern``
+    (``re.search``, as its ``pattern`` keyword): the same verdict, for any value."""
+    shortest = int(schema.get("minLength", 0))
+    longest = schema.get("maxLength")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+
+    def is_valid(value: Any) -> bool:
+        if not isinstance(value, str) or len(value) < shortest:
+            return False
+        if longest is not None and len(value) > longest:
+            return False
+        return pattern is None or pattern.search(value) is not None
 
     return is_valid
 

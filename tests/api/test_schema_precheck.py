@@ -125,11 +125,11 @@ def test_what_the_precheck_accepts_jsonschema_accepts(label: str, schema: dict[s
         {"oneOf": [{"type": "string"}, {"type": "string", "format": "date"}]},
         {"type": "string", "format": "uri"},
         {"type": "object", "properties": {"a": {"type": "string", "x-extension": True}}},
-        {"type": "string", "pattern": "(?<=a)b\\Z"},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=a)b\\Z"}}},
         {"$ref": "#/components/schemas/X"},
         # Python's \s takes 0x1C-0x1F, Rust's does not (the agent identifier's pattern).
-        {"type": "string", "pattern": "^[^|]*[^|\\s][^|]*$"},
-        {"type": "string", "pattern": "(?i)^abc$"},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[^|]*[^|\\s][^|]*$"}}},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?i)^abc$"}}},
     ],
 )
 def test_no_precheck_where_rust_could_be_more_lenient_or_cannot_read_the_schema(schema: dict[str, Any]) -> None:
@@ -142,6 +142,34 @@ def test_values_rust_cannot_read_are_left_to_jsonschema() -> None:
     # Rust raises on these (a lone surrogate it cannot encode, a key that is not text): the
     # pre-check answers "not vouched for", never an error, and jsonschema decides.
     assert quick({1: "a"}) is False
-    text = precheck({"type": "string"})
+    text = precheck({"type": "string", "format": "date"})
     assert text is not None
     assert text("\ud800") is False
+
+
+PLAIN_TEXT = [
+    # Python's \s takes 0x1C-0x1F, Rust's does not (the agent identifier's pattern).
+    {"type": "string", "maxLength": 100, "pattern": "^[^|]*[^|\\s][^|]*$"},
+    {"type": "string", "pattern": "(?i)^abc$"},
+    {"type": "string", "pattern": "(?<=a)b\\Z", "minLength": 2},
+    {"type": "string", "maxLength": 100, "pattern": "^[^|]+$"},
+    {"type": "string"},
+]
+
+
+@pytest.mark.parametrize("schema", PLAIN_TEXT)
+def test_a_plain_text_schema_is_checked_as_jsonschema_checks_it(schema: dict[str, Any]) -> None:
+    # Python's own check (whatever the pattern's dialect): the same verdict as jsonschema's,
+    # both ways, so that the agent headers skip jsonschema when they are valid.
+    quick = precheck(schema)
+    assert quick is not None
+    reference = Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.text(), st.text(alphabet="ab|\x1c\x1f \n\tABC"), st.integers(), st.none()))
+    def agree(value: Any) -> None:
+        assert quick(value) is reference.is_valid(value), f"{schema}: {value!r}"
+
+    agree()
+    for value in [*TRICKY_TEXT, "a" * 100, "a" * 101, "ab", "abc\n", "ABC", "\x1f", "x\x1f"]:
+        assert quick(value) is reference.is_valid(value), f"{schema}: {value!r}"
