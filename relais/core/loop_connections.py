@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
 else:
     Connection = asyncpg.Connection
+
 log = structlog.get_logger("relais.db")
 
 # What a failed connection or statement raises (a timeout while connecting included).
