@@ -400,16 +400,8 @@ async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
     connections = services.database.loop_writes
     if connections is None or not isinstance(services.audit_recorder, JournalRecorder):
         return False
-    connection = await connections.checkout()
-    if connection is None:
-        return False
-    try:
-        await append_events_on_loop(connection, _drafted(batch))
-    except BaseException as error:
-        connections.failed(connection, error)
-        raise
-    connections.checkin(connection)
-    return True
+    events = _drafted(batch)
+    return await connections.run(lambda connection: append_events_on_loop(connection, events)) is not None
 
 
 def _drafted(batch: list[_Waiter]) -> list[DraftedEvent]:

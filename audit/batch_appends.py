@@ -23,16 +23,15 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
-from audit.journal import SHARED_LOCK_SQL, DraftedEvent, driver_insert, event_rows
-from audit.models import AUDIT_EVENT_SEQ
+from audit.journal import LAST_SEQ, SHARED_LOCK_SQL, DraftedEvent, draw_sql, driver_insert, event_rows
 from relais.core.loop_connections import Connection
 
 _ASYNCPG = asyncpg_dialect()
-# ``count`` values of the sequence, the count as a parameter: one statement prepared whatever
-# the batch's size.
-_DRAW = f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, $1::integer)"  # noqa: S608
-_LAST_SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM audit_event"
+# The count as a parameter: one statement prepared whatever the batch's size.
+_DRAW = draw_sql("$1::integer")
+_LAST_SEQ_SQLITE = str(LAST_SEQ.compile(dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}))
 
 
 async def append_events_on_loop(connection: Connection, events: Sequence[DraftedEvent]) -> list[int]:

@@ -143,7 +143,7 @@ _event_table: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 # Built once: every call's event goes through them, and building a statement (and its cache
 # key) costs more than running it.
 _INSERT_EVENTS = insert(_event_table)
-_LAST_SEQ = select(func.coalesce(func.max(_event_table.c.seq), 0))
+LAST_SEQ = select(func.coalesce(func.max(_event_table.c.seq), 0))
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -204,6 +204,12 @@ _LOCKED_IN = "relais_audit_shared_lock"
 SHARED_LOCK_SQL = f"SELECT pg_advisory_xact_lock_shared({int(SEQUENCER_LOCK_KEY)})"
 
 
+def draw_sql(count: str) -> str:
+    """Values of the sequence, as many as ``count`` says: an integer of ours, or a parameter's
+    placeholder, never a caller's text."""
+    return f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {count})"  # noqa: S608
+
+
 def _draw_postgresql(session: Session, count: int) -> list[int]:
     """``count`` values of the sequence, drawn under the appenders' shared lock.
 
@@ -212,7 +218,7 @@ def _draw_postgresql(session: Session, count: int) -> list[int]:
     PostgreSQL runs one after the other, in this transaction. Only integers of ours and the
     sequence's name are in the text.
     """
-    draw = f"SELECT nextval('{AUDIT_EVENT_SEQ.name}') FROM generate_series(1, {int(count)})"  # noqa: S608
+    draw = draw_sql(str(int(count)))
     if session.info.get(_LOCKED_IN) is _transaction_of(session):
         # Held since an earlier draw of this transaction (or savepoint).
         return [int(value) for value in session.execute(text(draw)).scalars()]
@@ -245,7 +251,7 @@ def _next_seqs(session: Session, count: int) -> list[int]:
     # Then a Core query on the session's connection: the ORM's execution costs more than it.
     if session.new:
         session.flush()
-    last = int(session.connection().scalar(_LAST_SEQ) or 0)
+    last = int(session.connection().scalar(LAST_SEQ) or 0)
     return list(range(last + 1, last + 1 + count))
 
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import asyncpg
 import structlog
@@ -59,6 +60,7 @@ else:
     Connection = asyncpg.Connection
 
 log = structlog.get_logger("relais.db")
+T = TypeVar("T")
 
 # What a failed connection or statement raises (a timeout while connecting included).
 ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
@@ -153,6 +155,25 @@ class LoopConnections:
             if handed is not None:
                 self.checkin(handed)  # handed over just as this caller was cancelled
             raise
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T | None:
+        """``work`` done on a connection of its own; None when none could be had (the database
+        failed a moment ago: the caller does its work the usual way). A database error closes
+        every connection (``failed``) and is raised; work that ends otherwise mid-way (cancelled)
+        leaves its connection closed (``discard``), its state unknown."""
+        connection = await self.checkout()
+        if connection is None:
+            return None
+        try:
+            done = await work(connection)
+        except ERRORS as error:
+            self.failed(connection, error)
+            raise
+        except BaseException:
+            self.discard(connection)
+            raise
+        self.checkin(connection)
+        return done
 
     def checkin(self, connection: Connection) -> None:
         """Done with it, in a clean state: the next waiting caller gets it, or it waits idle."""

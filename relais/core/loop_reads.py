@@ -148,20 +148,11 @@ class PostgresLoopReader(LoopReader):
         self._connections = LoopConnections(engine)
 
     async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
-        connection = await self._connections.checkout()
-        if connection is None:
-            return None
         try:
-            found = await connection.fetch(sql, *(values or ()))
-        except ERRORS as error:
-            self._connections.failed(connection, error)
-            return None
-        except BaseException:
-            # Cancelled mid-read: the connection's state is unknown, it is not reused.
-            self._connections.discard(connection)
-            raise
-        self._connections.checkin(connection)
-        return [tuple(row) for row in found]
+            found = await self._connections.run(lambda connection: connection.fetch(sql, *(values or ())))
+        except ERRORS:
+            return None  # the connections are closed, and the caller reads in its session
+        return None if found is None else [tuple(row) for row in found]
 
     def close(self) -> None:
         self._connections.close()

@@ -28,13 +28,6 @@ def _state(hub: Hub, name: str) -> RequestState:
     )
 
 
-def _batches(hub: Hub) -> tuple[float, float]:
-    """(batches committed, events in them) as the metrics count them."""
-    histogram = hub.services.metrics.audit_batch_size
-    samples = {sample.name: sample.value for metric in histogram.collect() for sample in metric.samples}
-    return samples["relais_audit_batch_events_count"], samples["relais_audit_batch_events_sum"]
-
-
 def _events(hub: Hub) -> int:
     with hub.services.database.session() as session:
         return int(session.exec(select(func.count()).select_from(AuditEvent)).one())
@@ -60,7 +53,7 @@ def _long_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_batch_waits_for_the_connection_just_answered_and_commits_both_events_once(hub: Hub) -> None:
     batches = AuditBatches()
     gate = hub.services.database.gate
-    before_events, before = _events(hub), _batches(hub)
+    before_events, before = _events(hub), hub.audit_batches()
 
     async def scenario() -> tuple[Any, Any]:
         _answered_busy(batches, ("127.0.0.1", 1001))
@@ -71,7 +64,7 @@ def test_a_batch_waits_for_the_connection_just_answered_and_commits_both_events_
         return await first, second
 
     assert asyncio.run(scenario()) == (True, True)
-    after = _batches(hub)
+    after = hub.audit_batches()
     assert (after[0] - before[0], after[1] - before[1]) == (1, 2)  # one commit, two events
     assert _events(hub) == before_events + 2
 
@@ -91,13 +84,13 @@ def _timed_write(hub: Hub, batches: AuditBatches, name: str, port: int) -> tuple
 
 def test_a_connection_alone_is_committed_without_waiting(hub: Hub) -> None:
     batches = AuditBatches()
-    before = _batches(hub)
+    before = hub.audit_batches()
     # Its own previous answer does not make it wait for itself.
     batches.answered(("127.0.0.1", 1001))
     committed, waited = _timed_write(hub, batches, "a", 1001)
     assert committed is True
     assert waited < DELAY / 2
-    after = _batches(hub)
+    after = hub.audit_batches()
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
 
 
@@ -109,11 +102,11 @@ def test_a_connection_that_does_not_come_back_delays_a_batch_by_the_bounded_wait
     assert waited >= DELAY  # it did wait for 1001...
     # ...and connections answered longer ago than the window are not waited for at all.
     time.sleep(REJOIN_WINDOW_SECONDS * 2)
-    before = _batches(hub)
+    before = hub.audit_batches()
     committed, waited = _timed_write(hub, batches, "c", 1003)
     assert committed is True
     assert waited < DELAY / 2
-    after = _batches(hub)
+    after = hub.audit_batches()
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
 
 

@@ -18,19 +18,9 @@ from tests.support.scopes import INFOS, RECHERCHE, RECHERCHE_SCOPES
 SEARCH = f"{RECHERCHE}/par-numero-francetravail"
 
 
-def _batches(hub: Hub) -> tuple[float, float]:
-    """Group commits so far and the events they held (``relais_audit_batch_events``), whichever
-    way they reached the database (a worker thread's session, or the event loop's connections
-    on PostgreSQL)."""
-    registry = hub.services.metrics.registry
-    count = registry.get_sample_value("relais_audit_batch_events_count") or 0.0
-    events = registry.get_sample_value("relais_audit_batch_events_sum") or 0.0
-    return count, events
-
-
 def test_concurrent_reads_are_each_answered_after_their_event_is_committed(hub: Hub) -> None:
     headers = hub.headers(hub.token("cd33", RECHERCHE_SCOPES))
-    batches_before, events_before = _batches(hub)
+    batches_before, events_before = hub.audit_batches()
 
     def call(number: int) -> tuple[int, str]:
         response = hub.client.post(
@@ -45,7 +35,7 @@ def test_concurrent_reads_are_each_answered_after_their_event_is_committed(hub: 
     assert all(status == 200 for status, _ in answers)
     # Every call's event went through a group commit, and never more than one commit per call
     # (reads share theirs when they arrive together).
-    batches, events = _batches(hub)
+    batches, events = hub.audit_batches()
     assert events - events_before == len(answers)
     assert 0 < batches - batches_before <= len(answers)
     with hub.services.database.session() as session:

@@ -6,6 +6,7 @@ skipping or repeating an event."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import threading
 import time
@@ -156,13 +157,8 @@ def test_a_batch_run_by_the_driver_writes_what_a_session_batch_writes(database: 
     else:
         connections = LoopConnections(database.engine, writes=True)
 
-        async def on_loop() -> list[int]:
-            connection = await connections.checkout()
-            assert connection is not None
-            try:
-                return await append_events_on_loop(connection, drafts)
-            finally:
-                connections.checkin(connection)
+        async def on_loop() -> list[int] | None:
+            return await connections.run(lambda connection: append_events_on_loop(connection, drafts))
 
         try:
             seqs = asyncio.run(on_loop())
@@ -350,10 +346,9 @@ def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Databa
 
         async def batches() -> None:
             for round_ in range(loop_rounds):
-                connection = await connections.checkout()
-                assert connection is not None
-                seqs = await append_events_on_loop(connection, _drafts(size, tag=f"l{number}-r{round_}"))
-                connections.checkin(connection)
+                drafts = _drafts(size, tag=f"l{number}-r{round_}")
+                seqs = await connections.run(functools.partial(append_events_on_loop, events=drafts))
+                assert seqs is not None
                 with lock:
                     written.append(seqs)
 

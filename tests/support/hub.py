@@ -69,6 +69,14 @@ class Hub:
     def jeton(self, person: Person, client_id: str = "cd33") -> str:
         return tokens.jeton_usager(self.client, person, client_id)
 
+    def audit_batches(self) -> tuple[float, float]:
+        """Group commits of audit events so far and the events they held, as the metrics count
+        them (``relais_audit_batch_events``), whichever way they reached the database."""
+        registry = self.services.metrics.registry
+        count = registry.get_sample_value("relais_audit_batch_events_count") or 0.0
+        events = registry.get_sample_value("relais_audit_batch_events_sum") or 0.0
+        return count, events
+
 
 @dataclass(frozen=True)
 class DatasetTemplate:
