@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +26,12 @@ from api.context import RequestState, bind_request, unbind_request
 from api.errors import ADMIN_PREFIXES, PROBE_OPERATION
 from api.resolver import contract_operation_id
 from api.services import Services
-from audit.batch_appends import append_events_on_loop, append_events_sqlite
+from audit.batch_appends import OpenBatch, append_events_sqlite
 from audit.journal import DraftedEvent, JournalRecorder, decision_for
 from relais.core import agent_headers
 from relais.core.auditing import AuditDraft
 from relais.core.db import wrote
+from relais.core.loop_connections import Connection
 from relais.core.observability import safe_exception_fields
 from relais.core.ratelimit import ConcurrencyGate, Overloaded
 
@@ -45,7 +46,7 @@ TOKEN_PATH = "/connexion/oauth2/access_token"  # noqa: S105 (a path, not a secre
 _OVERLOADED_BODY = "Service momentanément surchargé, réessayez dans une seconde".encode()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _AGENT_HEADERS = {name.encode(): field for name, field in agent_headers.DRAFT_FIELDS.items()}
-# Group commit (``AuditBatches._gather``): how long a batch waits, at most, for connections
+# Group commit (``AuditBatches._awaited``): how long a batch waits, at most, for connections
 # answered within the window to send their next call.
 COMMIT_DELAY_SECONDS = 0.002
 REJOIN_WINDOW_SECONDS = 0.005
@@ -278,7 +279,7 @@ class AuditBatches:
         self._pending: list[_Waiter] = []
         self._busy = False
         # The client connections whose audited call was answered lately (monotonic time):
-        # their next call may be on its way, and a batch may wait for it (``_gather``).
+        # their next call may be on its way, and a batch may wait for it (``_awaited``).
         self._answered: dict[Any, float] = {}
         # Those of them whose last call came within COMMIT_DELAY_SECONDS of the answer before
         # it: the only ones worth waiting for.
@@ -323,27 +324,7 @@ class AuditBatches:
             if waiter.outcome is not _YOUR_TURN:
                 return self._result(waiter)
         self._busy = True
-        await self._gather()
-        batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
-        outcome: bool | None
-        try:
-            await gate.acquire()
-        except Overloaded:
-            outcome = None
-        else:
-            try:
-                if not await _commit_batch_on_loop(batch):
-                    await anyio.to_thread.run_sync(_commit_batch, batch)
-                outcome = True
-                state.services.metrics.audit_batch_size.observe(len(batch))
-            except PoolTimeout:
-                log.warning("audit_overloaded", operation="batch")
-                outcome = None
-            except Exception as exc:
-                log.error("audit_write_failed", operation="batch", **safe_exception_fields(exc))
-                outcome = False
-            finally:
-                gate.release()
+        batch, outcome = await self._flush(gate, state.services)
         for each in batch:
             each.outcome = outcome
             each.done.set()
@@ -354,28 +335,109 @@ class AuditBatches:
             self._busy = False
         return self._result(waiter)
 
-    async def _gather(self) -> None:
-        """Group commit, as PostgreSQL's ``commit_delay`` with ``commit_siblings``: wait, at
-        most COMMIT_DELAY_SECONDS, for the connections answered a moment ago to send their
-        next call and join this batch, rather than commit without them and have them start
-        the next one. A batch's transaction, thread hand-off and flush cost about a
-        millisecond of CPU whatever its size (0.9 ms for 8 events on SQLite): with 8 busy
-        clients, batches went from 4.5 to 8 events and the CPU per search from 0.68 to 0.56
-        ms on SQLite, 0.96 to 0.78 ms on PostgreSQL (bench/run.py --wrk; on PostgreSQL the
-        other clients' answers left up to 5 ms before: hence the window). A connection alone
-        waits for nobody, nor does anyone wait for a client that was not prompt last time
-        (``arrived``): its next call would seldom come within the delay, and every call of the
-        batch would wait the whole delay for it."""
+    async def _flush(self, gate: ConcurrencyGate, services: Services) -> tuple[list[_Waiter], bool | None]:
+        """Gather and commit one batch, the first queued caller's: its callers, taken off the
+        queue, and its outcome. A failed batch takes every caller queued (as many as a batch
+        holds), whether its event was sent yet or not: none of them is committed."""
+        committed = 0
+        outcome: bool | None
+        # Who to wait for, and until when, as of now: opening the transaction (a connection to
+        # open, a slot to wait for) does not move the batch's deadline.
+        awaited, deadline = self._awaited()
+        try:
+            await gate.acquire()
+        except Overloaded:
+            outcome = None
+        else:
+            try:
+                streamed = await self._commit_on_loop(services, awaited, deadline)
+                if streamed is None:
+                    await self._gather(awaited, deadline)
+                    committed = min(len(self._pending), self.MAX_BATCH)
+                    await anyio.to_thread.run_sync(_commit_batch, self._pending[:committed])
+                else:
+                    committed = streamed
+                outcome = True
+                services.metrics.audit_batch_size.observe(committed)
+            except PoolTimeout:
+                log.warning("audit_overloaded", operation="batch")
+                outcome = None
+            except Exception as exc:
+                log.error("audit_write_failed", operation="batch", **safe_exception_fields(exc))
+                outcome = False
+            finally:
+                gate.release()
+        if not outcome:
+            committed = min(len(self._pending), self.MAX_BATCH)
+        batch, self._pending = self._pending[:committed], self._pending[committed:]
+        return batch, outcome
+
+    async def _commit_on_loop(self, services: Services, awaited: set[Any], deadline: float) -> int | None:
+        """PostgreSQL: the batch gathered and committed on one of the loop's connections
+        (``audit.batch_appends.OpenBatch``), its transaction open from the start: each caller's
+        event is inserted as it comes, while the others are still being worked on, and only the
+        last ones and the commit are left to wait for. Returns how many of the queued callers
+        it committed (the first ones); None when there is no such connection to be had
+        (SQLite, a recorder other than the journal, or PostgreSQL failed a moment ago), the
+        batch then goes to ``_commit_batch``. Raises when the commit failed: nothing of it was
+        committed, nor is it tried again."""
+        connections = services.database.loop_writes
+        if connections is None or not isinstance(services.audit_recorder, JournalRecorder):
+            return None
+
+        async def gather_and_commit(connection: Connection) -> int:
+            batch = OpenBatch(connection)
+            appended = 0
+
+            async def append_arrived(expected: int) -> None:
+                nonlocal appended
+                arrived = self._pending[appended : self.MAX_BATCH]
+                if arrived:
+                    await batch.append(_drafted(arrived), expected=expected)
+                    appended += len(arrived)
+
+            await batch.begin()
+            await self._gather(awaited, deadline, append_arrived)
+            await append_arrived(0)
+            await batch.commit()
+            return appended
+
+        return await connections.run(gather_and_commit)
+
+    def _awaited(self) -> tuple[set[Any], float]:
+        """Group commit, as PostgreSQL's ``commit_delay`` with ``commit_siblings``: a batch
+        waits, at most COMMIT_DELAY_SECONDS, for the connections answered a moment ago to send
+        their next call and join it, rather than commit without them and have them start the
+        next one. A batch's transaction, thread hand-off and flush cost about a millisecond of
+        CPU whatever its size (0.9 ms for 8 events on SQLite): with 8 busy clients, batches
+        went from 4.5 to 8 events and the CPU per search from 0.68 to 0.56 ms on SQLite, 0.96
+        to 0.78 ms on PostgreSQL (bench/run.py --wrk; on PostgreSQL the other clients' answers
+        left up to 5 ms before: hence the window). A connection alone waits for nobody, nor
+        does anyone wait for a client that was not prompt last time (``arrived``): its next
+        call would seldom come within the delay, and every call of the batch would wait the
+        whole delay for it.
+
+        Returns the connections to wait for and the deadline, for ``_gather``."""
         now = time.monotonic()
         self._answered = {key: at for key, at in self._answered.items() if now - at < REJOIN_WINDOW_SECONDS}
         # Known only while answered lately (a client that comes back promptly is marked prompt
         # again at once): the set stays as small as the clients busy at this moment.
         self._prompt.intersection_update(self._answered)
         awaited = self._prompt.difference(waiter.connection for waiter in self._pending)
-        deadline = now + COMMIT_DELAY_SECONDS
-        while awaited and len(self._pending) < self.MAX_BATCH:
+        return awaited, now + COMMIT_DELAY_SECONDS
+
+    async def _gather(
+        self, awaited: set[Any], deadline: float, arrived: Callable[[int], Awaitable[None]] | None = None
+    ) -> None:
+        """Wait until the ``awaited`` connections have joined, or the deadline (``_awaited``).
+        ``arrived``, when given, is called with the callers queued so far before each wait,
+        with the number of connections still awaited: it writes their events meanwhile."""
+        while True:
+            if arrived is not None:
+                await arrived(len(awaited))
+                awaited.difference_update(waiter.connection for waiter in self._pending)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if not awaited or len(self._pending) >= self.MAX_BATCH or remaining <= 0:
                 break
             self._joined = anyio.Event()
             with anyio.move_on_after(remaining):
@@ -389,19 +451,6 @@ class AuditBatches:
         if waiter.outcome is None:
             raise Overloaded()
         return bool(waiter.outcome)
-
-
-async def _commit_batch_on_loop(batch: list[_Waiter]) -> bool:
-    """Commit the batch on one of the loop's PostgreSQL connections (``audit.batch_appends``):
-    True once committed; False when there is none to be had (SQLite, a recorder other than the
-    journal, or PostgreSQL failed a moment ago), the batch then goes to ``_commit_batch``. Raises
-    when the commit failed: nothing of it was committed, nor is it tried again."""
-    services = batch[0].state.services
-    connections = services.database.loop_writes
-    if connections is None or not isinstance(services.audit_recorder, JournalRecorder):
-        return False
-    events = _drafted(batch)
-    return await connections.run(lambda connection: append_events_on_loop(connection, events)) is not None
 
 
 def _drafted(batch: list[_Waiter]) -> list[DraftedEvent]:

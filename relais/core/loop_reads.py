@@ -24,6 +24,7 @@ Statements with expanding parameters (``IN`` lists) are not supported.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,10 @@ class LoopReader:
         ]
 
     async def scalar(self, sql: str) -> Any | None:
-        """The first column of the first row of a read; None when none or not readable here."""
+        """The first column of the first row of a read; None when none or not readable here.
+
+        The read is sent after this call began: it sees every change committed before. Callers
+        asking the same at the same moment may share one read (``PostgresLoopReader``)."""
         found = await self.rows(sql)
         return found[0][0] if found else None
 
@@ -146,6 +150,38 @@ class PostgresLoopReader(LoopReader):
     def __init__(self, engine: Engine) -> None:
         super().__init__(asyncpg_dialect())
         self._connections = LoopConnections(engine)
+        # The shared reads not sent yet, by loop and text: a caller joins one of them, never a
+        # read already sent (it might not see what was committed just before the caller asked).
+        self._unsent: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def scalar(self, sql: str) -> Any | None:
+        """One read for every caller asking the same text before it is sent: the policy version
+        is read by every call, and calls arrive together (eight of them, woken by the same
+        commit, each read it apart). Each caller still gets a read sent after it asked."""
+        loop = asyncio.get_running_loop()
+        key = (loop, sql)
+        shared = self._unsent.get(key)
+        if shared is None:
+            shared = self._unsent[key] = loop.create_future()
+            task = loop.create_task(self._read_shared(key, shared))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        # Shielded: a caller cancelled while waiting must not cancel the others' read.
+        return await asyncio.shield(shared)
+
+    async def _read_shared(self, key: tuple[asyncio.AbstractEventLoop, str], shared: asyncio.Future[Any]) -> None:
+        # Closed to newcomers before anything is sent: whoever joined asked before the read.
+        del self._unsent[key]
+        try:
+            found = await self.rows(key[1])
+        except asyncio.CancelledError:
+            shared.cancel()  # the loop is shutting down: so are its callers
+            raise
+        except Exception as error:  # a bug: handed to the callers, who raise it
+            shared.set_exception(error)
+        else:
+            shared.set_result(found[0][0] if found else None)
 
     async def _fetch(self, sql: str, values: Any) -> list[tuple[Any, ...]] | None:
         try:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import func, select
 
 from api import pipeline
@@ -17,6 +18,7 @@ from api.context import RequestState
 from api.pipeline import REJOIN_WINDOW_SECONDS, AuditBatches
 from audit.models import AuditEvent
 from relais.core.auditing import AuditDraft
+from relais.core.loop_connections import WRITES_APPLICATION_NAME
 from tests.support.hub import Hub
 
 
@@ -126,3 +128,45 @@ def test_a_client_that_calls_now_and_then_is_not_waited_for(hub: Hub) -> None:
     committed, waited = _timed_write(hub, batches, "c", 1003)
     assert committed is True
     assert waited >= DELAY
+
+
+def _events_in_open_batches(hub: Hub) -> int:
+    """Rows inserted by a batch's transaction still open on the loop's connections, as
+    PostgreSQL counts them (``n_tup_ins`` of the transactions in progress is not visible: the
+    open transactions holding the journal's shared lock are)."""
+    query = text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.mode = 'ShareLock' AND l.granted"
+        " AND a.datname = current_database() AND a.application_name = :name AND a.state = 'idle in transaction'"
+    )
+    with hub.services.database.session() as session:
+        return int(session.execute(query, {"name": WRITES_APPLICATION_NAME}).scalar_one())
+
+
+def test_on_postgresql_a_batch_writes_as_its_events_come_and_a_failure_commits_none_of_them(hub: Hub) -> None:
+    """The batch's transaction opens with the batch and takes the first event while the batch
+    waits for the others; when a later one fails, the whole batch fails: the event sent first
+    is not committed either, and every caller of the batch hears so."""
+    if hub.services.database.loop_writes is None:
+        pytest.skip("on SQLite a batch is written once gathered, in a worker thread")
+    batches = AuditBatches()
+    gate = hub.services.database.gate
+    before = _events(hub)
+
+    async def scenario() -> tuple[int, Any, Any]:
+        _answered_busy(batches, ("127.0.0.1", 1001))
+        first = asyncio.create_task(batches.write(gate, _state(hub, "b"), 200, connection=("127.0.0.1", 1002)))
+        await asyncio.sleep(DELAY / 5)
+        assert not first.done()  # waiting for 1001...
+        open_meanwhile = await asyncio.to_thread(_events_in_open_batches, hub)  # ...in its open transaction
+        # A status no column can hold: this event is refused.
+        second = await batches.write(gate, _state(hub, "a"), 2**31, connection=("127.0.0.1", 1001))
+        return open_meanwhile, await first, second
+
+    open_meanwhile, first, second = asyncio.run(scenario())
+    assert open_meanwhile == 1
+    assert (first, second) == (False, False)
+    assert _events(hub) == before
+    # The next batch is written and committed as usual.
+    assert _timed_write(hub, batches, "c", 1003)[0] is True
+    assert _events(hub) == before + 1

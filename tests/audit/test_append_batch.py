@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from audit.batch_appends import append_events_on_loop, append_events_sqlite
+from audit.batch_appends import OpenBatch, append_events_on_loop, append_events_sqlite
 from audit.journal import (
     SEQUENCER_LOCK_KEY,
     DraftedEvent,
@@ -33,7 +33,7 @@ from audit.journal import (
 from audit.verify import VerifyReport, verify_database
 from relais.core.auditing import AuditDraft
 from relais.core.db import Database
-from relais.core.loop_connections import LoopConnections
+from relais.core.loop_connections import Connection, LoopConnections
 from tests.audit.journal_fixtures import T0, checkpoint, events_by_seq, public_keys, settings_for
 
 LEAF_SEQS = "SELECT l.leaf_index, e.seq FROM audit_leaf l JOIN audit_event e ON e.id = l.event_id ORDER BY 1"
@@ -304,7 +304,7 @@ def test_an_append_after_a_rolled_back_savepoint_still_holds_the_lock(database: 
 
 def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Database, tmp_path: Path) -> None:
     """Eight threads append batches (and single events), and two event loops batches on their
-    own connections (``append_events_on_loop``, the group commit's way), while a sequencer
+    own connections (``OpenBatch``, the group commit's way, whole or in pieces), while a sequencer
     runs: every event gets one seq, the seqs are 1..N with no gap, each batch keeps its order,
     and the tree takes every event once, in seq order."""
     _postgresql(database)
@@ -344,10 +344,24 @@ def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Databa
     def loop_appender(number: int) -> None:
         connections = LoopConnections(database.engine, writes=True)
 
+        async def in_pieces(connection: Connection, drafts: list[DraftedEvent]) -> list[int]:
+            # As the group commit writes a batch: its first events, with the seq of those
+            # expected next drawn at once; a moment later, the rest; then the commit.
+            batch = OpenBatch(connection)
+            await batch.begin()
+            seqs = await batch.append(drafts[:5], expected=len(drafts) - 5)
+            await asyncio.sleep(random.Random(number).random() / 200)
+            seqs += await batch.append(drafts[5:])
+            await batch.commit()
+            return seqs
+
         async def batches() -> None:
             for round_ in range(loop_rounds):
                 drafts = _drafts(size, tag=f"l{number}-r{round_}")
-                seqs = await connections.run(functools.partial(append_events_on_loop, events=drafts))
+                if round_ % 2:
+                    seqs = await connections.run(functools.partial(in_pieces, drafts=drafts))
+                else:
+                    seqs = await connections.run(functools.partial(append_events_on_loop, events=drafts))
                 assert seqs is not None
                 with lock:
                     written.append(seqs)
@@ -394,3 +408,33 @@ def test_concurrent_batches_interleave_without_gap_or_duplicate(database: Databa
     report = _verify(database, tmp_path)
     assert report.ok, report.problems
     assert (report.leaves, report.events) == (total, total)
+
+
+def test_seq_drawn_for_events_that_never_came_are_a_gap_never_used_later(database: Database, tmp_path: Path) -> None:
+    """A batch draws the seq of the events it expects; those left over when it commits are not
+    carried to the next batch (a sequencer may have gone past them since): a gap, which the
+    tree and the verification take in their stride."""
+    _postgresql(database)
+    connections = LoopConnections(database.engine, writes=True)
+
+    async def expected_three_more(connection: Connection) -> list[int]:
+        batch = OpenBatch(connection)
+        await batch.begin()
+        seqs = await batch.append(_drafts(2, tag="venu"), expected=3)
+        await batch.commit()
+        return seqs
+
+    async def two_batches() -> tuple[list[int] | None, list[int] | None]:
+        first = await connections.run(expected_three_more)
+        second = await connections.run(functools.partial(append_events_on_loop, events=_drafts(2, tag="suivant")))
+        return first, second
+
+    try:
+        first, second = asyncio.run(two_batches())
+    finally:
+        connections.close()
+    assert (first, second) == ([1, 2], [6, 7])
+    sequence_pending(database)
+    report = _verify(database, tmp_path)
+    assert report.ok, report.problems
+    assert (report.leaves, report.events) == (4, 4)

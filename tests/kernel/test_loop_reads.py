@@ -197,3 +197,41 @@ def test_a_statement_that_hangs_fails_after_the_timeout(database: Database, monk
     # None: the caller reads in its session instead; and it did not wait for the 3 s.
     assert answer is None
     assert waited < 1.5
+
+
+def test_callers_asking_together_share_one_read_sent_after_each_of_them_asked(database: Database) -> None:
+    """The policy version is read by every call: callers asking at the same moment share one
+    read, but never one already sent, which may not see a change committed since."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's reader reads at once, in the caller's turn")
+    reader = database.loop_reader
+    assert isinstance(reader, PostgresLoopReader)
+    # Its answer differs at each execution: equal answers mean one read.
+    stamp = "SELECT clock_timestamp()"
+    # The version, read slowly: a read sent stays on its way for 0.3 s.
+    slow_version = "SELECT v FROM (SELECT version AS v FROM policy_version WHERE id = 1) AS current, pg_sleep(0.3)"
+
+    def bump() -> None:
+        with database.transaction() as session:
+            session.execute(text("UPDATE policy_version SET version = version + 1 WHERE id = 1"))
+
+    async def scenario() -> tuple[set[object], object, object, object, object]:
+        together = set(await asyncio.gather(*(reader.scalar(stamp) for _ in range(8))))
+        first = asyncio.create_task(reader.scalar(slow_version))
+        await asyncio.sleep(0.1)  # sent, and sleeping in the database
+        await asyncio.to_thread(bump)  # committed while the first read is on its way
+        second = await reader.scalar(slow_version)
+        # A caller that goes away does not take the read away from the others who share it.
+        leaving = asyncio.create_task(reader.scalar(slow_version))
+        staying = asyncio.create_task(reader.scalar(slow_version))
+        await asyncio.sleep(0.1)
+        leaving.cancel()
+        return together, await first, second, await staying, leaving.cancelled()
+
+    try:
+        together, first, second, staying, left = asyncio.run(scenario())
+    finally:
+        database.dispose()
+    assert len(together) == 1
+    assert isinstance(first, int) and second == first + 1
+    assert staying == second and left
