@@ -393,7 +393,8 @@ class AuditBatches:
                 nonlocal appended
                 arrived = self._pending[appended : self.MAX_BATCH]
                 if arrived:
-                    await batch.append(_drafted(arrived), expected=expected)
+                    room = self.MAX_BATCH - appended - len(arrived)
+                    await batch.append(_drafted(arrived), expected=min(expected, room))
                     appended += len(arrived)
 
             await batch.begin()

@@ -75,15 +75,6 @@ class OpenBatch:
         await self._connection.execute("COMMIT")
 
 
-async def append_events_on_loop(connection: Connection, events: Sequence[DraftedEvent]) -> list[int]:
-    """PostgreSQL: the batch committed on return, in one ``OpenBatch``."""
-    batch = OpenBatch(connection)
-    await batch.begin()
-    seqs = await batch.append(events)
-    await batch.commit()
-    return seqs
-
-
 def append_events_sqlite(connection: sqlite3.Connection, dialect: Any, events: Sequence[DraftedEvent]) -> list[int]:
     """SQLite: the batch committed on return, rolled back on any error; its ``seq`` follow the
     last one, read once SQLite's write lock is taken (``BEGIN IMMEDIATE``)."""

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from audit.batch_appends import OpenBatch, append_events_on_loop, append_events_sqlite
+from audit.batch_appends import OpenBatch, append_events_sqlite
 from audit.journal import (
     SEQUENCER_LOCK_KEY,
     DraftedEvent,
@@ -64,6 +65,15 @@ def _drafts(count: int, *, tag: str = "lot") -> list[DraftedEvent]:
             DraftedEvent(draft, f"{tag}-{index}-{uuid.uuid4().hex[:8]}", status, T0 + timedelta(seconds=index))
         )
     return events
+
+
+async def append_events_on_loop(connection: Connection, events: Sequence[DraftedEvent]) -> list[int]:
+    """A whole batch on one of the loop's connections, in one ``OpenBatch``."""
+    batch = OpenBatch(connection)
+    await batch.begin()
+    seqs = await batch.append(events)
+    await batch.commit()
+    return seqs
 
 
 def _verify(database: Database, tmp_path: Path) -> VerifyReport:
