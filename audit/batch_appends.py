@@ -3,7 +3,7 @@ sequence of ``audit.journal.append_events``, in a transaction of their own, with
 session or SQLAlchemy's transaction.
 
 The request pipeline commits the events of calls that wrote nothing else in batches
-(``api.pipeline.AuditBatches``). Through a session, a batch's bookkeeping cost more CPU than its
+(``api.audit_batches.AuditBatches``). Through a session, a batch's bookkeeping cost more CPU than its
 eight events' rows and hashes:
 
 - **PostgreSQL**: on the event loop, on one of its own asyncpg connections

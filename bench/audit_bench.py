@@ -268,7 +268,7 @@ def _append_loop(database: Database, count: int, batch: int, done: list[int]) ->
 
 def _append_batch(database: Database, count: int, batch: int, done: list[int]) -> None:
     """``count`` events, ``batch`` per transaction, through one ``append_events`` each: the
-    request pipeline's group commit (``api.pipeline.AuditBatches``)."""
+    request pipeline's group commit (``api.audit_batches.AuditBatches``)."""
     for start in range(0, count, batch):
         stop = min(count, start + batch)
         with database.transaction() as session:

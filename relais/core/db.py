@@ -124,7 +124,7 @@ def _create_sqlite_engine(url: URL) -> Engine:
         # FULL, not NORMAL: in WAL mode NORMAL survives a crash of the process but may lose the
         # last commits on a power cut or an OS crash, and a call's audit event must outlive the
         # answer it let out. The flush this costs is shared: concurrent calls that only read
-        # commit their events together (``api.pipeline.AuditBatches``), one flush per batch.
+        # commit their events together (``api.audit_batches.AuditBatches``), one flush per batch.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -149,7 +149,7 @@ class Database:
         # in-memory SQLite database.
         self.loop_reader = loop_reader_for(self.engine)
         # PostgreSQL: connections of the event loop's own for the group commit of audit events
-        # (``api.pipeline.AuditBatches``): no thread hand-off, no ORM session.
+        # (``api.audit_batches.AuditBatches``): no thread hand-off, no ORM session.
         self.loop_writes = LoopConnections(self.engine, writes=True) if self.dialect == "postgresql" else None
 
     @property

@@ -1,7 +1,7 @@
 """A few of asyncpg's connections to a PostgreSQL database, for one event loop.
 
 Reads done on the event loop (``relais.core.loop_reads``) and the group commit of audit events
-(``api.pipeline.AuditBatches``, ``audit.batch_appends.OpenBatch``) need no thread
+(``api.audit_batches.AuditBatches``, ``audit.batch_appends.OpenBatch``) need no thread
 hand-off, no pooled SQLAlchemy connection and no ORM: for the hottest statements those cost more
 CPU than the statement itself. Reading connections are read-only; writing ones are a set of
 their own.

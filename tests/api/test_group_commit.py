@@ -1,4 +1,4 @@
-"""Group commit of audit events (``api.pipeline.AuditBatches``): a batch waits a moment for the
+"""Group commit of audit events (``api.audit_batches.AuditBatches``): a batch waits a moment for the
 connections answered just before to send their next call, when they came back promptly last
 time, so busy clients share one commit; a connection alone waits for nobody, nor does a batch
 wait for a client that calls now and then; every event is committed before its caller goes on."""
@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import func, select
 
-from api import pipeline
+from api import audit_batches
+from api.audit_batches import REJOIN_WINDOW_SECONDS, AuditBatches
 from api.context import RequestState
-from api.pipeline import REJOIN_WINDOW_SECONDS, AuditBatches
 from audit.models import AuditEvent
 from relais.core.auditing import AuditDraft
 from relais.core.loop_connections import WRITES_APPLICATION_NAME
@@ -49,7 +49,7 @@ def _answered_busy(batches: AuditBatches, connection: tuple[str, int]) -> None:
 
 @pytest.fixture(autouse=True)
 def _long_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "COMMIT_DELAY_SECONDS", DELAY)
+    monkeypatch.setattr(audit_batches, "COMMIT_DELAY_SECONDS", DELAY)
 
 
 def test_a_batch_waits_for_the_connection_just_answered_and_commits_both_events_once(hub: Hub) -> None:
