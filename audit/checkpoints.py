@@ -34,7 +34,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from audit import merkle
-from audit.journal import sequence_in
+from audit.journal import SEQUENCING_STEP, sequence_in, sequence_pending
 from audit.models import AuditCheckpoint, AuditLeaf, AuditTreeHead
 from relais.core.config import Settings
 from relais.core.db import Database
@@ -156,8 +156,11 @@ def checkpoint_in(
 def create_checkpoint(
     database: Database, settings: Settings, *, now: datetime, force: bool = False
 ) -> AuditCheckpoint | None:
-    """Sequence pending events and sign a checkpoint of the tree; None when nothing is new."""
+    """Sequence pending events and sign a checkpoint of the tree; None when nothing is new.
+    The backlog is sequenced by short steps first (``sequence_pending``), so that appends never
+    wait long behind it; the last events come in the signing transaction."""
     private = signing_key(settings)
+    sequence_pending(database, step=SEQUENCING_STEP)
     with database.transaction() as session:
         return checkpoint_in(session, private, now=now, force=force)
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import stat
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import text
 
-from audit import merkle
+from audit import checkpoints, journal, merkle
 from audit.checkpoints import (
     checkpoint_json,
     consistency_proof,
@@ -125,3 +128,33 @@ def test_the_app_job_signs_what_is_pending(database: Database, tmp_path: Path) -
         latest = latest_checkpoint(session)
         count = session.execute(text("SELECT count(*) FROM audit_checkpoint")).scalar_one()
     assert latest is not None and (latest.tree_size, count) == (3, 1)
+
+
+def test_on_sqlite_a_backlog_is_sequenced_by_steps_and_appends_go_in_between(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one writer: the checkpoint sequences a long backlog in short transactions,
+    so that a call's audit event, appended meanwhile, is committed long before the checkpoint
+    ends (in one transaction, it waited for all of it). The signed tree holds every event."""
+    if database.dialect != "sqlite":
+        pytest.skip("on PostgreSQL appends never wait for the sequencer's transaction")
+    monkeypatch.setattr(checkpoints, "SEQUENCING_STEP", 20)
+    monkeypatch.setattr(journal, "SEQUENCING_PAUSE_SECONDS", 0.03)
+    settings = settings_for(database, tmp_path)
+    write_events(database, 300)
+    ended: list[float] = []
+    running = threading.Thread(target=lambda: (checkpoint(database, settings), ended.append(time.monotonic())))
+    running.start()
+    deadline = time.monotonic() + 10
+    while True:  # the first step is committed: the checkpoint is under way
+        with database.session() as session:
+            if session.execute(text("SELECT last_seq FROM audit_tree_head")).scalar_one() > 0:
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    write_events(database, 1, operation="pendantLeCheckpoint")
+    appended = time.monotonic()
+    running.join()
+    assert ended and appended < ended[0] - 0.1  # well before: steps were left to sequence
+    latest = checkpoint(database, settings, force=True)
+    assert latest.tree_size == 301
