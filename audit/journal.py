@@ -449,23 +449,18 @@ def sequence_in(session: Session, *, batch: int = 20_000, limit: int | None = No
     return added
 
 
-# SQLite's periodic checkpoint sequences its backlog by steps of this many events (about 4 ms
-# of work each), with a pause between them (``sequence_pending``).
+# A backlog sequenced by steps (``sequence_pending``): this many events each, about 4 ms of
+# work, with a pause between steps.
 SEQUENCING_STEP = 100
 SEQUENCING_PAUSE_SECONDS = 0.005
 
 
 def sequence_pending(database: Database, *, step: int | None = None) -> int:
-    """Give committed events their leaf indices, in a transaction of its own; on SQLite with a
-    ``step``, in transactions of at most that many events each, a short pause between them.
-
-    Why on SQLite: its one writer. The events of five busy minutes in one transaction held
-    the write lock for seconds, and every call whose audit event waited behind it answered
-    that much later (hub-added p99 at half of peak 84 ms while the checkpoint ran every 15 s,
-    21 ms by steps, 8.9 ms without it: bench/run.py). PostgreSQL's appends never wait for the
-    sequencer's transaction, only for its brief exclusive lock, taken once per transaction:
-    there it stays one transaction."""
-    if step is None or database.dialect != "sqlite":
+    """Give committed events their leaf indices, in a transaction of its own; with a ``step``,
+    in transactions of at most that many events each, a short pause between them, so that
+    other writers are not held behind one long transaction (SQLite's periodic checkpoint,
+    ``audit.checkpoints.create_checkpoint``)."""
+    if step is None:
         with database.transaction() as session:
             return sequence_in(session)
     total = 0
